@@ -1,0 +1,136 @@
+"""Read digital PDFs: AcroForm values (pypdf), or the text inside each field's rectangle (pdfplumber)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pdfplumber
+from pypdf import PdfReader
+from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+from extractors.base import RawDocument, RawField, RawFlag
+from extractors.templates import FormTemplate, TemplateRegistry, Widget, tokens
+
+
+class UnreadablePDF(Exception):
+    """The PDF cannot be opened; ``reason`` is safe to show (no content from the file)."""
+
+    def __init__(self, reason: str, *, encrypted: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.encrypted = encrypted
+
+
+def open_pdf(path: Path) -> PdfReader:
+    """Open with pypdf, accepting an empty user password (common on 'protected' forms), else refuse."""
+    try:
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except (NotImplementedError, PdfReadError) as exc:
+                raise UnreadablePDF(f"encrypted PDF that cannot be opened ({exc.__class__.__name__})", encrypted=True) from None
+            if not ok:
+                raise UnreadablePDF("password-protected PDF; please send an unprotected copy", encrypted=True)
+        n = len(reader.pages)
+    except UnreadablePDF:
+        raise
+    except FileNotDecryptedError:
+        raise UnreadablePDF("password-protected PDF; please send an unprotected copy", encrypted=True) from None
+    except RecursionError:
+        raise UnreadablePDF("damaged PDF (its object structure loops)") from None
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise UnreadablePDF(f"damaged or truncated PDF ({exc.__class__.__name__})") from None
+    if n == 0:
+        raise UnreadablePDF("PDF has no pages")
+    return reader
+
+
+def acroform_values(reader: PdfReader) -> dict[str, str | None]:
+    """Field name -> value as stored (checkbox: its export value or /Off)."""
+    fields = reader.get_fields() or {}
+    values: dict[str, str | None] = {}
+    for name, f in fields.items():
+        v = f.get("/V")
+        if v is None:
+            values[name] = None
+            continue
+        if isinstance(v, list):
+            v = ",".join(str(x) for x in v)
+        values[name] = str(v)
+    return values
+
+
+def read_acroform(reader: PdfReader, tpl: FormTemplate, values: dict[str, str | None]) -> RawDocument:
+    doc = RawDocument(document_type="intake_form", form=tpl.form_id, method="acroform", pages=len(reader.pages))
+    page_of = {w.key: w.page + 1 for w in tpl.widgets()}
+    for key in tpl.keys:
+        doc.fields[key] = RawField(values.get(key), 1.0, page_of.get(key))
+    doc.present = tpl.keys
+    return doc
+
+
+def _text_in(page: pdfplumber.page.Page, w: Widget, pad: float = 1.5) -> str | None:
+    x0, top, x1, bottom = w.rect
+    bbox = (max(0.0, x0 - pad), max(0.0, top - pad), min(float(page.width), x1 + pad), min(float(page.height), bottom + pad))
+    text = page.within_bbox(bbox).extract_text() or ""
+    text = " ".join(text.split())
+    return text or None
+
+
+def page_words(pdf: pdfplumber.PDF) -> list[set[str]]:
+    return [tokens(p.extract_text() or "") for p in pdf.pages]
+
+
+def read_text_layer(pdf: pdfplumber.PDF, tpl: FormTemplate, mapping: list[int | None]) -> RawDocument:
+    """Each value is the text inside its field's rectangle on the page that carries that template page."""
+    doc = RawDocument(document_type="intake_form", form=tpl.form_id, method="text", pages=len(pdf.pages))
+    for tpage, doc_index in zip(tpl.pages, mapping, strict=True):
+        if doc_index is None:
+            for w in tpage.widgets:
+                doc.fields[w.key] = RawField(None, 0.0, None)
+            doc.flags.append(RawFlag("page.missing", "error", f"page {tpage.index + 1} of the form is missing"))
+            continue
+        page = pdf.pages[doc_index]
+        for w in tpage.widgets:
+            doc.fields[w.key] = RawField(_text_in(page, w), 1.0, doc_index + 1)
+    doc.present = tpl.keys
+    return doc
+
+
+def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument:
+    """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template."""
+    reader = open_pdf(path)
+    values: dict[str, str | None] = {}
+    try:
+        values = acroform_values(reader)
+    except RecursionError:
+        raise UnreadablePDF("damaged PDF (its form structure loops)") from None
+    except Exception:
+        values = {}  # a broken form dictionary: fall back to the text layer
+    if values:
+        tpl = registry.by_field_names(set(values))
+        if tpl is not None:
+            return read_acroform(reader, tpl, values)
+    try:
+        with pdfplumber.open(str(path), password="") as pdf:
+            words = page_words(pdf)
+            if not any(words):
+                return RawDocument(
+                    document_type="unknown", method="text", pages=len(pdf.pages),
+                    flags=[RawFlag("form.unrecognised", "error",
+                                   "no text layer: the pages are images and need OCR")],
+                )
+            tpl, mapping, _score = registry.by_words(words, match_threshold)
+            if tpl is None:
+                return RawDocument(
+                    document_type="unknown", method="text", pages=len(pdf.pages),
+                    flags=[RawFlag("form.unrecognised", "error", "the document matches no known form template")],
+                )
+            return read_text_layer(pdf, tpl, mapping)
+    except UnreadablePDF:
+        raise
+    except RecursionError:
+        raise UnreadablePDF("damaged PDF (its object structure loops)") from None
+    except Exception as exc:
+        raise UnreadablePDF(f"damaged PDF; its text cannot be read ({exc.__class__.__name__})") from None
