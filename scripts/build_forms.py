@@ -1,0 +1,422 @@
+"""Build the practice's fillable New Patient Intake form (``templates/forms/new_patient_intake.pdf``).
+
+The form is generated rather than drawn by hand so that its AcroForm field names can never drift from
+``config/fields.yaml``: every canonical key must appear exactly once as a field, and the build fails if
+the vocabulary grows a key the layout does not place.
+
+Design choices that the rest of Frontdesk relies on:
+
+* Field names ARE the canonical keys (flat names containing dots, e.g. ``patient.first_name``).
+* Box outlines are printed in the page content, and widgets have no fill and no border of their own.
+  A flattened or printed-and-scanned copy therefore still shows the boxes, and nothing paints over the
+  text a filler draws inside a widget rectangle.
+* Printed labels sit at least ``LABEL_CLEARANCE`` points outside every widget rectangle, because
+  extraction reads whatever text falls inside a rectangle and must not pick up a label.
+* Output is byte-for-byte deterministic (reportlab ``invariant=1``), so the committed PDF only changes
+  when the layout or the practice header changes.
+
+Run from the repository root: ``python scripts/build_forms.py`` (``--out`` to write elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from reportlab.lib.colors import Color, black
+from reportlab.lib.pagesizes import letter
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+REPO = Path(__file__).resolve().parents[1]
+FIELDS_YAML = REPO / "config" / "fields.yaml"
+FRONTDESK_YAML = REPO / "config" / "frontdesk.yaml"
+OUTPUT = REPO / "templates" / "forms" / "new_patient_intake.pdf"
+
+FORM_TITLE = "New Patient Intake Form"
+FORM_ID = "Form NPI-1 (rev. 2026-11)"
+
+DEFAULT_PRACTICE: dict[str, Any] = {
+    "name": "Riverside Family Medicine",
+    "address_lines": ["120 Main Street", "Springfield, IL 62701"],
+    "phone": "(217) 555-0142",
+}
+
+PAGE_W, PAGE_H = letter
+MARGIN_X = 48.0
+CONTENT_W = PAGE_W - 2 * MARGIN_X  # 516 pt
+GAP = 10.0  # horizontal gap between boxes in a row
+
+BOX_H = 20.0
+CHECK_SIZE = 12.0
+LABEL_FONT = "Helvetica"
+LABEL_SIZE = 8.0
+LABEL_BASELINE_ABOVE_BOX = 7.0  # baseline of a label, above the top edge of its box
+LABEL_CLEARANCE = 4.0  # minimum white space between any widget rectangle and printed text
+ROW_GAP = 11.5  # space between the bottom of one row of boxes and the labels of the next
+FIELD_FONT_SIZE = 10
+
+INK = Color(0.12, 0.12, 0.12)
+LABEL_INK = Color(0.22, 0.22, 0.22)
+HINT_INK = Color(0.42, 0.42, 0.42)
+BOX_INK = Color(0.35, 0.35, 0.35)
+BAND_FILL = Color(0.90, 0.92, 0.95)
+RULE_INK = Color(0.55, 0.60, 0.68)
+
+
+@dataclass(frozen=True)
+class Box:
+    """One field in a row: the canonical key, its width, and optional label overrides."""
+
+    key: str
+    width: float
+    label: str | None = None  # defaults to the label in fields.yaml
+    hint: str | None = None  # smaller grey text after the label, e.g. a date format
+
+
+# The layout. Each inner list is one row of boxes whose widths (plus GAPs) add up to CONTENT_W.
+PATIENT_ROWS: list[list[Box]] = [
+    [
+        Box("patient.last_name", 170),
+        Box("patient.first_name", 150),
+        Box("patient.date_of_birth", 110, hint="MM/DD/YYYY"),
+        Box("patient.sex", 56, hint="F / M / X"),
+    ],
+    [Box("patient.phone", 150), Box("patient.email", 356)],
+    [Box("patient.address.street", 516, hint="number, street, apt.")],
+    [Box("patient.address.city", 336), Box("patient.address.state", 50), Box("patient.address.zip", 110)],
+]
+EMERGENCY_ROWS: list[list[Box]] = [
+    [Box("emergency_contact.name", 340, label="Name"), Box("emergency_contact.phone", 166, label="Phone")],
+]
+PRIMARY_ROWS: list[list[Box]] = [
+    [
+        Box("insurance.primary.payer_name", 256),
+        Box("insurance.primary.member_id", 150),
+        Box("insurance.primary.group_number", 90),
+    ],
+    [
+        Box("insurance.primary.subscriber_name", 236),
+        Box("insurance.primary.subscriber_date_of_birth", 110, label="Subscriber date of birth"),
+        Box("insurance.primary.relationship_to_patient", 150, label="Relationship to patient"),
+    ],
+]
+SECONDARY_ROWS: list[list[Box]] = [
+    [
+        Box("insurance.secondary.payer_name", 256, label="Insurance company (payer)"),
+        Box("insurance.secondary.member_id", 150, label="Member ID"),
+        Box("insurance.secondary.group_number", 90, label="Group number"),
+    ],
+]
+SIGNATURE_ROW: list[Box] = [
+    Box("consent.signature", 356, label="Signature (type or sign your full name)"),
+    Box("consent.date", 150, hint="MM/DD/YYYY"),
+]
+SELF_PAY_KEY = "insurance.self_pay"
+HIPAA_KEY = "consent.hipaa_acknowledgment"
+RELATIONSHIP_HINT = "Self, Spouse, Child, Parent or Other"
+
+PRIVACY_TEXT = (
+    "Notice of Privacy Practices. {name} keeps a Notice of Privacy Practices that describes how "
+    "medical information about you may be used and disclosed, and how you can get access to it, as "
+    "required by the Health Insurance Portability and Accountability Act (HIPAA). You may ask the front "
+    "desk for a copy at any time. Your information on this form is kept confidential and is used only "
+    "for your care, payment and our health care operations."
+)
+
+
+def load_fields(path: Path = FIELDS_YAML) -> dict[str, dict[str, Any]]:
+    """The canonical vocabulary; the form must carry exactly these keys."""
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["fields"]
+
+
+def load_practice(path: Path = FRONTDESK_YAML) -> dict[str, Any]:
+    """The practice header, from the deployment's config when it exists, else the demo practice."""
+    practice = dict(DEFAULT_PRACTICE)
+    if path.exists():
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        configured = data.get("practice") or {}
+        for key in ("name", "address_lines", "phone"):
+            if configured.get(key):
+                practice[key] = configured[key]
+    practice["address_lines"] = [str(line) for line in practice["address_lines"]]
+    return practice
+
+
+def _is_required(spec: dict[str, Any]) -> bool:
+    return spec.get("required") in ("always", "unless_self_pay")
+
+
+class FormBuilder:
+    """Draws the page top-down, keeping a cursor ``y`` (the top of the next thing to draw)."""
+
+    def __init__(self, canvas: Canvas, fields: dict[str, dict[str, Any]]) -> None:
+        self.c = canvas
+        self.fields = fields
+        self.placed: list[str] = []
+        self.y = PAGE_H - 40.0
+
+    # -- primitives ---------------------------------------------------------------------------------
+
+    def _label(self, x: float, baseline: float, text: str, hint: str | None, max_width: float) -> None:
+        c = self.c
+        c.setFillColor(LABEL_INK)
+        c.setFont(LABEL_FONT, LABEL_SIZE)
+        c.drawString(x, baseline, text)
+        if hint:
+            used = stringWidth(text, LABEL_FONT, LABEL_SIZE) + 4
+            hint_text = f"({hint})"
+            if used + stringWidth(hint_text, LABEL_FONT, 7) <= max_width:
+                c.setFillColor(HINT_INK)
+                c.setFont(LABEL_FONT, 7)
+                c.drawString(x + used, baseline, hint_text)
+
+    def _text_field(self, box: Box, x: float, y: float) -> None:
+        spec = self.fields[box.key]
+        if spec["type"] == "checkbox":
+            raise ValueError(f"{box.key} is a checkbox in fields.yaml but the layout draws a text box")
+        label = box.label or spec["label"]
+        if _is_required(spec):
+            label += " *"
+        self._label(x, y + BOX_H + LABEL_BASELINE_ABOVE_BOX, label, box.hint, box.width)
+        c = self.c
+        c.setStrokeColor(BOX_INK)
+        c.setLineWidth(0.6)
+        c.rect(x, y, box.width, BOX_H, stroke=1, fill=0)
+        c.acroForm.textfield(
+            name=box.key,
+            tooltip=label.rstrip(" *"),
+            value="",
+            x=x,
+            y=y,
+            width=box.width,
+            height=BOX_H,
+            fontName="Helvetica",
+            fontSize=FIELD_FONT_SIZE,
+            textColor=black,
+            fillColor=None,
+            borderColor=None,
+            borderWidth=0,
+            maxlen=0,
+            fieldFlags="",
+        )
+        self.placed.append(box.key)
+
+    def _checkbox(self, key: str, x: float, text: str, bold_prefix: str | None = None) -> None:
+        """A checkbox with its statement printed to the right, wrapped if long."""
+        if self.fields[key]["type"] != "checkbox":
+            raise ValueError(f"{key} is not a checkbox in fields.yaml but the layout draws one")
+        c = self.c
+        top = self.y
+        y = top - CHECK_SIZE
+        c.setStrokeColor(BOX_INK)
+        c.setLineWidth(0.8)
+        c.rect(x, y, CHECK_SIZE, CHECK_SIZE, stroke=1, fill=0)
+        c.acroForm.checkbox(
+            name=key,
+            tooltip=self.fields[key]["label"],
+            checked=False,
+            buttonStyle="check",
+            shape="square",
+            x=x,
+            y=y,
+            size=CHECK_SIZE,
+            fillColor=None,
+            borderColor=None,
+            textColor=black,
+            borderWidth=0,
+            fieldFlags="",
+        )
+        self.placed.append(key)
+        text_x = x + CHECK_SIZE + 8
+        width = MARGIN_X + CONTENT_W - text_x
+        size = 9.0
+        lines = simpleSplit(text, LABEL_FONT, size, width)
+        baseline = y + CHECK_SIZE / 2 - 0.26 * size
+        for i, line in enumerate(lines):
+            c.setFillColor(INK)
+            c.setFont(LABEL_FONT, size)
+            c.drawString(text_x, baseline - i * (size + 2.5), line)
+        self.y = min(y, baseline - (len(lines) - 1) * (size + 2.5) - 3) - 12
+
+    def _rows(self, rows: list[list[Box]]) -> None:
+        for row in rows:
+            total = sum(b.width for b in row) + GAP * (len(row) - 1)
+            if abs(total - CONTENT_W) > 0.01:
+                raise ValueError(f"layout row {[b.key for b in row]} is {total} pt wide, not {CONTENT_W}")
+            label_top = LABEL_BASELINE_ABOVE_BOX + LABEL_SIZE * 0.75
+            y = self.y - label_top - BOX_H
+            x = MARGIN_X
+            for box in row:
+                self._text_field(box, x, y)
+                x += box.width + GAP
+            self.y = y - ROW_GAP
+
+    def _section(self, number: int, title: str, note: str | None = None) -> None:
+        c = self.c
+        self.y -= 4
+        band_h = 16.0
+        c.setFillColor(BAND_FILL)
+        c.setStrokeColor(BAND_FILL)
+        c.rect(MARGIN_X, self.y - band_h, CONTENT_W, band_h, stroke=0, fill=1)
+        c.setFillColor(INK)
+        c.setFont("Helvetica-Bold", 10)
+        c.drawString(MARGIN_X + 6, self.y - band_h + 5, f"{number}. {title}")
+        if note:
+            c.setFont("Helvetica-Oblique", 7.5)
+            c.setFillColor(HINT_INK)
+            c.drawRightString(MARGIN_X + CONTENT_W - 6, self.y - band_h + 5.5, note)
+        self.y -= band_h + 6
+
+    def _subheading(self, text: str) -> None:
+        c = self.c
+        c.setFillColor(INK)
+        c.setFont("Helvetica-Bold", 8.5)
+        c.drawString(MARGIN_X, self.y - 8, text)
+        self.y -= 12
+
+    # -- page ---------------------------------------------------------------------------------------
+
+    def header(self, practice: dict[str, Any]) -> None:
+        c = self.c
+        top = self.y
+        c.setFillColor(INK)
+        c.setFont("Helvetica-Bold", 15)
+        c.drawString(MARGIN_X, top - 14, practice["name"])
+        c.setFont("Helvetica", 9)
+        c.setFillColor(LABEL_INK)
+        line_y = top - 27
+        for line in [*practice["address_lines"], f"Phone {practice['phone']}"]:
+            c.drawString(MARGIN_X, line_y, line)
+            line_y -= 11
+        right = MARGIN_X + CONTENT_W
+        c.setFillColor(INK)
+        c.setFont("Helvetica-Bold", 17)
+        c.drawRightString(right, top - 15, FORM_TITLE)
+        c.setFont("Helvetica", 8.5)
+        c.setFillColor(LABEL_INK)
+        c.drawRightString(right, top - 29, "Please print clearly in blue or black ink.")
+        c.drawRightString(right, top - 40, "Fields marked * are required.")
+        self.y = min(line_y + 11, top - 40) - 9
+        c.setStrokeColor(RULE_INK)
+        c.setLineWidth(1.2)
+        c.line(MARGIN_X, self.y, right, self.y)
+        self.y -= 6
+
+    def body(self, practice: dict[str, Any]) -> None:
+        self._section(1, "Patient information")
+        self._rows(PATIENT_ROWS)
+        self._section(2, "Emergency contact")
+        self._rows(EMERGENCY_ROWS)
+        self._section(3, "Insurance", note="* insurance items are required unless you pay for your care yourself")
+        self.y -= 2
+        self._checkbox(
+            SELF_PAY_KEY,
+            MARGIN_X,
+            f"{self.fields[SELF_PAY_KEY]['label']}. If checked, leave the insurance boxes below blank.",
+        )
+        self._subheading("Primary insurance")
+        self._rows(PRIMARY_ROWS[:1])
+        self._rows(PRIMARY_ROWS[1:])
+        self._relationship_hint()
+        self._subheading("Secondary insurance (if any)")
+        self._rows(SECONDARY_ROWS)
+        self._section(4, "Consent")
+        self._privacy_paragraph(practice)
+        self._checkbox(HIPAA_KEY, MARGIN_X, f"{self.fields[HIPAA_KEY]['label']} *")
+        self.y += 2
+        self._rows([SIGNATURE_ROW])
+
+    def _relationship_hint(self) -> None:
+        """Print the accepted relationships under the relationship box, clear of the box."""
+        # self.y is ROW_GAP below the bottom of the row just drawn; the hint goes into that gap,
+        # LABEL_CLEARANCE + a little below the box.
+        c = self.c
+        row = PRIMARY_ROWS[1]
+        x = MARGIN_X + sum(b.width + GAP for b in row[:-1])
+        box_bottom = self.y + ROW_GAP
+        baseline = box_bottom - LABEL_CLEARANCE - 1.5 - 7 * 0.72
+        c.setFont(LABEL_FONT, 7)
+        c.setFillColor(HINT_INK)
+        c.drawString(x, baseline, RELATIONSHIP_HINT)
+        self.y = baseline - 2.5 - ROW_GAP + 4
+
+    def _privacy_paragraph(self, practice: dict[str, Any]) -> None:
+        c = self.c
+        size, leading = 8.0, 10.0
+        text = PRIVACY_TEXT.format(name=practice["name"])
+        lines = simpleSplit(text, LABEL_FONT, size, CONTENT_W - 12)
+        height = len(lines) * leading + 8
+        c.setStrokeColor(Color(0.75, 0.77, 0.80))
+        c.setLineWidth(0.6)
+        c.rect(MARGIN_X, self.y - height, CONTENT_W, height, stroke=1, fill=0)
+        baseline = self.y - 4 - size
+        for i, line in enumerate(lines):
+            c.setFont("Helvetica-Bold" if i == 0 else LABEL_FONT, size)
+            c.setFillColor(INK)
+            if i == 0 and line.startswith("Notice of Privacy Practices."):
+                head = "Notice of Privacy Practices."
+                c.drawString(MARGIN_X + 6, baseline, head)
+                c.setFont(LABEL_FONT, size)
+                c.drawString(MARGIN_X + 6 + stringWidth(head + " ", "Helvetica-Bold", size), baseline,
+                             line[len(head):].lstrip())
+            else:
+                c.setFont(LABEL_FONT, size)
+                c.drawString(MARGIN_X + 6, baseline - i * leading, line)
+        self.y -= height + 8
+
+    def footer(self) -> None:
+        c = self.c
+        c.setFont(LABEL_FONT, 7)
+        c.setFillColor(HINT_INK)
+        c.drawString(MARGIN_X, 28, FORM_ID)
+        c.drawRightString(MARGIN_X + CONTENT_W, 28, "Please return this form to the front desk.  Page 1 of 1")
+        if self.y < 40:
+            raise ValueError(f"layout overflows the page (cursor at {self.y:.1f} pt)")
+
+
+def build(out: Path = OUTPUT, fields_path: Path = FIELDS_YAML, practice_path: Path = FRONTDESK_YAML) -> Path:
+    """Write the intake form to ``out``; raise if the layout and the vocabulary disagree."""
+    fields = load_fields(fields_path)
+    practice = load_practice(practice_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas = Canvas(str(out), pagesize=letter, invariant=1, pageCompression=1)
+    canvas.setTitle(FORM_TITLE)
+    canvas.setSubject(FORM_ID)
+    canvas.setAuthor(practice["name"])
+    canvas.setCreator("Frontdesk scripts/build_forms.py")
+    builder = FormBuilder(canvas, fields)
+    builder.header(practice)
+    builder.body(practice)
+    builder.footer()
+
+    placed = builder.placed
+    duplicates = sorted({k for k in placed if placed.count(k) > 1})
+    unknown = sorted(set(placed) - set(fields))
+    missing = sorted(set(fields) - set(placed))
+    if duplicates or unknown or missing:
+        raise ValueError(f"form layout out of step with {fields_path.name}: missing={missing} "
+                         f"unknown={unknown} duplicated={duplicates}")
+    canvas.showPage()
+    canvas.save()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=OUTPUT, help="where to write the PDF")
+    args = parser.parse_args(argv)
+    path = build(args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
