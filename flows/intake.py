@@ -1,0 +1,71 @@
+"""The intake flow: Prefect orchestration over :mod:`frontdesk.pipeline`, nothing more.
+
+Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
+is never pickled to Prefect's result storage. Documents run one after another in the flow's thread, so
+the per-document read time limit (SIGALRM) applies; letters are converted in one batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from frontdesk.exceptions import StorageError
+from frontdesk.models import ProcessOutcome
+from frontdesk.pipeline import IntakeWork, Pipeline, collect_inputs
+
+_PIPELINES: dict[str | None, Pipeline] = {}
+
+
+def pipeline_for(config_file: str | None) -> Pipeline:
+    """One pipeline per process and config: templates and vocabulary load once, not per task."""
+    if config_file not in _PIPELINES:
+        from frontdesk.settings import load_settings
+
+        _PIPELINES[config_file] = Pipeline(load_settings(config_file))
+    return _PIPELINES[config_file]
+
+
+def use_pipeline(pipeline: Pipeline, config_file: str | None = None) -> None:
+    """Let the CLI (or a test) hand the flow a pipeline it already built."""
+    _PIPELINES[config_file] = pipeline
+
+
+@task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
+      persist_result=False, retry_condition_fn=lambda t, r, s: isinstance(s.result(raise_on_failure=False), StorageError))
+def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
+    return pipeline_for(config_file).intake(path)
+
+
+@task(name="send-letters", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def send_letters(works: list[IntakeWork], config_file: str | None = None) -> list[IntakeWork]:
+    return pipeline_for(config_file).send_letters(works)
+
+
+def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
+    """Counts and flag codes only: the artifact is visible in the UI and must not carry patient data."""
+    status = Counter(o.status for o in outcomes)
+    codes = Counter(f.code for o in outcomes for f in o.flags if f.severity == "error")
+    letters = sum(len(o.letters) for o in outcomes)
+    lines = ["# Intake run", "", "| status | documents |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(status.items())]
+    lines += ["", f"Letters filed: {letters}", "", "| error flag | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(codes.items())]
+    failed = [o.record_id for o in outcomes if o.status == "failed"]
+    if failed:
+        lines += ["", "Failed records: " + ", ".join(str(f) for f in failed)]
+    return "\n".join(lines)
+
+
+@flow(name="intake", persist_result=False, log_prints=False)
+def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
+    inputs = collect_inputs(Path(p) for p in paths)
+    works = [intake_document(p, config_file) for p in inputs]
+    works = send_letters(works, config_file)
+    outcomes = [w.outcome() for w in works]
+    create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
+    return outcomes

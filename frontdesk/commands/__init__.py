@@ -1,0 +1,1 @@
+"""Sub-commands of the ``frontdesk`` CLI, one module each."""

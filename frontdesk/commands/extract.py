@@ -1,0 +1,47 @@
+"""``frontdesk extract FILE [--json]``: read one document and show its fields and flags. No Prefect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from frontdesk.exceptions import ExitCode, InputFileError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("extract", help="read one document and print its fields and flags")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print the documented JSON shape")
+    p.add_argument("--forms-dir", type=Path, action="append", default=[], metavar="DIR",
+                   help="also use the form templates in DIR (repeatable)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk.extraction import Reader
+
+    reader = Reader(ctx.settings, args.forms_dir)
+    try:
+        result = reader.extract(args.file)
+    except InputFileError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return ExitCode.bad_input
+    except Exception as exc:  # a library bug on a hostile file must still be one line, not a traceback
+        print(f"frontdesk: {args.file}: cannot be read ({exc.__class__.__name__})", file=sys.stderr)
+        return ExitCode.bad_input
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return ExitCode.ok
+    vocab = reader.vocabulary
+    print(f"{args.file}: {result.document_type}" + (f" ({result.form}, read from {result.method})" if result.form else ""))
+    for key, fr in result.fields.items():
+        value = "" if fr.value is None else ("yes" if fr.value is True else "no" if fr.value is False else fr.value)
+        print(f"  {vocab.label(key):<40} {value}")
+    if result.flags:
+        print("Flags:")
+        for f in result.flags:
+            print(f"  [{f.severity}] {f.code}: {f.message}")
+    return ExitCode.ok

@@ -1,0 +1,52 @@
+"""``frontdesk process PATH...``: run the intake flow once over files and folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from frontdesk.exceptions import ExitCode
+from frontdesk.models import ProcessOutcome
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object per input, as a list")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    from flows.intake import intake_flow, use_pipeline
+    from frontdesk.pipeline import Pipeline
+
+    config = str(args.config) if args.config else None
+    use_pipeline(Pipeline(ctx.settings), config)
+    outcomes: list[ProcessOutcome] = intake_flow([str(p) for p in args.paths], config)
+    if args.json:
+        print(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2, ensure_ascii=False))
+    else:
+        print(render_summary(outcomes, ctx.settings.storage.root))
+    return ExitCode.ok
+
+
+def render_summary(outcomes: list[ProcessOutcome], storage_root: Path) -> str:
+    lines = [f"{'input':<40} {'status':<13} {'record':<22} letters"]
+    for o in outcomes:
+        name = Path(o.input).name
+        lines.append(f"{name[:40]:<40} {o.status:<13} {o.record_id or '-':<22} {len(o.letters)}")
+        if o.error:
+            lines.append(f"    {o.error}")
+        for f in o.flags:
+            if f.severity == "error":
+                lines.append(f"    [{f.severity}] {f.code}: {f.message}")
+    counts = Counter(o.status for o in outcomes)
+    letters = sum(len(o.letters) for o in outcomes)
+    lines.append("")
+    lines.append(f"{len(outcomes)} documents: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                 + f"; {letters} letters")
+    lines.append(f"Filed under {storage_root}")
+    return "\n".join(lines)

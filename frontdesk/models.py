@@ -1,0 +1,71 @@
+"""The data that crosses stage boundaries. ``ExtractionResult`` is the documented output contract of
+``frontdesk extract --json``: change it only additively."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DocumentType = Literal["intake_form", "insurance_card", "correspondence", "unknown"]
+Method = Literal["acroform", "text", "ocr"]
+Severity = Literal["error", "warning", "info"]
+Status = Literal["filed", "needs_review", "failed", "duplicate"]
+FieldValue = str | bool | None
+
+
+class FieldResult(BaseModel):
+    value: FieldValue = None
+    raw: str | None = None
+    confidence: float = Field(1.0, ge=0.0, le=1.0)
+    page: int | None = None
+
+
+class Flag(BaseModel):
+    code: str
+    severity: Severity
+    field: str | None = None
+    message: str
+
+
+class ExtractionResult(BaseModel):
+    document_type: DocumentType = "unknown"
+    form: str | None = None
+    method: Method = "text"
+    pages: int = 0
+    fields: dict[str, FieldResult] = Field(default_factory=dict)
+    flags: list[Flag] = Field(default_factory=list)
+
+    def value(self, key: str) -> FieldValue:
+        fr = self.fields.get(key)
+        return fr.value if fr else None
+
+    def has_errors(self) -> bool:
+        return any(f.severity == "error" for f in self.flags)
+
+    def needs_review(self) -> bool:
+        return self.document_type == "unknown" or any(
+            f.severity == "error" or f.code == "low_confidence" for f in self.flags
+        )
+
+
+class StoredObject(BaseModel):
+    """Where a filed file lives: an opaque key and its SHA-256, never a patient name."""
+
+    key: str
+    uri: str
+    sha256: str
+    size: int
+
+
+class ProcessOutcome(BaseModel):
+    """One line of ``frontdesk process --json``."""
+
+    input: str
+    status: Status
+    record_id: str | None = None
+    document_type: DocumentType | None = None
+    stored: list[StoredObject] = Field(default_factory=list)
+    letters: list[StoredObject] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+    error: str | None = None

@@ -1,0 +1,397 @@
+"""Render .docx letter templates safely.
+
+Letter templates are written by the practice (or its IT person) and filled with patient data, so two
+things must never happen: a template reaching Python internals (docxtpl renders with a plain, unsandboxed
+Jinja ``Template`` unless given an environment, docxtpl #632), and a value such as ``O'Neil & Sons <Jr>``
+corrupting the document XML (docxtpl #105, #113, #594). Every render therefore goes through one
+sandboxed, autoescaping, strict environment.
+
+Error messages name the template file and the template variable, never a value: they end up in logs and
+terminals that get shared.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.sandbox
+from docx import Document
+from docxtpl import DocxTemplate
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from lxml import etree
+from markupsafe import Markup
+
+from frontdesk.exceptions import TemplateError, TemplateSecurityError
+
+__all__ = ["check_template", "jinja_env", "render_docx", "template_variables"]
+
+# Characters XML 1.0 forbids. OCR output carries form feeds (tesseract ends pages with \x0c); one of them
+# in a value makes the whole .docx unreadable by Word, so they are dropped at output time.
+_ILLEGAL_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+# The sandbox stops attribute and call abuse but not ``{{ 'x' * 10**10 }}``: cap what repetition and
+# powers may produce so a template cannot exhaust a worker's memory.
+_MAX_REPEAT_LEN = 100_000
+_MAX_EXPONENT = 1_000
+
+# Tag text left in the rendered output means a tag did not render (typically split across runs).
+_LEFTOVER_TAG = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+_UNSAFE_ATTRIBUTE = re.compile(r"access to attribute '(\w+)' of '(\w+)' object is unsafe")
+
+
+class _MissingValueError(UndefinedError):
+    """An undefined value was used; carries the name so the message can be built without any value."""
+
+    def __init__(self, message: str, *, name: Any, has_parent: bool) -> None:
+        super().__init__(message)
+        self.name = name
+        self.has_parent = has_parent
+
+
+class _SafeStrictUndefined(jinja2.StrictUndefined):
+    """StrictUndefined whose failure carries the missing name instead of a message built from the data."""
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = jinja2.utils.missing,
+        name: str | None = None,
+        exc: type[jinja2.exceptions.TemplateRuntimeError] = UndefinedError,
+    ) -> None:
+        super().__init__(hint, obj, name, exc)
+        if exc is UndefinedError and hint is None:
+            # Jinja raises ``self._undefined_exception(message)``; a partial keeps the structured data.
+            self._undefined_exception = functools.partial(  # type: ignore[assignment]
+                _MissingValueError, name=name, has_parent=obj is not jinja2.utils.missing
+            )
+
+
+class _LetterSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Immutable sandbox (templates cannot alter the data shared by a batch) with size limits."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+                raise SecurityError("the template raises a number to a power that is too large")
+            return operator.pow(left, right)
+        for seq, count in ((left, right), (right, left)):
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(count, int)
+                and len(seq) * count > _MAX_REPEAT_LEN
+            ):
+                raise SecurityError("the template repeats a text or list to a size that is too large")
+        return operator.mul(left, right)
+
+
+def _finalize(value: Any) -> Any:
+    """Print ``None`` as nothing (not the word "None" in a patient letter) and drop XML-illegal chars."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _ILLEGAL_XML_CHARS.sub("", value)
+    return value
+
+
+@functools.cache
+def jinja_env() -> jinja2.sandbox.SandboxedEnvironment:
+    """The one environment every letter renders with: sandboxed, strict about missing data, XML-escaping.
+
+    Built once because compiling the environment per letter is wasted work in a batch; it is never
+    mutated after creation, so threads can share it.
+    """
+    return _LetterSandbox(
+        undefined=_SafeStrictUndefined,
+        autoescape=True,
+        finalize=_finalize,
+        keep_trailing_newline=True,
+    )
+
+
+def _open_template(template: Path) -> DocxTemplate:
+    """Load the .docx now, so a missing or broken file is reported as such and not as a render failure."""
+    template = Path(template)
+    if not template.is_file():
+        raise TemplateError(f"{template.name}: letter template not found")
+    tpl = DocxTemplate(template)
+    try:
+        tpl.init_docx()
+    except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError, OSError) as exc:
+        raise TemplateError(
+            f"{template.name}: not a readable .docx file ({type(exc).__name__}); re-save it from Word"
+        ) from None
+    except Exception as exc:  # python-docx raises its own PackageNotFoundError and friends
+        raise TemplateError(
+            f"{template.name}: not a readable .docx file ({type(exc).__name__}); re-save it from Word"
+        ) from None
+    return tpl
+
+
+def _template_sources(tpl: DocxTemplate) -> Iterator[str]:
+    """The Jinja source docxtpl renders: the body, then headers and footers (same patching as docxtpl)."""
+    yield tpl.patch_xml(tpl.get_xml())
+    for uri in (tpl.HEADER_URI, tpl.FOOTER_URI):
+        for _rel, part in tpl.get_headers_footers(uri):
+            yield tpl.patch_xml(tpl.get_part_xml(part))
+
+
+def _dotted(node: nodes.Node) -> list[Any] | None:
+    """``patient.address.city`` as ['patient', 'address', 'city']; None for anything not a plain path."""
+    if isinstance(node, nodes.Name):
+        return [node.name]
+    if isinstance(node, nodes.Getattr):
+        base = _dotted(node.node)
+        return None if base is None else [*base, node.attr]
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base = _dotted(node.node)
+        return None if base is None else [*base, node.arg.value]
+    return None
+
+
+def _lookup(value: Any, key: Any) -> Any:
+    """One step of a Jinja path (item first for mappings, as Jinja does); raises LookupError if absent."""
+    if isinstance(value, Mapping):
+        if key in value:
+            return value[key]
+    elif isinstance(key, str) and hasattr(value, key):
+        return getattr(value, key)
+    elif isinstance(value, list | tuple) and isinstance(key, int) and -len(value) <= key < len(value):
+        return value[key]
+    raise LookupError(key)
+
+
+def _missing_paths(tpl_path: Path, name: Any, context: Mapping[str, Any]) -> list[str]:
+    """Which template paths end in the missing ``name``, preferring those the data really lacks.
+
+    Only names written in the template itself are ever returned, so a key computed from patient data
+    cannot leak into the message.
+    """
+    env = jinja_env()
+    paths: set[tuple[Any, ...]] = set()
+    try:
+        for source in _template_sources(_open_template(tpl_path)):
+            tree = env.parse(source)
+            for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+                path = _dotted(node)
+                if path and path[-1] == name:
+                    paths.add(tuple(path))
+    except Exception:  # best effort: the caller still reports the bare name
+        return []
+
+    def really_missing(path: tuple[Any, ...]) -> bool:
+        value: Any = context
+        for key in path[:-1]:
+            try:
+                value = _lookup(value, key)
+            except LookupError:
+                return False
+        try:
+            _lookup(value, path[-1])
+        except LookupError:
+            return True
+        return False
+
+    confirmed = [p for p in paths if really_missing(p)]
+    chosen = confirmed or sorted(paths, key=str)
+    return sorted(".".join(str(part) for part in p) for p in chosen)
+
+
+def _names_in_template(tpl_path: Path) -> set[Any]:
+    """Every variable, attribute and constant key the template spells out."""
+    env = jinja_env()
+    found: set[Any] = set()
+    try:
+        for source in _template_sources(_open_template(tpl_path)):
+            tree = env.parse(source)
+            found.update(n.name for n in tree.find_all(nodes.Name))
+            found.update(n.attr for n in tree.find_all(nodes.Getattr))
+            found.update(
+                n.arg.value for n in tree.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const)
+            )
+    except Exception:
+        return set()
+    return found
+
+
+def _near_text(exc: BaseException, tpl: DocxTemplate) -> str:
+    """The template text (never the data) around the line where rendering failed, to help the author."""
+    lines: list[str] | None = None
+    docx_context = getattr(exc, "docx_context", None)
+    if docx_context is not None:
+        lines = [line.strip() for line in docx_context]
+        middle = lines[len(lines) // 2 : len(lines) // 2 + 1] if len(lines) >= 7 else lines
+        text = " ".join(t for t in middle if t)
+    else:
+        lineno = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<template>":
+                lineno = tb.tb_lineno
+            tb = tb.tb_next
+        part = getattr(tpl, "current_rendering_part", None)
+        if lineno is None or part is None:
+            return ""
+        try:
+            fresh = DocxTemplate(tpl.template_file)
+            fresh.init_docx()
+            if part is tpl.docx._part:
+                source = fresh.patch_xml(fresh.get_xml())
+            else:
+                source = fresh.patch_xml(fresh.get_part_xml(part))
+        except Exception:
+            return ""
+        source = re.sub(r"<w:p([ >])", r"\n<w:p\1", source)
+        src_lines = source.splitlines()
+        if not 1 <= lineno <= len(src_lines):
+            return ""
+        text = re.sub(r"<[^>]+>", "", src_lines[lineno - 1]).strip()
+    text = re.sub(r"\s+", " ", text)
+    if not text:
+        return ""
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return f" near {text!r}"
+
+
+def _translate(exc: Exception, template: Path, tpl: DocxTemplate, context: Mapping[str, Any]) -> TemplateError:
+    """Turn whatever rendering raised into our error, keeping values out of the message."""
+    name = template.name
+    if isinstance(exc, SecurityError):
+        match = _UNSAFE_ATTRIBUTE.search(str(exc))
+        detail = (
+            f"access to attribute {match.group(1)!r} of a {match.group(2)!r} value is not allowed"
+            if match
+            else "it uses an operation letter templates may not use"
+        )
+        return TemplateSecurityError(
+            f"{name}: rendering refused, the template tries to reach Python internals or unsafe operations: "
+            f"{detail}"
+        )
+    if isinstance(exc, _MissingValueError):
+        if not exc.has_parent:
+            return TemplateError(f"{name}: the template uses {exc.name!r}, which is not in the letter data")
+        if exc.name in _names_in_template(template):
+            paths = _missing_paths(template, exc.name, context)
+            shown = " or ".join(repr(p) for p in paths) if paths else repr(exc.name)
+            return TemplateError(f"{name}: the template uses {shown}, which is not in the letter data")
+        return TemplateError(f"{name}: the template looks up a key that is not in the letter data")
+    if isinstance(exc, UndefinedError):
+        return TemplateError(f"{name}: the template uses a value that is not defined{_near_text(exc, tpl)}")
+    if isinstance(exc, TemplateSyntaxError):
+        return TemplateError(f"{name}: template syntax error: {exc.message}{_near_text(exc, tpl)}")
+    if isinstance(exc, etree.XMLSyntaxError):
+        line, column = exc.position
+        return TemplateError(
+            f"{name}: rendering produced broken document XML (line {line}, column {column}); "
+            "check that {%p %}, {%tr %} and {%tc %} tags sit alone in their paragraph, row or cell"
+        )
+    # Any other error (a filter given the wrong type, ...) may quote a value in its message: keep only the type.
+    return TemplateError(f"{name}: rendering failed ({type(exc).__name__}){_near_text(exc, tpl)}")
+
+
+def render_docx(template: Path, context: Mapping[str, Any], out: Path) -> Path:
+    """Fill ``template`` with ``context`` and write the letter to ``out`` (atomically, parents created).
+
+    The file appears only once complete, so a watcher or the filing step never picks up half a letter.
+    """
+    template = Path(template)
+    out = Path(out)
+    tpl = _open_template(template)
+    try:
+        tpl.render(dict(context), jinja_env=jinja_env(), autoescape=True)
+    except TemplateError:
+        raise
+    except Exception as exc:
+        raise _translate(exc, template, tpl, context) from None
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=".render-", suffix=".docx")
+    os.close(fd)
+    try:
+        tpl.save(tmp_name)
+        os.replace(tmp_name, out)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def template_variables(template: Path) -> set[str]:
+    """Top-level variables the template needs, so a flow can check its data before rendering a batch."""
+    template = Path(template)
+    tpl = _open_template(template)
+    try:
+        return set(tpl.get_undeclared_template_variables(jinja_env=jinja_env()))
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{template.name}: template syntax error: {exc.message}") from None
+
+
+def _document_texts(path: Path) -> Iterator[str]:
+    """Paragraph texts of the body (tables included), headers and footers."""
+    doc = Document(str(path))
+
+    def from_container(container: Any) -> Iterator[str]:
+        for paragraph in container.paragraphs:
+            yield paragraph.text
+        for table in container.tables:
+            for row in table.rows:
+                for cell in row.cells:
+                    yield from from_container(cell)
+
+    yield from from_container(doc)
+    for section in doc.sections:
+        for part in (section.header, section.footer, section.first_page_header, section.first_page_footer):
+            if not part.is_linked_to_previous:
+                yield from from_container(part)
+
+
+def check_template(template: Path, sample: Mapping[str, Any]) -> list[str]:
+    """Problems a template author must fix, found by rendering ``sample``; empty when the template is fine.
+
+    Meant for the moment a practice adds or edits a template, so mistakes show up before a batch of
+    letters fails (or, worse, goes out with raw ``{{ tags }}`` in it).
+    """
+    template = Path(template)
+    problems: list[str] = []
+    try:
+        variables = template_variables(template)
+    except TemplateError as exc:
+        return [str(exc)]
+    for missing in sorted(variables - set(sample)):
+        problems.append(f"{template.name}: the template uses {missing!r}, which the sample data does not provide")
+
+    with tempfile.TemporaryDirectory(prefix="frontdesk-check-") as tmp:
+        out = Path(tmp) / "sample.docx"
+        try:
+            render_docx(template, sample, out)
+        except TemplateError as exc:
+            message = str(exc)
+            if message not in problems and not (problems and isinstance(exc, TemplateError) and
+                                                 "which is not in the letter data" in message):
+                problems.append(message)
+            return problems
+        try:
+            texts = list(_document_texts(out))
+        except Exception as exc:
+            problems.append(f"{template.name}: the rendered letter cannot be opened ({type(exc).__name__})")
+            return problems
+    leftovers = sum(1 for text in texts if _LEFTOVER_TAG.search(text))
+    if leftovers:
+        problems.append(
+            f"{template.name}: {leftovers} paragraph(s) still show tag text such as '{{{{' after rendering; "
+            "retype each tag in one go so Word keeps it in a single run"
+        )
+    return problems

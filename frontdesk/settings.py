@@ -1,0 +1,163 @@
+"""Settings: one pydantic model, defaults from ``config/frontdesk.yaml``.
+
+Precedence, highest first: keyword arguments, ``FRONTDESK_*`` environment variables (nested with ``__``),
+the YAML file given by ``--config`` / ``FRONTDESK_CONFIG``, then ``config/frontdesk.yaml`` in the home folder.
+Relative paths resolve against the home folder, so the same config works whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from frontdesk.exceptions import ConfigError
+
+_PACKAGE_HOME = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """The folder relative paths are taken from: FRONTDESK_HOME, else the project checkout, else cwd."""
+    env = os.environ.get("FRONTDESK_HOME")
+    if env:
+        return Path(env).resolve()
+    if (_PACKAGE_HOME / "config" / "frontdesk.yaml").is_file():
+        return _PACKAGE_HOME
+    return Path.cwd()
+
+
+class S3Settings(BaseModel):
+    bucket: str = ""
+    prefix: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    sse: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_id: str | None = None
+    max_attempts: int = 5
+    multipart_threshold_mb: int = 8
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = "local"
+    root: Path = Path("var/storage")
+    spool: Path = Path("var/spool")
+    s3: S3Settings = Field(default_factory=S3Settings)
+
+
+class Practice(BaseModel):
+    name: str = "Riverside Family Medicine"
+    address_lines: list[str] = Field(default_factory=lambda: ["120 Main Street", "Springfield, IL 62701"])
+    phone: str = "(217) 555-0142"
+    logo: Path | None = None
+
+
+class ExtractionSettings(BaseModel):
+    template_match_threshold: float = 0.55
+    low_confidence_threshold: float = 0.80
+    tesseract_timeout: float = 60.0
+    read_timeout: float = 60.0  # whole-document limit; a looping PDF is refused, not waited on
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{self.path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path}: expected a mapping of settings")
+        return data
+
+
+class Settings(BaseSettings):
+    """Everything a practice configures. Paths are absolute after loading."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", env_nested_delimiter="__", extra="ignore")
+
+    inbox: Path = Path("var/inbox")
+    database_url: str = "sqlite:///var/frontdesk.db"
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    forms_dirs: list[Path] = Field(default_factory=lambda: [Path("templates/forms")])
+    letters_dir: Path = Path("templates/letters")
+    fields_file: Path = Path("config/fields.yaml")
+    practice: Practice = Field(default_factory=Practice)
+    extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)
+
+    _yaml_path: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls, cls._yaml_path))
+
+    def resolved(self, base: Path) -> Settings:
+        """Return a copy with every relative path made absolute against ``base``."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p).resolve()
+
+        data = self.model_copy(deep=True)
+        data.inbox = fix(data.inbox)
+        data.storage.root = fix(data.storage.root)
+        data.storage.spool = fix(data.storage.spool)
+        data.forms_dirs = [fix(p) for p in data.forms_dirs]
+        data.letters_dir = fix(data.letters_dir)
+        data.fields_file = fix(data.fields_file)
+        if data.practice.logo is not None:
+            data.practice.logo = fix(data.practice.logo)
+        if data.database_url.startswith("sqlite:///") and not data.database_url.startswith("sqlite:////"):
+            rel = data.database_url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                data.database_url = "sqlite:///" + str(fix(Path(rel)))
+        return data
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from YAML, environment and overrides; raise ConfigError with a readable reason."""
+    base = home()
+    path = Path(config_file) if config_file else None
+    if path is None and os.environ.get("FRONTDESK_CONFIG"):
+        path = Path(os.environ["FRONTDESK_CONFIG"])
+    if path is None:
+        path = base / "config" / "frontdesk.yaml"
+    elif not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    Settings._yaml_path = path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: setting {where}: {first['msg']}") from None
+    finally:
+        Settings._yaml_path = None
+    return settings.resolved(base)
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> Settings:
+    return load_settings()

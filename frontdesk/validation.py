@@ -1,0 +1,94 @@
+"""Check every field: normalise what was read, then apply the requiredness and insurance rules.
+
+Flag messages use field labels, never values, so a flag can be logged or shown on a worklist safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from extractors.base import RawField
+from frontdesk.fields import Vocabulary
+from frontdesk.models import ExtractionResult, FieldResult, Flag
+from frontdesk.normalize import NORMALISERS, Result, make_relationship
+
+
+def normaliser_for(vocab: Vocabulary, ftype: str) -> Callable[[str | None], Result]:
+    if ftype == "relationship":
+        return make_relationship(vocab.relationships)
+    return NORMALISERS[ftype]
+
+
+def normalise_fields(
+    raw_fields: Mapping[str, RawField], vocab: Vocabulary
+) -> tuple[dict[str, FieldResult], list[Flag]]:
+    """Normalise every field the document carries; a value that fails its format is kept and flagged."""
+    fields: dict[str, FieldResult] = {}
+    flags: list[Flag] = []
+    for key, spec in vocab.fields.items():  # vocabulary order: stable output, sections together
+        rf = raw_fields.get(key)
+        if rf is None:
+            continue
+        value, problem = normaliser_for(vocab, spec.type)(rf.raw)
+        raw = None if rf.raw is None or not str(rf.raw).strip() else str(rf.raw)
+        fields[key] = FieldResult(value=value, raw=raw, confidence=rf.confidence, page=rf.page)
+        if problem:
+            severity = "error" if spec.required != "never" else "warning"
+            flags.append(Flag(code="invalid", severity=severity, field=key, message=f"{spec.label}: {problem}"))
+    return fields, flags
+
+
+def _blank(value: object) -> bool:
+    return value is None or value is False or value == ""
+
+
+def rule_flags(fields: Mapping[str, FieldResult], vocab: Vocabulary, *, present: set[str] | None = None) -> list[Flag]:
+    """Requiredness and the missing-insurance rule over normalised fields.
+
+    ``present`` names the fields the document's form has a box for (all when None); a required field the
+    form does not ask for is not the patient's fault and is not flagged here.
+    """
+    flags: list[Flag] = []
+    rule = vocab.missing_insurance
+    self_pay = bool(rule.unless_checked and fields.get(rule.unless_checked, FieldResult()).value is True)
+
+    for key, spec in vocab.fields.items():
+        if present is not None and key not in present:
+            continue
+        if spec.required == "never" or (spec.required == "unless_self_pay" and self_pay):
+            continue
+        fr = fields.get(key)
+        if fr is None or _blank(fr.value):
+            if fr is not None and fr.raw not in (None, "") and spec.type not in ("checkbox", "signature"):
+                continue  # something is written but unreadable as its type: already flagged invalid
+            flags.append(Flag(code="missing", severity="error", field=key, message=f"{spec.label} is missing"))
+
+    if not self_pay:
+        missing = [
+            k for k in rule.fields
+            if (present is None or k in present) and _blank(fields.get(k, FieldResult()).value)
+        ]
+        if missing:
+            labels = ", ".join(vocab.label(k) for k in missing)
+            flags.append(Flag(code=rule.code, severity=rule.severity, field=None, message=f"{rule.message}: {labels}"))
+    return flags
+
+
+def validate(result: ExtractionResult, raw_fields: Mapping[str, RawField], vocab: Vocabulary,
+             *, present: set[str] | None = None, low_confidence: float = 0.8) -> ExtractionResult:
+    """Fill ``result.fields`` and append field and rule flags."""
+    fields, flags = normalise_fields(raw_fields, vocab)
+    result.fields = fields
+    result.flags.extend(flags)
+    result.flags.extend(rule_flags(fields, vocab, present=present))
+    for key, fr in fields.items():
+        if fr.confidence < low_confidence and not _blank(fr.value):
+            result.flags.append(Flag(code="low_confidence", severity="warning", field=key,
+                                     message=f"{vocab.label(key)} was read with low confidence; please check it"))
+    return result
+
+
+def missing_insurance_items(result: ExtractionResult, vocab: Vocabulary) -> list[str]:
+    """Plain-language list of the insurance items a letter must ask the patient for."""
+    rule = vocab.missing_insurance
+    return [vocab.label(k) for k in rule.fields if _blank(result.value(k))]
