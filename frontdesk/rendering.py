@@ -17,7 +17,6 @@ import operator
 import os
 import re
 import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,16 @@ _ILLEGAL_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\
 # powers may produce so a template cannot exhaust a worker's memory.
 _MAX_REPEAT_LEN = 100_000
 _MAX_EXPONENT = 1_000
+_MAX_POWER_BITS = 100_000
 
 # Tag text left in the rendered output means a tag did not render (typically split across runs).
 _LEFTOVER_TAG = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 _UNSAFE_ATTRIBUTE = re.compile(r"access to attribute '(\w+)' of '(\w+)' object is unsafe")
+
+
+class _MissingVariableError(TemplateError):
+    """The data lacks a variable the template uses (kept apart so check_template does not repeat it)."""
 
 
 class _MissingValueError(UndefinedError):
@@ -84,7 +88,10 @@ class _LetterSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+            too_big = isinstance(right, int | float) and abs(right) > _MAX_EXPONENT
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                too_big = too_big or abs(left).bit_length() * right > _MAX_POWER_BITS
+            if too_big:
                 raise SecurityError("the template raises a number to a power that is too large")
             return operator.pow(left, right)
         for seq, count in ((left, right), (right, left)):
@@ -117,7 +124,6 @@ def jinja_env() -> jinja2.sandbox.SandboxedEnvironment:
         undefined=_SafeStrictUndefined,
         autoescape=True,
         finalize=_finalize,
-        keep_trailing_newline=True,
     )
 
 
@@ -129,11 +135,7 @@ def _open_template(template: Path) -> DocxTemplate:
     tpl = DocxTemplate(template)
     try:
         tpl.init_docx()
-    except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError, OSError) as exc:
-        raise TemplateError(
-            f"{template.name}: not a readable .docx file ({type(exc).__name__}); re-save it from Word"
-        ) from None
-    except Exception as exc:  # python-docx raises its own PackageNotFoundError and friends
+    except Exception as exc:  # zipfile, lxml and python-docx each raise their own kinds
         raise TemplateError(
             f"{template.name}: not a readable .docx file ({type(exc).__name__}); re-save it from Word"
         ) from None
@@ -218,47 +220,34 @@ def _names_in_template(tpl_path: Path) -> set[Any]:
             tree = env.parse(source)
             found.update(n.name for n in tree.find_all(nodes.Name))
             found.update(n.attr for n in tree.find_all(nodes.Getattr))
-            found.update(
-                n.arg.value for n in tree.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const)
-            )
+            found.update(n.arg.value for n in tree.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const))
     except Exception:
         return set()
     return found
 
 
 def _near_text(exc: BaseException, tpl: DocxTemplate) -> str:
-    """The template text (never the data) around the line where rendering failed, to help the author."""
-    lines: list[str] | None = None
-    docx_context = getattr(exc, "docx_context", None)
-    if docx_context is not None:
-        lines = [line.strip() for line in docx_context]
-        middle = lines[len(lines) // 2 : len(lines) // 2 + 1] if len(lines) >= 7 else lines
-        text = " ".join(t for t in middle if t)
-    else:
-        lineno = None
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "<template>":
-                lineno = tb.tb_lineno
-            tb = tb.tb_next
-        part = getattr(tpl, "current_rendering_part", None)
-        if lineno is None or part is None:
-            return ""
-        try:
-            fresh = DocxTemplate(tpl.template_file)
-            fresh.init_docx()
-            if part is tpl.docx._part:
-                source = fresh.patch_xml(fresh.get_xml())
-            else:
-                source = fresh.patch_xml(fresh.get_part_xml(part))
-        except Exception:
-            return ""
-        source = re.sub(r"<w:p([ >])", r"\n<w:p\1", source)
-        src_lines = source.splitlines()
-        if not 1 <= lineno <= len(src_lines):
-            return ""
-        text = re.sub(r"<[^>]+>", "", src_lines[lineno - 1]).strip()
-    text = re.sub(r"\s+", " ", text)
+    """The template text (never the data) on the line where rendering failed, to help the author."""
+    lineno = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    part = getattr(tpl, "current_rendering_part", None)
+    if lineno is None or part is None:
+        return ""
+    try:
+        fresh = DocxTemplate(tpl.template_file)
+        fresh.init_docx()
+        source = fresh.get_xml() if part is tpl.docx._part else fresh.get_part_xml(part)
+    except Exception:
+        return ""
+    # docxtpl puts every paragraph on its own line before compiling; line numbers refer to that text.
+    src_lines = re.sub(r"<w:p([ >])", r"\n<w:p\1", fresh.patch_xml(source)).splitlines()
+    if not 1 <= lineno <= len(src_lines):
+        return ""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", src_lines[lineno - 1])).strip()
     if not text:
         return ""
     if len(text) > 120:
@@ -266,7 +255,9 @@ def _near_text(exc: BaseException, tpl: DocxTemplate) -> str:
     return f" near {text!r}"
 
 
-def _translate(exc: Exception, template: Path, tpl: DocxTemplate, context: Mapping[str, Any]) -> TemplateError:
+def _translate(
+    exc: Exception, template: Path, tpl: DocxTemplate, context: Mapping[str, Any]
+) -> TemplateError:
     """Turn whatever rendering raised into our error, keeping values out of the message."""
     name = template.name
     if isinstance(exc, SecurityError):
@@ -282,12 +273,16 @@ def _translate(exc: Exception, template: Path, tpl: DocxTemplate, context: Mappi
         )
     if isinstance(exc, _MissingValueError):
         if not exc.has_parent:
-            return TemplateError(f"{name}: the template uses {exc.name!r}, which is not in the letter data")
+            return _MissingVariableError(
+                f"{name}: the template uses {exc.name!r}, which is not in the letter data"
+            )
         if exc.name in _names_in_template(template):
             paths = _missing_paths(template, exc.name, context)
             shown = " or ".join(repr(p) for p in paths) if paths else repr(exc.name)
-            return TemplateError(f"{name}: the template uses {shown}, which is not in the letter data")
-        return TemplateError(f"{name}: the template looks up a key that is not in the letter data")
+            return _MissingVariableError(
+                f"{name}: the template uses {shown}, which is not in the letter data"
+            )
+        return _MissingVariableError(f"{name}: the template looks up a key that is not in the letter data")
     if isinstance(exc, UndefinedError):
         return TemplateError(f"{name}: the template uses a value that is not defined{_near_text(exc, tpl)}")
     if isinstance(exc, TemplateSyntaxError):
@@ -371,17 +366,18 @@ def check_template(template: Path, sample: Mapping[str, Any]) -> list[str]:
     except TemplateError as exc:
         return [str(exc)]
     for missing in sorted(variables - set(sample)):
-        problems.append(f"{template.name}: the template uses {missing!r}, which the sample data does not provide")
+        problems.append(
+            f"{template.name}: the template uses {missing!r}, which the sample data does not provide"
+        )
 
     with tempfile.TemporaryDirectory(prefix="frontdesk-check-") as tmp:
         out = Path(tmp) / "sample.docx"
         try:
             render_docx(template, sample, out)
         except TemplateError as exc:
-            message = str(exc)
-            if message not in problems and not (problems and isinstance(exc, TemplateError) and
-                                                 "which is not in the letter data" in message):
-                problems.append(message)
+            # A top-level variable missing from the sample is already listed above.
+            if not (problems and isinstance(exc, _MissingVariableError)):
+                problems.append(str(exc))
             return problems
         try:
             texts = list(_document_texts(out))
