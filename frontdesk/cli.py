@@ -52,6 +52,7 @@ def configure_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR if verbosity < 2 else logging.DEBUG)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", logging.getLevelName(level))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no phoning home from a clinic
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,9 +32,8 @@ def main() -> int:
     rc = subprocess.call([str(frontdesk), "process", str(inbox)], env=env)
     if rc == 0:
         letters = sorted((DEMO / "storage").rglob("letters/*.pdf"))
-        print(f"\nOriginals, extraction records and {len(letters)} letters are in {DEMO / 'storage'}")
         if letters:
-            print(f"For example: {letters[0]}")
+            print(f"\n{len(letters)} missing-insurance letters were written; for example:\n  {letters[0]}")
     return rc
 
 
