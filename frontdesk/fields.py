@@ -30,7 +30,7 @@ class FieldSpec:
 @dataclass(frozen=True)
 class InsuranceRule:
     code: str
-    severity: str
+    severity: Literal["error", "warning", "info"]
     fields: tuple[str, ...]
     unless_checked: str | None
     message: str
@@ -79,7 +79,9 @@ def load_vocabulary(path: Path) -> Vocabulary:
         unless_checked=mi.get("unless_checked"),
         message=mi.get("message", "Primary insurance information is incomplete"),
     )
-    for key in (*rule.fields, *( [rule.unless_checked] if rule.unless_checked else [])):
+    if rule.severity not in ("error", "warning", "info"):
+        raise ConfigError(f"{path}: rule missing_insurance: unknown severity {rule.severity!r}")
+    for key in (*rule.fields, *([rule.unless_checked] if rule.unless_checked else [])):
         if key not in specs:
             raise ConfigError(f"{path}: rule missing_insurance names unknown field {key}")
     relationships: dict[str, str] = {}

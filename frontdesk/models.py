@@ -17,7 +17,7 @@ FieldValue = str | bool | None
 class FieldResult(BaseModel):
     value: FieldValue = None
     raw: str | None = None
-    confidence: float = Field(1.0, ge=0.0, le=1.0)
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
     page: int | None = None
 
 

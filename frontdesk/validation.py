@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from extractors.base import RawField
 from frontdesk.fields import Vocabulary
-from frontdesk.models import ExtractionResult, FieldResult, Flag
+from frontdesk.models import ExtractionResult, FieldResult, Flag, Severity
 from frontdesk.normalize import NORMALISERS, Result, make_relationship
 
 
@@ -33,7 +33,7 @@ def normalise_fields(
         raw = None if rf.raw is None or not str(rf.raw).strip() else str(rf.raw)
         fields[key] = FieldResult(value=value, raw=raw, confidence=rf.confidence, page=rf.page)
         if problem:
-            severity = "error" if spec.required != "never" else "warning"
+            severity: Severity = "error" if spec.required != "never" else "warning"
             flags.append(Flag(code="invalid", severity=severity, field=key, message=f"{spec.label}: {problem}"))
     return fields, flags
 
