@@ -19,7 +19,7 @@ from pathlib import Path
 from frontdesk.exceptions import ExitCode, FrontdeskError
 from frontdesk.settings import Settings, load_settings
 
-COMMANDS = ["extract", "process"]
+COMMANDS = ["extract", "process", "watch", "serve"]
 
 
 class Context:

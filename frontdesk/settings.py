@@ -65,6 +65,61 @@ class ExtractionSettings(BaseModel):
     low_confidence_threshold: float = 0.80
     tesseract_timeout: float = 60.0
     read_timeout: float = 60.0  # whole-document limit; a looping PDF is refused, not waited on
+    scan_page_seconds: float = 8.0  # a scan may take read_timeout plus this much per page
+    max_scan_pages: int = 100  # a longer scan is refused: split the stack
+    max_image_megapixels: float = 60.0  # a page image larger than this is refused before it is decoded
+    tessdata_cache: Path | None = None  # slim OCR language data is built here (default: ~/.cache/frontdesk)
+
+
+class WatchSettings(BaseModel):
+    """The watched folder. Areas left empty sit beside the inbox, so a claim is a rename on one
+    filesystem (atomic); the ledger stays local because SQLite must not live on a network share."""
+
+    processing: Path | None = None  # default: <inbox>/../processing
+    archive: Path | None = None  # default: <inbox>/../archive
+    failed: Path | None = None  # default: <inbox>/../failed
+    ledger: Path = Path("var/watch/ledger.sqlite")
+    after_filing: Literal["archive", "delete"] = "archive"
+    stable_seconds: float = Field(default=5.0, ge=0)
+    incomplete_grace_seconds: float = Field(default=600.0, ge=0)  # unparseable but stable: take it, fail it
+    polling: bool = False  # network shares (SMB/NFS) send no inotify events
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    rescan_seconds: float = Field(default=300.0, gt=0)
+    recursive: bool = False
+    dispatch: Literal["inline", "deployment"] = "inline"
+    batch_size: int = Field(default=20, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
+    ignore: list[str] = Field(default_factory=list)  # extra glob patterns, on top of the built-in ones
+
+
+class PrefectSettings(BaseModel):
+    """How Frontdesk meets Prefect: which server, which deployments, which schedules."""
+
+    api_url: str | None = None  # else PREFECT_API_URL, else `frontdesk serve` starts a local server
+    local_server_port: int = 4200
+    work_pool: str = "frontdesk"
+    intake_deployment: str = "intake-document/intake"
+    review_deployment: str = "review/review"
+    review: bool = True  # a needs_review document waits in the Prefect UI for a person
+    review_timeout_hours: float = Field(default=72.0, gt=0)
+    previsit_cron: str = "0 6 * * 1-5"
+    mail_cron: str = "0 16 * * 1-5"
+    timezone: str = "America/Chicago"
+    limit: int | None = None  # concurrent flow runs for `frontdesk serve` (default: the cores)
+
+
+class ChecksSettings(BaseModel):
+    """Pre-visit completeness checks (``frontdesk check``, the previsit_check flow).
+
+    The rules themselves are in ``rules_file``; these are the places and times a practice sets once.
+    """
+
+    rules_file: Path = Path("config/checks.yaml")
+    appointments_dir: Path = Path("var/appointments")  # where the scheduler's daily export is dropped
+    output_dir: Path = Path("var/worklists")  # worklists hold patient data: keep them on a private disk
+    schedule: str = "0 17 * * 1-5"  # cron: 17:00 on weekdays, checking the next business day
+    timezone: str | None = None  # IANA name, e.g. America/Chicago; default: this machine's zone
+    chromium: str | None = None  # browser for the worklist PDF; default: chromium on PATH
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -100,6 +155,9 @@ class Settings(BaseSettings):
     fields_file: Path = Path("config/fields.yaml")
     practice: Practice = Field(default_factory=Practice)
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)
+    checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 
     _yaml_path: Path | None = None
 
@@ -127,6 +185,14 @@ class Settings(BaseSettings):
         data.forms_dirs = [fix(p) for p in data.forms_dirs]
         data.letters_dir = fix(data.letters_dir)
         data.fields_file = fix(data.fields_file)
+        data.checks.rules_file = fix(data.checks.rules_file)
+        data.checks.appointments_dir = fix(data.checks.appointments_dir)
+        data.checks.output_dir = fix(data.checks.output_dir)
+        data.watch.ledger = fix(data.watch.ledger)
+        for area in ("processing", "archive", "failed"):
+            value = getattr(data.watch, area)
+            if value is not None:
+                setattr(data.watch, area, fix(value))
         if data.practice.logo is not None:
             data.practice.logo = fix(data.practice.logo)
         if data.database_url.startswith("sqlite:///") and not data.database_url.startswith("sqlite:////"):

@@ -1,0 +1,145 @@
+"""Deployments: which flows Frontdesk runs on a server, on which schedule, and the per-document intake
+flow that the watcher submits when documents are spread over workers.
+
+Two ways to run them:
+
+* ``frontdesk serve``: :func:`build_deployments` + Prefect's ``serve`` in one process, with the watcher.
+* Scale-out: :func:`register` creates the deployments on a process work pool; any number of
+  ``prefect worker start --pool frontdesk`` processes (on any machine with this checkout, the same
+  settings and the shared storage) pick the runs up. See ``docs/scale-out.md``.
+
+Flows from other parts of Frontdesk join by one line in :data:`SCHEDULED`; a flow whose module is not
+there yet is skipped with a log line, so a partial checkout still serves what it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from flows.intake import intake_document, send_letters, summary_markdown
+from frontdesk.settings import Settings
+from frontdesk.watch import write_receipt
+
+log = logging.getLogger("frontdesk.deployments")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@flow(name="intake-document", persist_result=False, log_prints=False)
+def intake_document_flow(path: str, config_file: str | None = None) -> dict[str, Any]:
+    """One claimed document: extract, check, file, letters; then leave the outcome (ids, keys, flag
+    codes) beside the claimed file for the watcher, and ask for review when needed. ``path`` is the
+    opaque claim in the shared processing area, so the run's parameters carry no patient data."""
+    work = intake_document(Path(path), config_file)
+    works = send_letters([work], config_file)
+    outcome = works[0].outcome()
+    create_markdown_artifact(summary_markdown([outcome]), key="intake-document",
+                             description="Intake of one document (ids and counts only)")
+    write_receipt(Path(path), outcome)
+    if outcome.status == "needs_review":
+        from flows.intake import pipeline_for
+        from flows.review import request_review
+
+        settings = pipeline_for(config_file).settings
+        if settings.prefect.review:
+            request_review(outcome, settings, config_file)
+    return {"document_id": outcome.record_id, "status": outcome.status}
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A flow that runs on its own clock. ``cron`` names a field of ``settings.prefect``."""
+
+    module: str
+    attr: str
+    name: str
+    cron: str
+
+
+#: Flows on a schedule. Adding one is one line here.
+SCHEDULED: tuple[Scheduled, ...] = (
+    Scheduled("flows.previsit", "previsit_check_flow", "previsit-check", "previsit_cron"),
+    Scheduled("flows.mail", "mail_batch_flow", "mail-batch", "mail_cron"),
+)
+
+
+def _optional_flow(entry: Scheduled) -> Any | None:
+    try:
+        module = importlib.import_module(entry.module)
+    except ModuleNotFoundError as exc:
+        if exc.name != entry.module:
+            raise
+        log.info("%s is not available yet; not deployed", entry.module)
+        return None
+    found = getattr(module, entry.attr, None)
+    if found is None:
+        log.warning("%s has no %s; not deployed", entry.module, entry.attr)
+    return found
+
+
+def _entrypoint(fn: Any) -> str:
+    module = importlib.import_module(fn.fn.__module__)
+    assert module.__file__ is not None
+    return f"{Path(module.__file__).resolve().relative_to(ROOT).as_posix()}:{fn.fn.__name__}"
+
+
+def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]:
+    """(flow, deployment name, options) for every deployment Frontdesk has in this checkout."""
+    tz = settings.prefect.timezone
+    found: list[tuple[Any, str, dict[str, Any]]] = [
+        (intake_document_flow, "intake", {}),
+    ]
+    from flows.review import review_flow
+
+    found.append((review_flow, "review", {}))
+    for entry in SCHEDULED:
+        fn = _optional_flow(entry)
+        if fn is not None:
+            cron = getattr(settings.prefect, entry.cron)
+            found.append((fn, entry.name, {"cron": cron, "timezone": tz}))
+    return found
+
+
+def build_deployments(settings: Settings, config_file: str | None = None) -> list[Any]:
+    """Runner deployments for ``serve``: the flows run as subprocesses of the serving process."""
+    deployments = []
+    for fn, name, opts in flows_to_deploy(settings):
+        params = {"config_file": config_file} if config_file else {}
+        kwargs: dict[str, Any] = {"name": name, "tags": ["frontdesk"], "parameters": params}
+        if "cron" in opts:
+            from prefect.schedules import Cron
+
+            kwargs["schedules"] = [Cron(opts["cron"], timezone=opts["timezone"])]
+        deployments.append(fn.to_deployment(**kwargs))
+    return deployments
+
+
+def register(settings: Settings, pool: str, config_file: str | None = None) -> list[str]:
+    """Create (or update) every deployment on a process work pool; return their ids. Workers load the
+    flows from this checkout's path, so every worker machine needs the checkout at the same path."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    ids = []
+    for fn, name, opts in flows_to_deploy(settings):
+        params = {"config_file": config_file} if config_file else {}
+        kwargs: dict[str, Any] = {"name": name, "work_pool_name": pool, "tags": ["frontdesk"],
+                                  "parameters": params, "build": False, "push": False, "print_next_steps": False}
+        if "cron" in opts:
+            from prefect.schedules import Cron
+
+            kwargs["schedules"] = [Cron(opts["cron"], timezone=opts["timezone"])]
+        source = flow.from_source(source=str(ROOT), entrypoint=_entrypoint(fn))
+        ids.append(str(source.deploy(**kwargs)))  # type: ignore[union-attr, attr-defined]
+    return ids

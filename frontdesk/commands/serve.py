@@ -1,0 +1,160 @@
+"""``frontdesk serve [INBOX]``: the watcher and every deployment (intake, review, the scheduled flows)
+in one long-running process, against the configured Prefect server or a local one it starts.
+
+``frontdesk serve --register POOL`` instead creates the deployments on a process work pool and exits:
+that is the scale-out set-up, where ``prefect worker start --pool POOL`` processes run the flows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from frontdesk.commands.watch import add_watch_options, watch_settings
+from frontdesk.exceptions import ConfigError, ExitCode
+from frontdesk.settings import Settings
+
+log = logging.getLogger("frontdesk.serve")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the watcher and the scheduled flows (long-running)")
+    add_watch_options(p)
+    p.add_argument("--no-watch", action="store_true", help="serve the deployments only")
+    p.add_argument("--register", metavar="POOL",
+                   help="create the deployments on process work pool POOL and exit (scale-out)")
+    p.add_argument("--limit", type=int, help="flow runs at once in this process (default: the cores)")
+    p.set_defaults(handler=run)
+
+
+def wait_healthy(api_url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """A server on a loaded two-core machine takes a while; wait for its health check, not a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ConfigError(f"the local Prefect server exited at start-up (code {proc.returncode})")
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise ConfigError(f"no Prefect server answered at {api_url} within {timeout:.0f} s")
+
+
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[str]:
+    """The configured server, else PREFECT_API_URL, else a local ``prefect server start`` that lives as
+    long as this process (a real server: the review form needs its UI)."""
+    url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
+    proc: subprocess.Popen[bytes] | None = None
+    if not url:
+        port = settings.prefect.local_server_port
+        url = f"http://127.0.0.1:{port}/api"
+        prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+        env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=url)
+        proc = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        wait_healthy(url, 180, proc)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class ServeThread(threading.Thread):
+    """Prefect's runner on its own event loop. The watcher keeps the main thread, because the
+    per-document read time limit (SIGALRM) only works there."""
+
+    def __init__(self, deployments: list[Any], limit: int | None) -> None:
+        super().__init__(name="frontdesk-serve", daemon=True)
+        self.deployments = deployments
+        self.limit = limit
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.runner: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced by the main thread
+            self.error = exc
+
+    async def _main(self) -> None:
+        from prefect.runner import Runner
+
+        self.loop = asyncio.get_running_loop()
+        self.runner = Runner(name="frontdesk", pause_on_shutdown=False, limit=self.limit)
+        for d in self.deployments:
+            await self.runner.aadd_deployment(d)
+        await self.runner.start()
+
+    def stop(self) -> None:
+        if self.loop is not None and self.runner is not None and self.loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self.runner.astop(), self.loop)
+            try:
+                fut.result(timeout=30)
+            except Exception:  # the process is ending anyway
+                log.debug("runner stop did not finish cleanly")
+        self.join(timeout=30)
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    settings = watch_settings(args, ctx.settings)
+    config = str(args.config) if args.config else None
+    with prefect_api(settings) as url:
+        from flows.deployments import build_deployments
+        from flows.deployments import register as register_pool
+
+        if args.register:
+            ids = register_pool(settings, args.register, config)
+            print(f"registered {len(ids)} deployments on work pool {args.register} at {url}")
+            return ExitCode.ok
+        deployments = build_deployments(settings, config)
+        names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        print(f"frontdesk: serving {names}", file=sys.stderr)
+        server = ServeThread(deployments, args.limit or settings.prefect.limit or os.cpu_count() or 2)
+        server.start()
+        watcher = None
+        try:
+            if args.no_watch:
+                while server.is_alive():
+                    server.join(1)
+            else:
+                from frontdesk.watch import Watcher
+
+                watcher = Watcher(settings, args.inbox, config_file=config)
+                watcher.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if watcher is not None:
+                watcher.stop_event.set()
+            server.stop()
+        if server.error is not None and not isinstance(server.error, (KeyboardInterrupt, SystemExit)):
+            raise ConfigError(f"serving the deployments failed ({server.error.__class__.__name__})")
+    return ExitCode.ok

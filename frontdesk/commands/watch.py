@@ -1,0 +1,69 @@
+"""``frontdesk watch [INBOX]``: take every file dropped into the inbox, exactly once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from frontdesk.exceptions import ExitCode
+from frontdesk.settings import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("watch", help="watch the inbox folder and process every file dropped into it")
+    add_watch_options(p)
+    p.add_argument("--once", action="store_true",
+                   help="take what is in the inbox now, wait until it is all filed, then exit")
+    p.add_argument("--json", action="store_true", help="with --once: print counts as JSON")
+    p.set_defaults(handler=run)
+
+
+def add_watch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inbox", type=Path, nargs="?", metavar="INBOX", help="folder to watch (default: settings inbox)")
+    p.add_argument("--polling", action="store_true", default=None,
+                   help="poll instead of waiting for change events (SMB/NFS shares)")
+    p.add_argument("--recursive", action="store_true", default=None, help="also take files from subfolders")
+    p.add_argument("--stable", type=float, metavar="SECONDS",
+                   help="a file is taken when its size and mtime held still this long")
+    p.add_argument("--dispatch", choices=["inline", "deployment", "local"],
+                   help="inline: intake flow here; deployment: one flow run per document on workers; "
+                        "local: no Prefect")
+
+
+def watch_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Command-line options win over the settings file for this run only."""
+    s = settings.model_copy(deep=True)
+    if args.polling:
+        s.watch.polling = True
+    if args.recursive:
+        s.watch.recursive = True
+    if args.stable is not None:
+        s.watch.stable_seconds = args.stable
+    if args.dispatch == "local":
+        s.watch.dispatch = "inline"
+    elif args.dispatch:
+        s.watch.dispatch = args.dispatch
+    return s
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk.watch import Watcher, make_dispatcher
+
+    settings = watch_settings(args, ctx.settings)
+    config = str(args.config) if args.config else None
+    dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
+    watcher = Watcher(settings, args.inbox, config_file=config, dispatcher=dispatcher)
+    try:
+        stats = watcher.run(once=args.once)
+    except KeyboardInterrupt:
+        watcher.stop_event.set()
+        return ExitCode.ok
+    if args.once:
+        if args.json:
+            print(json.dumps({"claimed": stats.claimed, "finished": stats.finished}))
+        else:
+            done = ", ".join(f"{v} {k}" for k, v in sorted(stats.finished.items())) or "nothing"
+            print(f"{stats.claimed} files taken; finished: {done}")
+    return ExitCode.ok

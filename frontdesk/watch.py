@@ -1,0 +1,857 @@
+"""The watched folder: take each dropped file exactly once, never half-written, never lost.
+
+Why it is built this way (see ``shared/design/lessons-from-anchors.md``, "Watched folder and ingestion"):
+
+* Scanners and SMB clients write slowly, and change events go missing (or never arrive on network
+  shares). Events only *suggest* files; a full rescan runs at start-up and every few minutes; a file is
+  taken only when its size and mtime have not changed for ``stable_seconds`` *and* it parses (a PDF ends
+  with ``%%EOF`` and opens; an image decodes).
+* Two watchers, or one watcher seeing the same file twice, must not both process it: a file is claimed
+  by an atomic rename into the processing area before any work starts.
+* The ledger (SQLite, local disk, written before each step) makes every step restartable: a SIGKILL at
+  any point leaves rows that say what to redo. Documents are keyed by SHA-256 there, so the same content
+  dropped again is recognised as a duplicate instead of being filed twice.
+* The original leaves the processing area only after its filed copy is confirmed by storage; unreadable
+  files go to the failed area with a ``.reason.txt`` beside them.
+
+File names in the processing and archive areas are opaque (claim ids, document ids); logs carry only
+those. The original name is kept in the local ledger, and a failed file gets its name back in the failed
+area, because staff must recognise what they dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import os
+import signal
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from frontdesk.exceptions import ConfigError
+from frontdesk.models import ProcessOutcome
+from frontdesk.settings import Settings, WatchSettings
+from frontdesk.storage import sha256_file
+
+log = logging.getLogger("frontdesk.watch")
+
+#: Never taken: office lock files, partial downloads, OS litter, anything hidden.
+BUILTIN_IGNORES = (
+    ".*", "~$*", "._*", "*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.download", "*~",
+    "*.swp", "thumbs.db", "desktop.ini", "*.outcome.json", "*.reason.txt",
+)
+RECEIPT_SUFFIX = ".outcome.json"
+TERMINAL = ("filed", "needs_review", "duplicate", "failed")
+
+
+def is_ignored(name: str, extra: Sequence[str] = ()) -> bool:
+    """Hidden, temporary and partial files are somebody else's work in progress, never a document."""
+    low = name.lower()
+    return any(fnmatch.fnmatchcase(low, pat.lower()) for pat in (*BUILTIN_IGNORES, *extra))
+
+
+# --------------------------------------------------------------------------------------------- areas
+
+
+@dataclass(frozen=True)
+class Areas:
+    inbox: Path
+    processing: Path
+    archive: Path
+    failed: Path
+
+    def all(self) -> tuple[Path, ...]:
+        return (self.processing, self.archive, self.failed)
+
+
+def areas_for(inbox: Path, watch: WatchSettings) -> Areas:
+    """Default areas sit beside the inbox: same filesystem, so a claim is one atomic rename."""
+    inbox = Path(inbox).resolve()
+    parent = inbox.parent
+    areas = Areas(
+        inbox=inbox,
+        processing=Path(watch.processing or parent / "processing").resolve(),
+        archive=Path(watch.archive or parent / "archive").resolve(),
+        failed=Path(watch.failed or parent / "failed").resolve(),
+    )
+    for p in (areas.inbox, *areas.all()):
+        p.mkdir(parents=True, exist_ok=True)
+    if areas.inbox in areas.all():
+        raise ConfigError("watch: the inbox cannot also be the processing, archive or failed area")
+    if os.stat(areas.inbox).st_dev != os.stat(areas.processing).st_dev:
+        raise ConfigError(f"watch: {areas.processing} must be on the same filesystem as the inbox "
+                          "(a claim is an atomic rename)")
+    return areas
+
+
+# ---------------------------------------------------------------------------------------- completeness
+
+
+def incomplete_reason(path: Path) -> str | None:
+    """None when the file is whole; else why not. A scanner still writing leaves a PDF without its
+    trailer or an image that stops mid-stream; both are caught here, before anything reads the file."""
+    from extractors.base import sniff, time_limit
+
+    try:
+        kind = sniff(path)
+        if kind == "empty":
+            return "empty"
+        if kind == "pdf":
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - 2048))
+                tail = fh.read()
+            if b"%%EOF" not in tail:
+                return "pdf without trailer"
+            from pypdf import PdfReader
+
+            with time_limit(20):
+                reader = PdfReader(path, strict=False)
+                if reader.is_encrypted:
+                    return None  # whole, just locked: the pipeline files it as failed with its reason
+                if len(reader.pages) < 1:
+                    return "pdf without pages"
+            return None
+        if kind in ("tiff", "jpeg", "png"):
+            from PIL import Image
+
+            try:
+                with time_limit(20), Image.open(path) as im:
+                    im.load()
+            except Image.DecompressionBombError:
+                return None  # whole, and hostile: the pipeline refuses it with its reason
+            return None
+    except Exception as exc:  # parsers raise anything on a truncated stream
+        return f"does not parse yet ({exc.__class__.__name__})"
+    return None  # other kinds cannot be checked: stability is all we have; the pipeline decides
+
+
+# ----------------------------------------------------------------------------------------------- ledger
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    claim        TEXT PRIMARY KEY,   -- opaque file name in the processing area
+    source       TEXT NOT NULL,      -- path relative to the inbox, to give failed files their name back
+    state        TEXT NOT NULL,      -- claiming, claimed, processing, submitted, done, finished
+    sha256       TEXT,
+    document_id  TEXT,
+    status       TEXT,               -- filed, needs_review, duplicate, failed
+    reason       TEXT,
+    flow_run_id  TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    not_before   REAL NOT NULL DEFAULT 0,
+    final_path   TEXT,
+    claimed_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_state ON claims(state);
+CREATE INDEX IF NOT EXISTS claims_sha ON claims(sha256);
+CREATE TABLE IF NOT EXISTS documents (
+    sha256       TEXT PRIMARY KEY,   -- one row per content ever processed: exactly-once across restarts
+    document_id  TEXT,
+    status       TEXT NOT NULL,
+    claim        TEXT NOT NULL,
+    done_at      REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Claim:
+    claim: str
+    source: str
+    state: str
+    sha256: str | None
+    document_id: str | None
+    status: str | None
+    reason: str | None
+    flow_run_id: str | None
+    attempts: int
+    not_before: float
+    final_path: str | None
+
+
+class Ledger:
+    """Durable state of the watcher. Every change is committed before the step it announces, so after a
+    SIGKILL the rows tell exactly what to redo (WAL + ``synchronous=FULL``: committed means on disk)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _rows(self, sql: str, *args: Any) -> list[Claim]:
+        with self._lock:
+            cur = self.db.execute(
+                "SELECT claim, source, state, sha256, document_id, status, reason, flow_run_id, attempts, "
+                "not_before, final_path FROM claims " + sql, args)
+            return [Claim(*row) for row in cur.fetchall()]
+
+    def get(self, claim: str) -> Claim | None:
+        rows = self._rows("WHERE claim = ?", claim)
+        return rows[0] if rows else None
+
+    def in_state(self, *states: str) -> list[Claim]:
+        marks = ",".join("?" * len(states))
+        return self._rows(f"WHERE state IN ({marks}) ORDER BY claimed_at, claim", *states)
+
+    def unfinished(self) -> list[Claim]:
+        return self._rows("WHERE state != 'finished' ORDER BY claimed_at, claim")
+
+    def add(self, claim: str, source: str, state: str = "claiming") -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO claims (claim, source, state, claimed_at, updated_at) VALUES (?,?,?,?,?)",
+                       (claim, source, state, now, now))
+
+    def forget(self, claim: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM claims WHERE claim = ?", (claim,))
+
+    def update(self, claim: str, **values: Any) -> None:
+        values["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._tx() as db:
+            db.execute(f"UPDATE claims SET {cols} WHERE claim = ?", (*values.values(), claim))
+
+    def done(self, claim: str, sha256: str, *, status: str, document_id: str | None, reason: str | None) -> None:
+        """The filed copy is confirmed (or the file is known unreadable): record it under its content."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE claims SET state='done', status=?, document_id=?, reason=?, updated_at=? "
+                       "WHERE claim=?", (status, document_id, reason, now, claim))
+            if status != "duplicate":
+                db.execute("INSERT OR REPLACE INTO documents (sha256, document_id, status, claim, done_at) "
+                           "VALUES (?,?,?,?,?)", (sha256, document_id, status, claim, now))
+
+    def document(self, sha256: str) -> tuple[str | None, str, str] | None:
+        """(document id, status, claim) of content already processed, else None."""
+        with self._lock:
+            row = self.db.execute("SELECT document_id, status, claim FROM documents WHERE sha256 = ?",
+                                  (sha256,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def busy_with(self, sha256: str, other_than: str) -> bool:
+        """Is another claim of the same content in flight? Then this one waits and becomes a duplicate."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT 1 FROM claims WHERE sha256 = ? AND claim != ? AND state IN ('processing','submitted')",
+                (sha256, other_than)).fetchone()
+        return row is not None
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.db.execute("SELECT state, count(*) FROM claims GROUP BY state").fetchall())
+
+
+# ---------------------------------------------------------------------------------------------- receipts
+
+
+def receipt_path(processing_file: Path) -> Path:
+    return processing_file.with_name(processing_file.name + RECEIPT_SUFFIX)
+
+
+def write_receipt(processing_file: Path, outcome: ProcessOutcome) -> Path:
+    """Left beside the claimed file by a worker (possibly on another machine, on the shared area): ids,
+    keys, status and flag codes only. Written atomically so a reader never sees half of it."""
+    dest = receipt_path(processing_file)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(outcome.model_dump_json(), encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dest)
+    return dest
+
+
+def read_receipt(processing_file: Path) -> ProcessOutcome | None:
+    path = receipt_path(processing_file)
+    try:
+        return ProcessOutcome.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+# -------------------------------------------------------------------------------------------- dispatching
+
+
+class Dispatcher(Protocol):
+    """How claimed documents get processed: in this process, or as flow runs on workers."""
+
+    #: True when ``submit`` returns at once and ``poll`` later reports each outcome.
+    asynchronous: bool
+
+    def run(self, paths: list[Path]) -> list[ProcessOutcome]: ...
+
+    def submit(self, path: Path, sha256: str, attempt: int) -> str: ...
+
+    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None: ...
+
+
+class LocalDispatcher:
+    """The pipeline stages without Prefect: for machines without a server and as the benchmark's baseline."""
+
+    asynchronous = False
+
+    def __init__(self, settings: Settings) -> None:
+        from frontdesk.pipeline import Pipeline
+
+        self.pipeline = Pipeline(settings)
+
+    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
+        works = [self.pipeline.intake(p) for p in paths]
+        return [w.outcome() for w in self.pipeline.send_letters(works)]
+
+    def submit(self, path: Path, sha256: str, attempt: int) -> str:  # pragma: no cover - synchronous
+        raise NotImplementedError
+
+    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class InlineDispatcher(LocalDispatcher):
+    """One ``intake`` flow run per batch, in this process's main thread (the read time limit needs it).
+    Documents that need review are handed to the review deployment when one exists."""
+
+    def __init__(self, settings: Settings, config_file: str | None) -> None:
+        super().__init__(settings)
+        from flows.intake import use_pipeline
+
+        self.settings = settings
+        self.config_file = config_file
+        use_pipeline(self.pipeline, config_file)
+
+    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
+        from flows.intake import intake_flow
+
+        outcomes: list[ProcessOutcome] = intake_flow([str(p) for p in paths], self.config_file)
+        if self.settings.prefect.review:
+            from flows.review import request_review
+
+            for o in outcomes:
+                if o.status == "needs_review":
+                    request_review(o, self.settings, self.config_file)
+        return outcomes
+
+
+class DeploymentDispatcher:
+    """One flow run per document on the work pool (``run_deployment``, SHA-256 as idempotency key, so a
+    watcher that crashed after submitting gets the same run back instead of a second one)."""
+
+    asynchronous = True
+    STATE_CHECK_SECONDS = 5.0
+
+    def __init__(self, settings: Settings, config_file: str | None) -> None:
+        self.deployment = settings.prefect.intake_deployment
+        self.config_file = config_file
+        self._checked: dict[str, float] = {}
+
+    def run(self, paths: list[Path]) -> list[ProcessOutcome]:  # pragma: no cover - asynchronous
+        raise NotImplementedError
+
+    def submit(self, path: Path, sha256: str, attempt: int) -> str:
+        from prefect.deployments import run_deployment
+
+        from frontdesk.pipeline import document_id
+
+        run = run_deployment(
+            name=self.deployment,
+            parameters={"path": str(path), "config_file": self.config_file},
+            idempotency_key=sha256 if attempt <= 1 else f"{sha256}-{attempt}",
+            flow_run_name=f"intake-{document_id(sha256)}-{attempt}",
+            tags=["frontdesk", "intake"],
+            timeout=0,
+        )
+        return str(run.id)  # type: ignore[union-attr]
+
+    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:
+        """The outcome when the worker left its receipt; a reason when the run ended without one."""
+        outcome = read_receipt(path)
+        if outcome is not None:
+            return outcome
+        now = time.monotonic()
+        if now - self._checked.get(flow_run_id, 0.0) < self.STATE_CHECK_SECONDS:
+            return None
+        self._checked[flow_run_id] = now
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+        if state is None or not state.is_final():
+            return None
+        outcome = read_receipt(path)  # the run may have finished between the two looks
+        if outcome is not None:
+            return outcome
+        self._checked.pop(flow_run_id, None)
+        return f"flow run ended {state.type.value.lower()} without an outcome"
+
+
+def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
+    mode = mode or settings.watch.dispatch
+    if mode == "deployment":
+        return DeploymentDispatcher(settings, config_file)
+    if mode == "local":
+        return LocalDispatcher(settings)
+    return InlineDispatcher(settings, config_file)
+
+
+# ------------------------------------------------------------------------------------------------ watcher
+
+
+@dataclass
+class _Candidate:
+    size: int
+    mtime_ns: int
+    since: float  # when (size, mtime) last changed, as we saw it
+    first_seen: float
+    checked_complete_at: float = 0.0
+
+
+@dataclass
+class Stats:
+    claimed: int = 0
+    finished: dict[str, int] = field(default_factory=dict)
+
+
+class Watcher:
+    """Detect, claim, dispatch, finish. Single-threaded by design: every decision is taken in one place,
+    in the main thread, so the ledger never sees two writers racing for a claim."""
+
+    def __init__(self, settings: Settings, inbox: Path | None = None, *, config_file: str | None = None,
+                 dispatcher: Dispatcher | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.opts = settings.watch
+        self.areas = areas_for(inbox or settings.inbox, self.opts)
+        self.ledger = Ledger(self.opts.ledger)
+        self.config_file = config_file
+        self._dispatcher = dispatcher
+        self.clock = clock
+        self.candidates: dict[Path, _Candidate] = {}
+        self.stop_event = threading.Event()
+        self.stats = Stats()
+        self._last_rescan = -1e18
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Built on first use: the inline dispatcher imports Prefect, which a quick start-up should not."""
+        if self._dispatcher is None:
+            self._dispatcher = make_dispatcher(self.settings, self.config_file)
+        return self._dispatcher
+
+    # ----------------------------------------------------------------------------------- detection
+
+    def _wanted(self, path: Path) -> bool:
+        try:
+            rel = path.relative_to(self.areas.inbox)
+        except ValueError:
+            return False
+        if any(path.is_relative_to(a) for a in self.areas.all()):
+            return False
+        if not self.opts.recursive and len(rel.parts) != 1:
+            return False
+        return not any(is_ignored(part, self.opts.ignore) for part in rel.parts)
+
+    def notice(self, path: Path) -> None:
+        """A change event or a scan saw ``path``: start (or keep) watching it until it is stable."""
+        path = Path(path)
+        if path in self.candidates or not self._wanted(path):
+            return
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if not path.is_file():
+            return
+        now = self.clock()
+        self.candidates[path] = _Candidate(st.st_size, st.st_mtime_ns, now, now)
+
+    def rescan(self) -> None:
+        """Walk the whole inbox: events are hints, this is the truth (watchers miss files)."""
+        self._last_rescan = self.clock()
+        root = self.areas.inbox
+        it = root.rglob("*") if self.opts.recursive else root.iterdir()
+        try:
+            for p in it:
+                self.notice(p)
+        except OSError as exc:
+            log.warning("inbox scan failed (%s); retrying at the next scan", exc.__class__.__name__)
+
+    def ready(self) -> list[Path]:
+        """Candidates whose size and mtime held still for the delay, and that parse."""
+        now = self.clock()
+        out: list[Path] = []
+        for path, c in list(self.candidates.items()):
+            try:
+                st = path.stat()
+            except OSError:
+                del self.candidates[path]  # taken by someone else, or renamed away
+                continue
+            if (st.st_size, st.st_mtime_ns) != (c.size, c.mtime_ns):
+                c.size, c.mtime_ns, c.since = st.st_size, st.st_mtime_ns, now
+                continue
+            if now - c.since < self.opts.stable_seconds or now - c.checked_complete_at < self.opts.stable_seconds:
+                continue
+            reason = incomplete_reason(path)
+            if reason is not None and now - c.first_seen < self.opts.incomplete_grace_seconds:
+                c.checked_complete_at = now  # look again after another quiet spell, not every tick
+                continue
+            try:  # the parse took time: a writer may have appended meanwhile
+                st2 = path.stat()
+            except OSError:
+                del self.candidates[path]
+                continue
+            if (st2.st_size, st2.st_mtime_ns) != (c.size, c.mtime_ns):
+                c.size, c.mtime_ns, c.since = st2.st_size, st2.st_mtime_ns, now
+                continue
+            out.append(path)
+        return out
+
+    # ------------------------------------------------------------------------------------- claiming
+
+    def claim(self, path: Path) -> str | None:
+        """Atomic rename into the processing area. The ledger row is written first, so a crash between
+        the two is resolved at start-up by looking where the file is."""
+        self.candidates.pop(path, None)
+        source = path.relative_to(self.areas.inbox).as_posix()
+        suffix = path.suffix.lower() if len(path.suffix) <= 6 and path.suffix[1:].isalnum() else ""
+        claim = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}{suffix}"
+        self.ledger.add(claim, source)
+        try:
+            os.rename(path, self.areas.processing / claim)
+        except FileNotFoundError:  # another watcher won the race: nothing to do
+            self.ledger.forget(claim)
+            return None
+        except OSError as exc:
+            self.ledger.forget(claim)
+            log.warning("could not claim a file (%s)", exc.__class__.__name__)
+            return None
+        self.ledger.update(claim, state="claimed")
+        self.stats.claimed += 1
+        log.info("claimed %s", claim)
+        return claim
+
+    def _hash(self, c: Claim) -> Claim | None:
+        """Hash once, in the processing area (nothing writes there); spot content already processed."""
+        if c.sha256 is not None:
+            return c
+        path = self.areas.processing / c.claim
+        try:
+            sha = sha256_file(path)
+        except OSError as exc:
+            log.warning("claim %s cannot be read (%s)", c.claim, exc.__class__.__name__)
+            return None
+        self.ledger.update(c.claim, sha256=sha)
+        c.sha256 = sha
+        return c
+
+    # ----------------------------------------------------------------------------------- dispatching
+
+    def _due(self) -> list[Claim]:
+        now = time.time()
+        due = []
+        for c in self.ledger.in_state("claimed"):
+            if c.not_before > now:
+                continue
+            hashed = self._hash(c)
+            if hashed is None or hashed.sha256 is None:
+                continue
+            prior = self.ledger.document(hashed.sha256)
+            if prior is not None and prior[2] != hashed.claim:
+                self.ledger.done(hashed.claim, hashed.sha256, status="duplicate", document_id=prior[0],
+                                 reason=f"same content as {prior[0] or 'an earlier file'}")
+                continue
+            if self.ledger.busy_with(hashed.sha256, hashed.claim):
+                continue
+            if any(d.sha256 == hashed.sha256 for d in due):
+                continue  # identical twin in the same batch: it becomes a duplicate next round
+            due.append(hashed)
+        return due
+
+    def dispatch(self) -> None:
+        due = self._due()
+        if self.dispatcher.asynchronous:
+            for c in due:
+                self._submit(c)
+            self._poll()
+            return
+        for start in range(0, len(due), self.opts.batch_size):
+            if self.stop_event.is_set():
+                return
+            self._run_batch(due[start:start + self.opts.batch_size])
+
+    def _run_batch(self, batch: list[Claim]) -> None:
+        for c in batch:
+            self.ledger.update(c.claim, state="processing", attempts=c.attempts + 1)
+        paths = [self.areas.processing / c.claim for c in batch]
+        try:
+            outcomes = self.dispatcher.run(paths)
+        except Exception as exc:  # storage down, server gone: keep the files, try again later
+            for c in batch:
+                self._retry_later(c, c.attempts + 1, f"processing failed ({exc.__class__.__name__})")
+            return
+        by_input = {Path(o.input).name: o for o in outcomes}
+        for c in batch:
+            outcome = by_input.get(c.claim)
+            if outcome is None:
+                self._retry_later(c, c.attempts + 1, "no outcome returned")
+                continue
+            self._record(c, outcome)
+
+    def _submit(self, c: Claim) -> None:
+        attempt = c.attempts + 1
+        assert c.sha256 is not None
+        # Written first: a crash right after the submission finds the run again by its idempotency key.
+        self.ledger.update(c.claim, state="submitted", attempts=attempt)
+        try:
+            run_id = self.dispatcher.submit(self.areas.processing / c.claim, c.sha256, attempt)
+        except Exception as exc:
+            self._retry_later(c, attempt, f"could not submit ({exc.__class__.__name__})")
+            return
+        self.ledger.update(c.claim, flow_run_id=run_id)
+        log.info("claim %s submitted as flow run %s", c.claim, run_id)
+
+    def _poll(self) -> None:
+        for c in self.ledger.in_state("submitted"):
+            path = self.areas.processing / c.claim
+            if c.flow_run_id is None:  # crashed between the two writes: submit again, same key
+                assert c.sha256 is not None
+                try:
+                    run_id = self.dispatcher.submit(path, c.sha256, c.attempts)
+                except Exception as exc:
+                    self._retry_later(c, c.attempts, f"could not submit ({exc.__class__.__name__})")
+                    continue
+                self.ledger.update(c.claim, flow_run_id=run_id)
+                continue
+            try:
+                result = self.dispatcher.poll(path, c.flow_run_id)
+            except Exception as exc:
+                log.warning("cannot read flow run %s (%s)", c.flow_run_id, exc.__class__.__name__)
+                continue
+            if isinstance(result, ProcessOutcome):
+                self._record(c, result)
+            elif isinstance(result, str):
+                self._retry_later(c, c.attempts, result)
+
+    def _retry_later(self, c: Claim, attempts: int, reason: str) -> None:
+        if attempts >= self.opts.max_attempts:
+            assert c.sha256 is not None
+            log.warning("claim %s gave up after %d attempts: %s", c.claim, attempts, reason)
+            self.ledger.done(c.claim, c.sha256, status="failed", document_id=None,
+                             reason=f"could not be processed after {attempts} attempts: {reason}")
+            return
+        delay = min(300.0, 2.0 ** attempts)
+        log.warning("claim %s will be retried in %.0f s: %s", c.claim, delay, reason)
+        self.ledger.update(c.claim, state="claimed", attempts=attempts, not_before=time.time() + delay,
+                           reason=reason, flow_run_id=None)
+
+    def _record(self, c: Claim, outcome: ProcessOutcome) -> None:
+        assert c.sha256 is not None
+        reason = None
+        if outcome.status == "failed":
+            path = str(self.areas.processing / c.claim)
+            reason = (outcome.error or "could not be read").replace(f"{path}: ", "").replace(path, c.claim)
+        self.ledger.done(c.claim, c.sha256, status=outcome.status, document_id=outcome.record_id, reason=reason)
+        log.info("claim %s: %s as %s", c.claim, outcome.status, outcome.record_id)
+
+    # ------------------------------------------------------------------------------------- finishing
+
+    def finish_all(self) -> None:
+        for c in self.ledger.in_state("done"):
+            self.finish(c)
+
+    def finish(self, c: Claim) -> None:
+        """Move the original out of processing: archive (or delete) after a confirmed filing, failed
+        area with a reason file otherwise. Safe to repeat after a crash at any point."""
+        src = self.areas.processing / c.claim
+        final: Path | None = None
+        if c.status == "failed":
+            final = self._move_failed(c, src)
+        elif self.opts.after_filing == "delete":
+            src.unlink(missing_ok=True)
+        else:
+            final = self._move_archive(c, src)
+        receipt_path(src).unlink(missing_ok=True)
+        self.ledger.update(c.claim, state="finished", final_path=str(final) if final else None)
+        self.stats.finished[c.status or "?"] = self.stats.finished.get(c.status or "?", 0) + 1
+
+    def _move_archive(self, c: Claim, src: Path) -> Path | None:
+        now = datetime.now(UTC)
+        folder = self.areas.archive / f"{now:%Y}" / f"{now:%m}"
+        name = c.document_id or Path(c.claim).stem
+        if c.status == "duplicate":
+            name = f"{name}-duplicate-{Path(c.claim).stem}"
+        dest = folder / f"{name}{Path(c.claim).suffix}"
+        if c.final_path:  # a previous attempt chose the place already (crash after the move)
+            dest = Path(c.final_path)
+        if not src.exists():
+            return dest if dest.exists() else None
+        self.ledger.update(c.claim, final_path=str(dest))
+        folder.mkdir(parents=True, exist_ok=True)
+        if dest.exists() and sha256_file(dest) == c.sha256:
+            src.unlink()
+            return dest
+        if dest.exists():
+            dest = folder / f"{name}-{Path(c.claim).stem}{Path(c.claim).suffix}"
+            self.ledger.update(c.claim, final_path=str(dest))
+        _move(src, dest)
+        return dest
+
+    def _move_failed(self, c: Claim, src: Path) -> Path | None:
+        """Back under its own name, so staff recognise it, with the reason beside it."""
+        if c.final_path:
+            dest = Path(c.final_path)
+        else:
+            dest = _free_name(self.areas.failed / Path(c.source).name)
+            self.ledger.update(c.claim, final_path=str(dest))
+        if src.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _move(src, dest)
+        note = dest.with_name(dest.name + ".reason.txt")
+        text = (f"Frontdesk could not process this file.\nReason: {c.reason or 'unknown'}\n"
+                f"Record: {c.document_id or '-'}\nClaim: {c.claim}\nSHA-256: {c.sha256}\n"
+                f"When: {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        _atomic_write(note, text)
+        return dest if dest.exists() else None
+
+    # -------------------------------------------------------------------------------------- recovery
+
+    def recover(self) -> None:
+        """Put every row and every file back on a path to a final state after a crash."""
+        for c in self.ledger.unfinished():
+            path = self.areas.processing / c.claim
+            if c.state == "claiming":
+                if path.exists():
+                    self.ledger.update(c.claim, state="claimed")
+                else:  # the rename never happened; the file (if any) is still in the inbox
+                    self.ledger.forget(c.claim)
+            elif c.state in ("claimed", "processing"):
+                if path.exists():
+                    self.ledger.update(c.claim, state="claimed", not_before=0)
+                else:
+                    log.warning("claim %s vanished from processing", c.claim)
+                    self.ledger.update(c.claim, state="finished", reason="vanished from processing")
+            elif c.state == "submitted" and not self.dispatcher.asynchronous:
+                # Submitted by a deployment-mode run; this run processes in-process: same content, same
+                # document id, so filing it again overwrites nothing new.
+                self.ledger.update(c.claim, state="claimed", flow_run_id=None)
+            elif c.state == "done":
+                self.finish(self.ledger.get(c.claim) or c)
+        known = {c.claim for c in self.ledger.unfinished()}
+        for p in sorted(self.areas.processing.iterdir()):
+            if p.is_file() and not is_ignored(p.name) and p.name not in known and self.ledger.get(p.name) is None:
+                log.warning("adopting unknown file %s in processing", p.name)
+                self.ledger.add(p.name, p.name, state="claimed")
+
+    # ---------------------------------------------------------------------------------------- running
+
+    def pending(self) -> bool:
+        return bool(self.candidates) or bool(self.ledger.unfinished())
+
+    def tick(self) -> None:
+        if self.clock() - self._last_rescan >= self.opts.rescan_seconds:
+            self.rescan()
+        for path in self.ready():
+            if self.stop_event.is_set():
+                break
+            self.claim(path)
+        self.dispatch()
+        self.finish_all()
+
+    def run(self, *, once: bool = False, install_signals: bool = True) -> Stats:
+        """Watch until stopped (SIGTERM, SIGINT, ``stop_event``). With ``once``: take what is in the inbox
+        now, wait until it is all finished, and return."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        self.recover()
+        self.rescan()
+        log.info("watching %s", "the inbox" + (" (polling)" if self.opts.polling else ""))
+        try:
+            if once:
+                while not self.stop_event.is_set():
+                    self.tick()
+                    if not self.pending():
+                        break
+                    self.stop_event.wait(0.2)
+                return self.stats
+            self._watch_loop()
+        finally:
+            self.ledger.close()
+        return self.stats
+
+    def _watch_loop(self) -> None:
+        import watchfiles
+
+        self.tick()
+        tick_ms = 500
+        for changes in watchfiles.watch(
+            self.areas.inbox, recursive=self.opts.recursive, force_polling=self.opts.polling or None,
+            poll_delay_ms=int(self.opts.poll_interval_seconds * 1000), rust_timeout=tick_ms,
+            yield_on_timeout=True, stop_event=self.stop_event, raise_interrupt=False,
+            debounce=200, step=50, ignore_permission_denied=True,
+        ):
+            for change, name in changes:
+                if change != watchfiles.Change.deleted:
+                    self.notice(Path(name))
+            self.tick()
+            if self.stop_event.is_set():
+                break
+
+
+def _move(src: Path, dest: Path) -> None:
+    """Rename when on one filesystem; else copy, fsync, and remove (archive may be elsewhere)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(src, dest)
+    except OSError as exc:
+        import errno
+        import shutil
+
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        src.unlink()
+
+
+def _free_name(path: Path) -> Path:
+    if not path.exists() and not path.with_name(path.name + ".reason.txt").exists():
+        return path
+    for i in range(2, 10_000):
+        cand = path.with_name(f"{path.stem} ({i}){path.suffix}")
+        if not cand.exists() and not cand.with_name(cand.name + ".reason.txt").exists():
+            return cand
+    return path.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
