@@ -3,6 +3,9 @@
 Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
 is never pickled to Prefect's result storage. Documents run one after another in the flow's thread, so
 the per-document read time limit (SIGALRM) applies; letters are converted in one batch.
+
+The flow starts by repairing what an earlier run left (spooled objects, pending documents, letters
+due): a retried or re-run flow is safe because every document is recorded before it is stored.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from frontdesk.exceptions import StorageError
 from frontdesk.models import ProcessOutcome
-from frontdesk.pipeline import IntakeWork, Pipeline, collect_inputs
+from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
 
 _PIPELINES: dict[str | None, Pipeline] = {}
 
@@ -33,6 +36,12 @@ def pipeline_for(config_file: str | None) -> Pipeline:
 def use_pipeline(pipeline: Pipeline, config_file: str | None = None) -> None:
     """Let the CLI (or a test) hand the flow a pipeline it already built."""
     _PIPELINES[config_file] = pipeline
+
+
+@task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def recover(config_file: str | None = None) -> RecoveryReport:
+    """Counts only: safe to show in the UI."""
+    return pipeline_for(config_file).recover()
 
 
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
@@ -55,6 +64,9 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
     lines += [f"| {k} | {v} |" for k, v in sorted(status.items())]
     lines += ["", f"Letters filed: {letters}", "", "| error flag | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(codes.items())]
+    duplicates = [o.record_id for o in outcomes if o.status == "duplicate"]
+    if duplicates:
+        lines += ["", f"Seen before, not processed again: {len(duplicates)}"]
     failed = [o.record_id for o in outcomes if o.status == "failed"]
     if failed:
         lines += ["", "Failed records: " + ", ".join(str(f) for f in failed)]
@@ -63,6 +75,7 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
 
 @flow(name="intake", persist_result=False, log_prints=False)
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
+    recover(config_file)
     inputs = collect_inputs(Path(p) for p in paths)
     works = [intake_document(p, config_file) for p in inputs]
     works = send_letters(works, config_file)

@@ -1,8 +1,14 @@
 """The intake pipeline as plain stage functions. ``flows/intake.py`` wraps the same stages in Prefect
-tasks; tests and scripts can run them without Prefect.
+tasks; tests, the watcher and scripts can run them without Prefect.
 
-Stages: collect inputs -> intake (hash, extract, check, file original and record) -> letters (render every
-needed letter, convert the batch to PDF in one LibreOffice call, file them) -> outcomes.
+Stages: recover (flush the spool, finish what a crashed run left) -> intake (hash, extract, check, file
+original and record) -> letters (render every needed letter, convert the batch to PDF in one LibreOffice
+call, file them) -> outcomes.
+
+Exactly once: a document is known by its SHA-256. Before any object is written its row is recorded
+``pending`` with the exact keys it will use (see :mod:`frontdesk.records`); keys derive from the document
+id, which derives from the hash, so a retry overwrites the same objects. A file seen before is recorded
+as a ``duplicate`` arrival and not processed again.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
-from frontdesk.exceptions import InputFileError
+from sqlalchemy.exc import IntegrityError
+
+from frontdesk import audit, records
+from frontdesk.db import Database, open_database
+from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
 from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
+from frontdesk.records import PlannedObject
 from frontdesk.settings import Settings
-from frontdesk.storage import Storage, open_storage, sha256_file
+from frontdesk.storage import SpoolingStorage, Storage, open_storage, sha256_bytes, sha256_file
 from frontdesk.validation import missing_insurance_items
 
 log = logging.getLogger("frontdesk.pipeline")
@@ -28,6 +40,7 @@ log = logging.getLogger("frontdesk.pipeline")
 SUPPORTED_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
 _IGNORED_PREFIXES = (".", "~$", "._")
 MISSING_INSURANCE_CODE = "insurance.missing_info"
+MISSING_INSURANCE_LETTER = "missing_insurance"
 
 
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -63,6 +76,10 @@ def _suffix(path: Path) -> str:
     return s if s in SUPPORTED_SUFFIXES else ".bin"
 
 
+def _content_type(suffix: str) -> str:
+    return mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+
+
 @dataclass
 class IntakeWork:
     """One input on its way through the pipeline. Holds patient data in memory only."""
@@ -76,13 +93,15 @@ class IntakeWork:
     letters: list[StoredObject] = field(default_factory=list)
     error: str | None = None
     prefix: str = ""
+    patient_id: str | None = None
+    document_type: str | None = None  # from the records, for a duplicate whose reading is not reloaded
 
     def outcome(self) -> ProcessOutcome:
         return ProcessOutcome(
             input=str(self.input),
             status=self.status,  # type: ignore[arg-type]
             record_id=self.document_id,
-            document_type=self.result.document_type if self.result else None,
+            document_type=self.result.document_type if self.result else self.document_type,  # type: ignore[arg-type]
             stored=self.stored,
             letters=self.letters,
             flags=self.result.flags if self.result else [],
@@ -90,70 +109,252 @@ class IntakeWork:
         )
 
 
-class Pipeline:
-    """Settings, templates, vocabulary and storage, built once and shared by all documents of a run."""
+@dataclass
+class RecoveryReport:
+    """What the start of a run repaired: spooled objects sent, pending documents completed."""
 
-    def __init__(self, settings: Settings, *, storage: Storage | None = None,
+    spool_sent: int = 0
+    spool_waiting: int = 0
+    documents_completed: int = 0
+    documents_still_pending: int = 0
+    letters_due: int = 0
+
+
+class Pipeline:
+    """Settings, templates, vocabulary, storage and records, built once and shared by all documents."""
+
+    def __init__(self, settings: Settings, *, storage: Storage | None = None, db: Database | None = None,
                  extra_forms_dirs: list[Path] | None = None, today: date | None = None) -> None:
         self.settings = settings
         self.reader = Reader(settings, extra_forms_dirs)
-        self.storage = storage or open_storage(settings)
+        self.storage: Storage = storage or open_storage(settings)
+        self.db = db or open_database(settings)
         self.today = today
+        self._recovered = False
+        self._letters_due: list[IntakeWork] = []
+
+    # --- storage with records ---------------------------------------------------------------------------
+
+    def _uri(self, key: str) -> str:
+        return self.storage.uri(key)
+
+    def _as_stored(self, row: Any) -> StoredObject:
+        return StoredObject(key=row.key, uri=self._uri(row.key), sha256=row.sha256 or "", size=row.size or 0)
+
+    def store_recorded(self, data: bytes, key: str, *, role: str, content_type: str = "application/octet-stream",
+                       document_id: str | None = None, letter_id: str | None = None,
+                       statement_id: str | None = None, mail_batch_id: str | None = None) -> StoredObject:
+        """Write (or overwrite) one object and keep its record right: planned, stored, then confirmed.
+        For any code that files an object outside intake (a reviewed extraction, a statement, a batch)."""
+        planned = PlannedObject(key, role, sha256_bytes(data), len(data), content_type)
+        owner = {"document_id": document_id, "letter_id": letter_id, "statement_id": statement_id,
+                 "mail_batch_id": mail_batch_id}
+        with self.db.begin() as s:
+            existed = records.object_row(s, key) is not None
+            records.plan_object(s, planned, **{k: v for k, v in owner.items() if v})
+            audit.record(s, "update" if existed else "create", "object", key,
+                         patient_id=_patient_of(s, document_id), detail=role)
+        obj = self.storage.put_bytes(data, key, content_type=content_type)
+        with self.db.begin() as s:
+            records.mark_stored(s, obj)
+        return obj
 
     def _prefix(self, area: str, doc_id: str) -> str:
         now = datetime.now(UTC)
         return f"{area}/{now:%Y}/{now:%m}/{doc_id}"
 
+    # --- recovery -------------------------------------------------------------------------------------------
+
+    def recover(self, *, force: bool = False) -> RecoveryReport:
+        """Finish what an earlier run left: send spooled objects, complete pending documents whose file
+        is still where it was read from, and queue letters that were due. Runs once per pipeline unless
+        forced; ``intake`` calls it first, so every caller gets it."""
+        report = RecoveryReport()
+        if self._recovered and not force:
+            return report
+        self._recovered = True
+        report.spool_sent, report.spool_waiting = self.flush_spool()
+        with self.db.begin() as s:
+            pending = [(d.id, d.sha256, records.last_source_path(s, d.id)) for d in records.pending_documents(s)]
+        for doc_id, sha, source in pending:
+            path = Path(source) if source else None
+            if path is not None and path.is_file() and _hash_or_none(path) == sha:
+                work = self._intake(path, recovering=True)
+                if work.status != "duplicate":
+                    report.documents_completed += 1
+                    if self.needs_missing_insurance_letter(work):
+                        self._queue_letters(work)
+            else:
+                report.documents_still_pending += 1
+                log.warning("document %s is pending and its file is gone; hand the file in again", doc_id)
+        with self.db.begin() as s:
+            due = [d.id for d in records.documents_awaiting_letters(s)]
+        for doc_id in due:
+            if any(w.document_id == doc_id for w in self._letters_due):
+                continue
+            work = self._work_from_record(doc_id, Path(doc_id), status="duplicate")
+            if work is not None:
+                self._queue_letters(work)
+        report.letters_due = len(self._letters_due)
+        if any((report.spool_sent, report.spool_waiting, report.documents_completed,
+                report.documents_still_pending, report.letters_due)):
+            log.info("recovery: %s", report)
+        return report
+
+    def _queue_letters(self, work: IntakeWork) -> None:
+        if all(w.document_id != work.document_id for w in self._letters_due):
+            self._letters_due.append(work)
+
+    def flush_spool(self) -> tuple[int, int]:
+        """Send spooled objects to storage and mark them stored. Returns (sent, still waiting)."""
+        if not isinstance(self.storage, SpoolingStorage) or not self.storage.spooled():
+            return 0, 0
+
+        def on_sent(obj: StoredObject) -> None:
+            with self.db.begin() as s:
+                records.mark_stored(s, obj)
+
+        report = self.storage.flush(on_sent)
+        if report.error:
+            log.warning("spool not emptied: %d objects wait (%s)", report.waiting, report.error)
+        return len(report.sent), report.waiting
+
+    # --- intake -------------------------------------------------------------------------------------------
+
     def intake(self, path: Path) -> IntakeWork:
-        """Hash, extract, check and file one input. Bad input is filed under ``failed/`` with a reason."""
-        work = IntakeWork(input=Path(path))
+        """Hash, extract, check, file and record one input. Bad input is filed under ``failed/`` with a
+        reason; a file seen before is a ``duplicate``."""
+        self.recover()
+        return self._intake(Path(path))
+
+    def _intake(self, path: Path, *, recovering: bool = False) -> IntakeWork:
+        work = IntakeWork(input=path)
         try:
             work.sha256 = sha256_file(work.input)
+            size = work.input.stat().st_size
         except OSError as exc:
             work.error = f"{work.input}: cannot read file ({exc.strerror or exc.__class__.__name__})"
             log.warning("input could not be opened: %s", exc.__class__.__name__)
             return work
         work.document_id = document_id(work.sha256)
+        with self.db.begin() as s:
+            doc = records.document_by_sha(s, work.sha256)
+            if doc is not None and doc.state != "pending":
+                if not recovering:
+                    records.record_duplicate(s, doc, str(work.input))
+                prefix = doc.storage_prefix
+                awaiting = doc.state == "awaiting_letters"
+            else:
+                prefix = doc.storage_prefix if doc is not None else None
+                awaiting = False
+        if doc is not None and doc.state != "pending":
+            log.info("document %s seen before; not processed again", work.document_id)
+            dup = self._work_from_record(work.document_id, work.input, status="duplicate", with_result=awaiting)
+            assert dup is not None
+            if awaiting:
+                self._queue_letters(dup)
+            return dup
         try:
             work.result = self.reader.extract(work.input)
         except InputFileError as exc:
             work.error = str(exc)
-            self._file_failed(work, exc.reason)
+            return self._file(work, size, prefix or self._prefix("failed", work.document_id), failed=exc.reason)
+        return self._file(work, size, prefix or self._prefix("documents", work.document_id))
+
+    def _file(self, work: IntakeWork, size: int, prefix: str, *, failed: str | None = None) -> IntakeWork:
+        """Reserve, store, complete: see the module docstring of :mod:`frontdesk.records`."""
+        assert work.sha256 and work.document_id
+        work.prefix = prefix
+        suffix = _suffix(work.input)
+        try:
+            original = work.input.read_bytes()
+        except OSError as exc:
+            work.error = f"{work.input}: cannot read file ({exc.strerror or exc.__class__.__name__})"
             return work
-        work.prefix = self._prefix("documents", work.document_id)
-        ctype = mimetypes.guess_type(f"x{_suffix(work.input)}")[0] or "application/octet-stream"
-        work.stored.append(self.storage.put_file(work.input, f"{work.prefix}/original{_suffix(work.input)}",
-                                                 content_type=ctype))
-        record = {
-            "document_id": work.document_id,
-            "sha256": work.sha256,
-            "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_name": work.input.name,
-            "extraction": work.result.model_dump(mode="json"),
-        }
-        work.stored.append(self.storage.put_bytes(
-            json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"),
-            f"{work.prefix}/extraction.json", content_type="application/json"))
-        work.status = "needs_review" if work.result.needs_review() else "filed"
-        log.info("filed %s as %s (%d flags)", work.document_id, work.status, len(work.result.flags))
+        if sha256_bytes(original) != work.sha256:  # changed since it was hashed: take it next time, whole
+            work.error = f"{work.input}: the file changed while it was read; it will be taken again"
+            work.status = "failed"
+            return work
+        objects: list[tuple[PlannedObject, bytes]] = [
+            (PlannedObject(f"{prefix}/original{suffix}", "original", work.sha256, size, _content_type(suffix)),
+             original)]
+        if failed is not None:
+            note = f"{failed}\nsource file: {work.input.name}\nsha256: {work.sha256}\n".encode()
+            objects.append((PlannedObject(f"{prefix}/reason.txt", "reason", sha256_bytes(note), len(note),
+                                          "text/plain"), note))
+        else:
+            assert work.result is not None
+            record = {
+                "document_id": work.document_id,
+                "sha256": work.sha256,
+                "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "source_name": work.input.name,
+                "extraction": work.result.model_dump(mode="json"),
+            }
+            body = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")
+            objects.append((PlannedObject(f"{prefix}/extraction.json", "extraction", sha256_bytes(body),
+                                          len(body), "application/json"), body))
+        try:
+            with self.db.begin() as s:
+                before = {r.key for r in records.document_objects(s, work.document_id)[0]}
+                records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
+                                         prefix=prefix, objects=[p for p, _ in objects],
+                                         source_path=str(work.input))
+        except (IntegrityError, ValueError):  # another process recorded the same file a moment ago
+            log.info("document %s was recorded by another process", work.document_id)
+            work.status, work.result, work.error = "duplicate", None, None
+            return work
+        for planned, data in objects:
+            work.stored.append(self.storage.put_bytes(data, planned.key, content_type=planned.content_type))
+        # Keys planned by an earlier, interrupted attempt that this one did not write (its reading came out
+        # differently): keep what did reach storage, so no object is left without a record.
+        written = {p.key for p, _ in objects}
+        kept = [obj for key in sorted(before - written) if (obj := self.storage.head(key)) is not None]
+        if failed is not None:
+            outcome = "failed"
+        else:
+            assert work.result is not None
+            outcome = "needs_review" if work.result.needs_review() else "filed"
+        letter_due = failed is None and self.needs_missing_insurance_letter(work)
+        with self.db.begin() as s:
+            doc = records.complete_document(s, work.document_id, result=work.result, outcome=outcome,
+                                            stored=[*work.stored, *kept], error=failed, letter_due=letter_due)
+            work.patient_id = doc.patient_id if doc is not None else None
+        work.status = outcome
+        if failed is not None:
+            log.warning("document %s could not be read; filed under failed/", work.document_id)
+        else:
+            assert work.result is not None
+            log.info("filed %s as %s (%d flags)", work.document_id, work.status, len(work.result.flags))
         return work
 
-    def _file_failed(self, work: IntakeWork, reason: str) -> None:
-        assert work.document_id is not None
-        prefix = self._prefix("failed", work.document_id)
-        work.stored.append(self.storage.put_file(work.input, f"{prefix}/original{_suffix(work.input)}"))
-        note = f"{reason}\nsource file: {work.input.name}\nsha256: {work.sha256}\n"
-        work.stored.append(self.storage.put_bytes(note.encode("utf-8"), f"{prefix}/reason.txt",
-                                                  content_type="text/plain"))
-        work.status = "failed"
-        log.warning("document %s could not be read; filed under failed/", work.document_id)
+    def _work_from_record(self, doc_id: str, input_path: Path, *, status: str,
+                          with_result: bool = True) -> IntakeWork | None:
+        """An IntakeWork for a document already recorded: its objects, letters and (for letters still due)
+        its reading rebuilt from the records."""
+        with self.db.begin() as s:
+            from frontdesk.db.models import Document
+
+            doc = s.get(Document, doc_id)
+            if doc is None:
+                return None
+            rows, letter_rows = records.document_objects(s, doc_id)
+            result = records.extraction_result(s, doc_id) if with_result else None
+            work = IntakeWork(input=input_path, sha256=doc.sha256, document_id=doc.id, status=status,
+                              result=result, prefix=doc.storage_prefix, patient_id=doc.patient_id,
+                              document_type=doc.document_type)
+            work.stored = [self._as_stored(r) for r in rows]
+            work.letters = [self._as_stored(r) for r in letter_rows if r.state != "pending"]
+        return work
+
+    # --- letters -----------------------------------------------------------------------------------------
 
     def needs_missing_insurance_letter(self, work: IntakeWork) -> bool:
         return bool(work.result and work.result.document_type == "intake_form"
                     and any(f.code == MISSING_INSURANCE_CODE for f in work.result.flags))
 
     def letter_context(self, work: IntakeWork) -> dict[str, object]:
-        """What the missing-insurance letter needs. Patient data stays in memory."""
+        """What the missing-insurance letter needs. Patient data stays in memory and the records DB."""
         assert work.result is not None and work.document_id is not None
         r = work.result
 
@@ -176,30 +377,99 @@ class Pipeline:
             "reference": work.document_id.upper(),
         }
 
+    def _letter_filed(self, doc_id: str) -> StoredObject | None:
+        with self.db.begin() as s:
+            letter = records.letter_for(s, doc_id, MISSING_INSURANCE_LETTER)
+            if letter is None or letter.storage_key is None:
+                return None
+            from frontdesk.db.models import StoredObjectRow
+
+            row = s.get(StoredObjectRow, letter.storage_key)
+            if row is None or row.state == "pending":
+                return None
+            return self._as_stored(row)
+
     def send_letters(self, works: Sequence[IntakeWork]) -> list[IntakeWork]:
-        """Render every needed letter, convert them in one LibreOffice batch, and file the PDFs."""
+        """Render every needed letter, convert them in one LibreOffice batch, and file the PDFs. Letters
+        left due by an interrupted run are written in the same batch; a letter already filed for a
+        document is never written twice."""
         from frontdesk.convert import docx_to_pdf
         from frontdesk.rendering import render_docx
 
-        todo = [w for w in works if self.needs_missing_insurance_letter(w) and not w.letters]
+        candidates: list[IntakeWork] = []
+        for w in [*works, *self._letters_due]:
+            if w.document_id and w.status != "failed" and not w.letters and self.needs_missing_insurance_letter(w) \
+                    and all(c.document_id != w.document_id for c in candidates):
+                candidates.append(w)
+        self._letters_due = []
+        todo = []
+        for w in candidates:
+            assert w.document_id is not None
+            filed = self._letter_filed(w.document_id)
+            if filed is not None:
+                w.letters.append(filed)
+                with self.db.begin() as s:
+                    records.finish_without_letters(s, w.document_id)
+            else:
+                todo.append(w)
+        # A document marked "letters due" whose reading no longer asks for one (a review fixed it).
+        for w in works:
+            if w.document_id and w.result is not None and not self.needs_missing_insurance_letter(w):
+                with self.db.begin() as s:
+                    records.finish_without_letters(s, w.document_id)
         if not todo:
             return list(works)
-        template = self.settings.letters_dir / "missing_insurance.docx"
+        template = self.settings.letters_dir / f"{MISSING_INSURANCE_LETTER}.docx"
         with tempfile.TemporaryDirectory(prefix="frontdesk-letters-") as tmp:
             tmpdir = Path(tmp)
-            docs = []
+            docs, contexts = [], []
             for w in todo:
-                docs.append(render_docx(template, self.letter_context(w), tmpdir / f"{w.document_id}.docx"))
+                ctx = self.letter_context(w)
+                contexts.append(ctx)
+                docs.append(render_docx(template, ctx, tmpdir / f"{w.document_id}.docx"))
             pdfs = docx_to_pdf(docs, tmpdir / "pdf")
-            for w, pdf in zip(todo, pdfs, strict=True):
-                w.letters.append(self.storage.put_file(pdf, f"{w.prefix}/letters/missing_insurance.pdf",
-                                                       content_type="application/pdf"))
+            for w, pdf, ctx in zip(todo, pdfs, contexts, strict=True):
+                self._file_letter(w, pdf.read_bytes(), ctx)
         log.info("filed %d missing-insurance letters", len(todo))
         return list(works)
+
+    def _file_letter(self, work: IntakeWork, pdf: bytes, context: dict[str, Any]) -> None:
+        assert work.document_id is not None
+        key = f"{work.prefix}/letters/{MISSING_INSURANCE_LETTER}.pdf"
+        planned = PlannedObject(key, "letter", sha256_bytes(pdf), len(pdf), "application/pdf")
+        with self.db.begin() as s:
+            letter = records.reserve_letter(s, document_id=work.document_id, kind=MISSING_INSURANCE_LETTER,
+                                            planned=planned, context=context)
+            letter_id = letter.id
+        obj = self.storage.put_bytes(pdf, key, content_type="application/pdf")
+        with self.db.begin() as s:
+            records.complete_letter(s, letter_id, obj)
+        work.letters.append(obj)
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _patient_of(session: Any, document_id: str | None) -> str | None:
+    if document_id is None:
+        return None
+    from frontdesk.db.models import Document
+
+    doc = session.get(Document, document_id)
+    return doc.patient_id if doc is not None else None
 
 
 def process_batch(paths: Sequence[Path], pipeline: Pipeline) -> list[ProcessOutcome]:
     """All stages in order, without Prefect."""
+    pipeline.recover()
     works = [pipeline.intake(p) for p in collect_inputs(paths)]
     works = pipeline.send_letters(works)
     return [w.outcome() for w in works]
+
+
+__all__ = ["IntakeWork", "Pipeline", "RecoveryReport", "StorageError", "collect_inputs", "document_id",
+           "process_batch"]

@@ -1,0 +1,393 @@
+"""Records: the database side of filing a document, and patient lookup.
+
+The pipeline writes in three short transactions per document, so a crash at any point is repaired by
+the next run without a duplicate object or an orphan record:
+
+1. :func:`reserve_document` inserts the document ``pending`` with its storage keys and the SHA-256 of
+   every object about to be written (nothing is stored yet);
+2. the pipeline stores the objects under exactly those keys (a retry overwrites the same objects);
+3. :func:`complete_document` records the extraction, fields, flags and patient, and marks the objects
+   stored (or spooled) and the document ``complete`` (``awaiting_letters`` when a letter is still due).
+
+A ``pending`` row is what the next run completes; every stored object has a row from step 1 on.
+Every create, read, search, export and change of a patient's record or documents adds an audit event in
+the same transaction (:mod:`frontdesk.audit`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from frontdesk import audit
+from frontdesk.db.models import (
+    Arrival,
+    Document,
+    ExtractedField,
+    Extraction,
+    FlagRow,
+    Letter,
+    Patient,
+    PatientField,
+    StoredObjectRow,
+    utcnow,
+)
+from frontdesk.models import ExtractionResult, FieldResult, Flag, StoredObject
+from frontdesk.storage import SpooledObject
+
+# Sections of the vocabulary that describe the patient (kept current on the patient record);
+# consent fields belong to the document that was signed, not to the person.
+PATIENT_SECTIONS = ("patient.", "insurance.", "emergency_contact.")
+NAME_KEYS = ("patient.first_name", "patient.last_name", "patient.date_of_birth")
+
+
+# --- patients -------------------------------------------------------------------------------------------
+
+def normalise_name(name: str) -> str:
+    """Letters only, without accents, case-folded: 'O’Brien-Núñez' and 'obrien nunez' match."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(ch for ch in decomposed.casefold() if ch.isalpha() and not unicodedata.combining(ch))
+
+
+def match_key(first: str, last: str, dob: date) -> str:
+    return f"{normalise_name(last)}|{normalise_name(first)}|{dob.isoformat()}"
+
+
+def _identity(result: ExtractionResult) -> tuple[str, str, date] | None:
+    first, last, dob = (result.value(k) for k in NAME_KEYS)
+    if not (isinstance(first, str) and isinstance(last, str) and isinstance(dob, str)):
+        return None
+    if not normalise_name(first) or not normalise_name(last):
+        return None
+    try:
+        return first, last, date.fromisoformat(dob)
+    except ValueError:  # an invalid date was kept and flagged; it cannot identify anyone
+        return None
+
+
+def match_patient(session: Session, result: ExtractionResult) -> Patient | None:
+    """The patient this reading is about (same normalised name and date of birth), if known."""
+    ident = _identity(result)
+    if ident is None:
+        return None
+    key = match_key(*ident)
+    return session.scalars(select(Patient).where(Patient.match_key == key)
+                           .order_by(Patient.created_at, Patient.id).limit(1)).first()
+
+
+def _attach_patient(session: Session, doc: Document, result: ExtractionResult) -> Patient | None:
+    """Find or create the patient and make this document's values the current ones.
+
+    A field the document has a box for is the patient's current statement, blank included (a new intake
+    without secondary insurance means there is none now); a field the document does not carry leaves
+    the current value alone (an insurance card says nothing about the address).
+    """
+    ident = _identity(result)
+    if ident is None:
+        return None
+    patient = match_patient(session, result)
+    if patient is None:
+        first, last, dob = ident
+        patient = Patient(match_key=match_key(first, last, dob), first_name=first, last_name=last,
+                          date_of_birth=dob)
+        session.add(patient)
+        session.flush()
+        audit.record(session, "create", "patient", patient.id, patient_id=patient.id,
+                     detail=f"from {doc.id}")
+    current = {f.key: f for f in patient.fields}
+    changed = []
+    for key, fr in result.fields.items():
+        if not key.startswith(PATIENT_SECTIONS):
+            continue
+        row = current.get(key)
+        if row is None:
+            patient.fields.append(PatientField(key=key, value=fr.value, source_document_id=doc.id))
+            changed.append(key)
+        elif row.value != fr.value or row.source_document_id != doc.id:
+            if row.value != fr.value:
+                changed.append(key)
+            row.value, row.source_document_id = fr.value, doc.id
+    if changed:
+        patient.updated_at = utcnow()
+        audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                     detail=f"{len(changed)} fields from {doc.id}")
+    doc.patient_id = patient.id
+    return patient
+
+
+def find_patients(session: Session, name: str, dob: date | None = None) -> list[Patient]:
+    """Patients whose name contains every word of ``name`` (any order, accents and case ignored).
+    Each hit is audited as a search of that patient's record; the query text is not recorded."""
+    words = [w for w in (normalise_name(p) for p in name.replace(",", " ").split()) if w]
+    q = select(Patient)
+    for w in words:
+        q = q.where(Patient.match_key.like(f"%{w}%"))
+    if dob is not None:
+        q = q.where(Patient.date_of_birth == dob)
+    hits = list(session.scalars(q.order_by(Patient.last_name, Patient.first_name, Patient.id).limit(200)))
+    # The LIKE ran over "last|first|dob": keep only hits whose words are in the name parts themselves.
+    hits = [p for p in hits if all(w in normalise_name(p.last_name) + "|" + normalise_name(p.first_name)
+                                   for w in words)]
+    for p in hits:
+        audit.record(session, "search", "patient", p.id, patient_id=p.id)
+    if not hits:
+        audit.record(session, "search", "patient", None, detail="no match")
+    return hits
+
+
+@dataclass
+class PatientView:
+    """What ``patients show`` prints: the record, its documents, open flags and letters."""
+
+    patient: Patient
+    fields: dict[str, Any]
+    documents: list[Document]
+    open_flags: list[FlagRow]
+    letters: list[Letter]
+
+
+def show_patient(session: Session, patient_id: str) -> PatientView | None:
+    """The patient's record for a person to read; the read is audited."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return None
+    docs = list(session.scalars(select(Document).where(Document.patient_id == patient_id)
+                                .order_by(Document.received_at, Document.id)))
+    flags = list(session.scalars(select(FlagRow).where(FlagRow.patient_id == patient_id, FlagRow.status == "open")
+                                 .order_by(FlagRow.id)))
+    letters = list(session.scalars(select(Letter).where(Letter.patient_id == patient_id)
+                                   .order_by(Letter.created_at, Letter.id)))
+    audit.record(session, "read", "patient", patient_id, patient_id=patient_id)
+    fields = {f.key: {"value": f.value, "source_document": f.source_document_id} for f in patient.fields}
+    return PatientView(patient, fields, docs, flags, letters)
+
+
+# --- documents ------------------------------------------------------------------------------------------
+
+@dataclass
+class PlannedObject:
+    """An object about to be written: its key and the hash of exactly the bytes that will be written."""
+
+    key: str
+    role: str
+    sha256: str
+    size: int
+    content_type: str
+
+
+def document_by_sha(session: Session, sha256: str, *, for_update: bool = False) -> Document | None:
+    q = select(Document).where(Document.sha256 == sha256)
+    if for_update:
+        q = q.with_for_update()
+    return session.scalars(q).first()
+
+
+def plan_object(session: Session, planned: PlannedObject, **owner: str | None) -> StoredObjectRow:
+    row = session.get(StoredObjectRow, planned.key)
+    if row is None:
+        row = StoredObjectRow(key=planned.key, **owner)
+        session.add(row)
+    row.role, row.sha256, row.size = planned.role, planned.sha256, planned.size
+    row.content_type, row.state, row.stored_at = planned.content_type, "pending", None
+    return row
+
+
+def object_row(session: Session, key: str) -> StoredObjectRow | None:
+    return session.get(StoredObjectRow, key)
+
+
+def reserve_document(session: Session, *, document_id: str, sha256: str, size: int, prefix: str,
+                     objects: Sequence[PlannedObject], source_path: str | None) -> Document:
+    """Step 1: the pending document and its objects, before anything is stored. Called again for a
+    pending document (a retry after a crash) it re-plans the same keys with the new hashes."""
+    doc = session.get(Document, document_id)
+    outcome = "resumed"
+    if doc is None:
+        doc = Document(id=document_id, sha256=sha256, size=size, state="pending", storage_prefix=prefix)
+        session.add(doc)
+        session.flush()
+        outcome = "new"
+        audit.record(session, "create", "document", document_id, detail="pending")
+    elif doc.state != "pending":
+        raise ValueError(f"document {document_id} is already {doc.state}")
+    for planned in objects:
+        plan_object(session, planned, document_id=document_id)
+    session.add(Arrival(document_id=document_id, sha256=sha256, outcome=outcome, source_path=source_path))
+    return doc
+
+
+def record_duplicate(session: Session, doc: Document, source_path: str | None) -> None:
+    session.add(Arrival(document_id=doc.id, sha256=doc.sha256, outcome="duplicate", source_path=source_path))
+    audit.record(session, "duplicate", "document", doc.id, patient_id=doc.patient_id, detail="same sha256")
+
+
+def mark_stored(session: Session, obj: StoredObject) -> StoredObjectRow | None:
+    """Record where an object now is: in the store, or in the spool waiting for it."""
+    row = session.get(StoredObjectRow, obj.key)
+    if row is None:
+        return None
+    if row.sha256 is not None and row.sha256 != obj.sha256:
+        # The store holds other bytes than were planned (a newer attempt overwrote the key); the store
+        # is the truth for verify, and it is what the document now points at.
+        row.sha256 = obj.sha256
+    row.size = obj.size
+    spooled = isinstance(obj, SpooledObject)
+    row.state = "spooled" if spooled else "stored"
+    row.stored_at = None if spooled else utcnow()
+    return row
+
+
+def complete_document(session: Session, document_id: str, *, result: ExtractionResult | None, outcome: str,
+                      stored: Sequence[StoredObject], error: str | None = None,
+                      letter_due: bool = False) -> Document | None:
+    """Step 3: everything learned about the document, in one transaction. Returns None when another
+    process completed it first (its records stand; nothing is recorded twice)."""
+    doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
+    if doc is None or doc.state != "pending":
+        return None
+    for obj in stored:
+        mark_stored(session, obj)
+    # Objects planned by an earlier attempt but not written by this one (the reading changed between
+    # attempts) were never confirmed: forget them, or verify would look for them forever.
+    written = {o.key for o in stored}
+    for row in list(doc.objects):
+        if row.key not in written and row.state == "pending":
+            session.delete(row)
+    doc.outcome, doc.error = outcome, error
+    if result is not None:
+        doc.document_type, doc.form, doc.method, doc.pages = (result.document_type, result.form,
+                                                              result.method, result.pages)
+        extraction = Extraction(document_id=doc.id, document_type=result.document_type, form=result.form,
+                                method=result.method, pages=result.pages)
+        extraction.fields = [ExtractedField(document_id=doc.id, key=k, value=fr.value, raw=fr.raw,
+                                            confidence=fr.confidence, page=fr.page)
+                             for k, fr in result.fields.items()]
+        session.add(extraction)
+        session.flush()
+        patient = _attach_patient(session, doc, result)
+        for f in result.flags:
+            session.add(FlagRow(document_id=doc.id, extraction_id=extraction.id,
+                                patient_id=patient.id if patient else None, code=f.code, severity=f.severity,
+                                field=f.field, message=f.message))
+    doc.state = "awaiting_letters" if letter_due else "complete"
+    doc.completed_at = None if letter_due else utcnow()
+    audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
+                 detail=f"{outcome}; {len(stored)} objects")
+    return doc
+
+
+def extraction_result(session: Session, document_id: str) -> ExtractionResult | None:
+    """The latest reading of a document, as the pipeline produced it (to finish work after a crash)."""
+    ex = session.scalars(select(Extraction).where(Extraction.document_id == document_id)
+                         .order_by(Extraction.id.desc()).limit(1)).first()
+    if ex is None:
+        return None
+    flags = session.scalars(select(FlagRow).where(FlagRow.extraction_id == ex.id).order_by(FlagRow.id))
+    return ExtractionResult(
+        document_type=ex.document_type,  # type: ignore[arg-type]
+        form=ex.form, method=ex.method, pages=ex.pages,  # type: ignore[arg-type]
+        fields={f.key: FieldResult(value=f.value, raw=f.raw, confidence=f.confidence, page=f.page)
+                for f in ex.fields},
+        flags=[Flag(code=f.code, severity=f.severity, field=f.field, message=f.message)  # type: ignore[arg-type]
+               for f in flags],
+    )
+
+
+def document_objects(session: Session, document_id: str) -> tuple[list[StoredObjectRow], list[StoredObjectRow]]:
+    """(filed objects, letter objects) of a document."""
+    rows = list(session.scalars(select(StoredObjectRow).where(StoredObjectRow.document_id == document_id)
+                                .order_by(StoredObjectRow.created_at, StoredObjectRow.key)))
+    letters = list(session.scalars(select(StoredObjectRow).join(Letter, StoredObjectRow.letter_id == Letter.id)
+                                   .where(Letter.document_id == document_id)
+                                   .order_by(StoredObjectRow.key)))
+    return rows, letters
+
+
+def pending_documents(session: Session) -> list[Document]:
+    return list(session.scalars(select(Document).where(Document.state == "pending").order_by(Document.received_at)))
+
+
+def documents_awaiting_letters(session: Session) -> list[Document]:
+    return list(session.scalars(select(Document).where(Document.state == "awaiting_letters")
+                                .order_by(Document.received_at)))
+
+
+def last_source_path(session: Session, document_id: str) -> str | None:
+    return session.scalars(select(Arrival.source_path).where(Arrival.document_id == document_id,
+                                                              Arrival.source_path.is_not(None))
+                           .order_by(Arrival.id.desc()).limit(1)).first()
+
+
+# --- letters --------------------------------------------------------------------------------------------
+
+def reserve_letter(session: Session, *, document_id: str, kind: str, planned: PlannedObject,
+                   context: dict[str, Any]) -> Letter:
+    """A pending letter and its object, before the PDF is stored. One letter per (document, kind): a
+    retry after a crash reuses the row and overwrites the same object."""
+    doc = session.get(Document, document_id)
+    assert doc is not None
+    letter = session.scalars(select(Letter).where(Letter.document_id == document_id, Letter.kind == kind)).first()
+    if letter is None:
+        letter = Letter(kind=kind, status="pending", patient_id=doc.patient_id, document_id=document_id)
+        session.add(letter)
+        session.flush()
+        audit.record(session, "create", "letter", letter.id, patient_id=doc.patient_id, detail=kind)
+    letter.storage_key, letter.sha256, letter.context = planned.key, planned.sha256, context
+    plan_object(session, planned, letter_id=letter.id)
+    return letter
+
+
+def complete_letter(session: Session, letter_id: str, obj: StoredObject) -> None:
+    letter = session.get(Letter, letter_id)
+    assert letter is not None
+    mark_stored(session, obj)
+    letter.sha256 = obj.sha256
+    if letter.document_id:
+        doc = session.get(Document, letter.document_id)
+        if doc is not None and doc.state == "awaiting_letters":
+            doc.state, doc.completed_at = "complete", utcnow()
+    audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail="filed")
+
+
+def letter_for(session: Session, document_id: str, kind: str) -> Letter | None:
+    return session.scalars(select(Letter).where(Letter.document_id == document_id, Letter.kind == kind)).first()
+
+
+def finish_without_letters(session: Session, document_id: str) -> None:
+    doc = session.get(Document, document_id)
+    if doc is not None and doc.state == "awaiting_letters":
+        doc.state, doc.completed_at = "complete", utcnow()
+
+
+# --- counts for reports and tests -----------------------------------------------------------------------
+
+def counts(session: Session) -> dict[str, int]:
+    def n(model: Any, *where: Any) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return {
+        "documents": n(Document),
+        "documents_pending": n(Document, Document.state != "complete"),
+        "objects": n(StoredObjectRow),
+        "objects_not_stored": n(StoredObjectRow, StoredObjectRow.state != "stored"),
+        "patients": n(Patient),
+        "letters": n(Letter),
+        "arrivals": n(Arrival),
+    }
+
+
+def since_date(text: str) -> datetime:
+    """``--since`` values: a date (midnight UTC) or an ISO date-time."""
+    from datetime import UTC
+
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
