@@ -32,7 +32,7 @@ from frontdesk.extraction import Reader
 from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
 from frontdesk.records import PlannedObject
 from frontdesk.settings import Settings
-from frontdesk.storage import SpoolingStorage, Storage, open_storage, sha256_bytes, sha256_file
+from frontdesk.storage import Storage, open_storage, sha256_bytes, sha256_file
 from frontdesk.validation import missing_insurance_items
 
 log = logging.getLogger("frontdesk.pipeline")
@@ -201,23 +201,21 @@ class Pipeline:
             log.info("recovery: %s", report)
         return report
 
+    @property
+    def letters_due(self) -> int:
+        """Letters queued by recovery for the next ``send_letters`` call."""
+        return len(self._letters_due)
+
     def _queue_letters(self, work: IntakeWork) -> None:
         if all(w.document_id != work.document_id for w in self._letters_due):
             self._letters_due.append(work)
 
     def flush_spool(self) -> tuple[int, int]:
         """Send spooled objects to storage and mark them stored. Returns (sent, still waiting)."""
-        if not isinstance(self.storage, SpoolingStorage) or not self.storage.spooled():
-            return 0, 0
-
-        def on_sent(obj: StoredObject) -> None:
-            with self.db.begin() as s:
-                records.mark_stored(s, obj)
-
-        report = self.storage.flush(on_sent)
-        if report.error:
-            log.warning("spool not emptied: %d objects wait (%s)", report.waiting, report.error)
-        return len(report.sent), report.waiting
+        sent, waiting, error = records.flush_spool(self.db, self.storage)
+        if error:
+            log.warning("spool not emptied: %d objects wait (%s)", waiting, error)
+        return sent, waiting
 
     # --- intake -------------------------------------------------------------------------------------------
 

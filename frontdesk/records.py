@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -213,7 +214,8 @@ def reserve_document(session: Session, *, document_id: str, sha256: str, size: i
         session.add(doc)
         session.flush()
         outcome = "new"
-        audit.record(session, "create", "document", document_id, detail="pending")
+        # The "create" event is written when the document is complete and its patient is known, so that
+        # `audit --patient` shows it; a pending row is internal bookkeeping until then.
     elif doc.state != "pending":
         raise ValueError(f"document {document_id} is already {doc.state}")
     for planned in objects:
@@ -277,7 +279,7 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
                                 field=f.field, message=f.message))
     doc.state = "awaiting_letters" if letter_due else "complete"
     doc.completed_at = None if letter_due else utcnow()
-    audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
+    audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
     return doc
 
@@ -391,3 +393,123 @@ def since_date(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# --- consistency of records and storage -----------------------------------------------------------------
+
+@dataclass
+class VerifyReport:
+    """What ``storage verify`` found. Everything but ``checked`` is a problem."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    unencrypted: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    pending_objects: list[str] = field(default_factory=list)
+    spooled: list[str] = field(default_factory=list)
+    spool_lost: list[str] = field(default_factory=list)
+    pending_documents: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any((self.missing, self.mismatched, self.unencrypted, self.orphans, self.pending_objects,
+                        self.spooled, self.spool_lost, self.pending_documents))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "missing": self.missing, "mismatched": self.mismatched,
+                "unencrypted": self.unencrypted, "orphans": self.orphans,
+                "pending_objects": self.pending_objects, "spooled": self.spooled, "spool_lost": self.spool_lost,
+                "pending_documents": self.pending_documents}
+
+
+def verify_storage(db: Any, storage: Any, *, deep: bool = False) -> VerifyReport:
+    """Every recorded object exists with its recorded SHA-256; every stored object has a record.
+
+    Local storage re-hashes each file; S3 compares the checksum S3 computed on receipt (or the
+    ``sha256`` metadata for multipart objects) and the encryption header; ``deep`` downloads and hashes
+    every S3 object as well.
+    """
+    from frontdesk.storage import S3Storage, SpoolingStorage, sha256_bytes
+
+    backend = storage.backend if isinstance(storage, SpoolingStorage) else storage
+    report = VerifyReport()
+    with db.begin() as s:
+        rows = [(r.key, r.state, r.sha256) for r in s.scalars(select(StoredObjectRow).order_by(StoredObjectRow.key))]
+        report.pending_documents = [d.id for d in s.scalars(select(Document).where(Document.state == "pending")
+                                                             .order_by(Document.id))]
+    recorded = set()
+    for key, state, sha in rows:
+        recorded.add(key)
+        if state == "pending":
+            report.pending_objects.append(key)
+            continue
+        if state == "spooled":
+            entry = storage.spooled_entry(key) if isinstance(storage, SpoolingStorage) else None
+            (report.spooled if entry is not None and entry.sha256 == sha else report.spool_lost).append(key)
+            continue
+        report.checked += 1
+        if isinstance(backend, S3Storage):
+            head = backend.head_metadata(key)
+            if head is None:
+                report.missing.append(key)
+                continue
+            actual = sha256_bytes(backend.get_bytes(key)) if deep else S3Storage.sha_of(head)
+            if head.get("ServerSideEncryption") not in ("AES256", "aws:kms"):
+                report.unencrypted.append(key)
+        else:
+            obj = backend.head(key)
+            if obj is None:
+                report.missing.append(key)
+                continue
+            actual = obj.sha256
+        if actual != sha:
+            report.mismatched.append(key)
+    report.orphans = [k for k in backend.keys("") if k not in recorded]
+    return report
+
+
+def flush_spool(db: Any, storage: Any) -> tuple[int, int, str | None]:
+    """Send spooled objects to storage, marking each stored as it is confirmed.
+    Returns (sent, still waiting, why not all were sent)."""
+    from frontdesk.storage import SpoolingStorage
+
+    if not isinstance(storage, SpoolingStorage) or not storage.spooled():
+        return 0, 0, None
+
+    def on_sent(obj: StoredObject) -> None:
+        with db.begin() as s:
+            mark_stored(s, obj)
+
+    report = storage.flush(on_sent)
+    return len(report.sent), report.waiting, report.error
+
+
+def export_patient(db: Any, storage: Any, patient_id: str, dest: Path) -> list[Path] | None:
+    """Copy every filed object of a patient's documents and letters to ``dest/<document id>/``, each
+    checked against its recorded SHA-256 and audited as an export. None when there is no such patient."""
+    from frontdesk.exceptions import StorageError
+    from frontdesk.storage import sha256_bytes
+
+    with db.begin() as s:
+        if s.get(Patient, patient_id) is None:
+            return None
+        rows = list(s.scalars(select(StoredObjectRow).outerjoin(Letter, StoredObjectRow.letter_id == Letter.id)
+                              .outerjoin(Document, StoredObjectRow.document_id == Document.id)
+                              .where((Document.patient_id == patient_id) | (Letter.patient_id == patient_id))
+                              .order_by(StoredObjectRow.key)))
+        wanted = [(r.key, r.sha256) for r in rows if r.state != "pending"]
+    written = []
+    for key, sha in wanted:
+        data = storage.get_bytes(key)
+        if sha is not None and sha256_bytes(data) != sha:
+            raise StorageError(f"stored copy of {key} does not match its record; not exported")
+        parts = key.split("/")
+        # documents/YYYY/MM/<doc-id>/... -> <doc-id>/...: the export keeps the opaque layout.
+        out = Path(dest).joinpath(*parts[3:]) if len(parts) > 4 else Path(dest).joinpath(*parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        with db.begin() as s:
+            audit.record(s, "export", "object", key, patient_id=patient_id)
+        written.append(out)
+    return written

@@ -362,7 +362,7 @@ class S3Storage:
         return with_retries(once, self.retry, f"S3 head {key}")
 
     @staticmethod
-    def _sha_of(head: dict[str, Any]) -> str:
+    def sha_of(head: dict[str, Any]) -> str:
         """S3's own full-object SHA-256 when it has one (computed on receipt); else our metadata."""
         checksum = head.get("ChecksumSHA256")
         if checksum and "-" not in checksum:  # "<b64>-N" is a checksum of part checksums
@@ -373,7 +373,7 @@ class S3Storage:
         head = self._head_raw(key)
         if head is None:
             raise TransientStorageError(f"stored copy of {key} is not visible yet")
-        if head.get("ContentLength") != size or self._sha_of(head) != expected \
+        if head.get("ContentLength") != size or self.sha_of(head) != expected \
                 or head.get("Metadata", {}).get("sha256") != expected:
             raise StorageError(f"stored copy of {key} does not match what was written")
         if head.get("ServerSideEncryption") != self.sse or (
@@ -385,7 +385,7 @@ class S3Storage:
         head = self._head_raw(key)
         if head is None:
             return None
-        return StoredObject(key=key, uri=self.uri(key), sha256=self._sha_of(head),
+        return StoredObject(key=key, uri=self.uri(key), sha256=self.sha_of(head),
                             size=int(head.get("ContentLength", 0)))
 
     def head_metadata(self, key: str) -> dict[str, Any] | None:
