@@ -262,11 +262,12 @@ def _translate(
     name = template.name
     if isinstance(exc, SecurityError):
         match = _UNSAFE_ATTRIBUTE.search(str(exc))
-        detail = (
-            f"access to attribute {match.group(1)!r} of a {match.group(2)!r} value is not allowed"
-            if match
-            else "it uses an operation letter templates may not use"
-        )
+        if match:
+            detail = f"access to attribute {match.group(1)!r} of a {match.group(2)!r} value is not allowed"
+        elif str(exc).startswith("the template "):  # our own size limits, worded without values
+            detail = str(exc)
+        else:
+            detail = "it uses an operation letter templates may not use"
         return TemplateSecurityError(
             f"{name}: rendering refused, the template tries to reach Python internals or unsafe operations: "
             f"{detail}"

@@ -1,0 +1,288 @@
+"""Turn .docx letters into PDF with headless LibreOffice.
+
+A cold ``soffice --convert-to pdf`` costs about a second, most of it start-up, so a batch is converted in
+as few calls as possible (one per chunk of documents). Each call gets a fresh, private user profile:
+concurrent ``soffice`` processes sharing one profile fail silently. Each call also has a timeout that
+kills the whole process group (``soffice`` is a wrapper around ``oosplash`` and ``soffice.bin``).
+
+LibreOffice skips a document it cannot load and carries on with the others, and it exits 0 either way,
+so success is judged only by the PDFs found afterwards. Documents missing from a batch's output are
+retried one by one, which also isolates a document that crashes LibreOffice from the rest of its chunk.
+
+Inputs are copied to neutral names before conversion: LibreOffice names its output after the input,
+would read a name starting with ``-`` as an option, and its log lines then never carry a letter's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from frontdesk.exceptions import ConversionError
+
+__all__ = ["BatchConversionError", "CHUNK_SIZE", "docx_to_pdf", "soffice_binary"]
+
+log = logging.getLogger(__name__)
+
+#: Documents per LibreOffice call. Large enough to amortise start-up, small enough that a hang or a
+#: crash costs little work and a call stays well inside its timeout.
+CHUNK_SIZE = 50
+
+
+class BatchConversionError(ConversionError):
+    """Some documents of a batch could not be converted; the others were, and are listed for the caller.
+
+    ``failed`` maps each failed input to a short reason; ``converted`` holds the PDFs that were written,
+    in input order, so a flow can file the good letters and queue the rest for a person.
+    """
+
+    def __init__(self, failed: dict[Path, str], converted: list[Path]) -> None:
+        self.failed = dict(failed)
+        self.converted = list(converted)
+        listed = "; ".join(f"{path.name}: {reason}" for path, reason in self.failed.items())
+        super().__init__(
+            f"{len(self.failed)} document(s) could not be converted to PDF "
+            f"({len(self.converted)} converted): {listed}"
+        )
+
+
+def soffice_binary() -> str:
+    """Path of the LibreOffice executable; ConversionError if neither usual name is on PATH."""
+    for name in ("soffice", "libreoffice"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise ConversionError(
+        "LibreOffice is not installed or not on PATH (looked for 'soffice' and 'libreoffice'); "
+        "install it (Debian/Ubuntu: apt-get install libreoffice-writer-nogui) to produce PDF letters"
+    )
+
+
+def _docx_problem(doc: Path) -> str | None:
+    """Why ``doc`` cannot be a Word document, or None.
+
+    LibreOffice happily turns an empty or plain-text file named .docx into a blank or garbage PDF, so
+    such files are refused before they reach it.
+    """
+    if not doc.is_file():
+        return "file not found"
+    try:
+        with zipfile.ZipFile(doc) as archive:
+            names = set(archive.namelist())
+            if "word/document.xml" not in names or "[Content_Types].xml" not in names:
+                return "not a Word .docx file (no document inside the archive)"
+            if archive.testzip() is not None:
+                return "damaged .docx file (checksum error)"
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError):
+        return "not a Word .docx file (damaged or not a zip archive)"
+    return None
+
+
+def _is_complete_pdf(path: Path) -> bool:
+    """A PDF LibreOffice finished writing: the header at the start and the end-of-file marker at the end."""
+    try:
+        size = path.stat().st_size
+        if size < 16:
+            return False
+        with path.open("rb") as handle:
+            if handle.read(5) != b"%PDF-":
+                return False
+            handle.seek(max(0, size - 1024))
+            return b"%%EOF" in handle.read()
+    except OSError:
+        return False
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process of a LibreOffice run (the wrapper, oosplash, soffice.bin)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@dataclass
+class _RunResult:
+    converted: dict[Path, Path] = field(default_factory=dict)  # input -> PDF inside the work directory
+    timed_out: bool = False
+
+
+def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float) -> _RunResult:
+    """One LibreOffice process converting ``docs`` with a private profile; never raises on failure."""
+    result = _RunResult()
+    root = Path(tempfile.mkdtemp(prefix="frontdesk-soffice-"))
+    out = Path(tempfile.mkdtemp(dir=work, prefix="run-"))
+    try:
+        profile, inbox, tmp = root / "profile", root / "in", root / "tmp"
+        for directory in (profile, inbox, tmp):
+            directory.mkdir()
+        staged: list[Path] = []
+        for index, doc in enumerate(docs):
+            target = inbox / f"{index:04d}.docx"
+            shutil.copyfile(doc, target)
+            staged.append(target)
+        command = [
+            binary,
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--invisible",
+            "--nologo",
+            "--nodefault",
+            "--nolockcheck",
+            "--norestore",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            *map(str, staged),
+        ]
+        env = dict(os.environ, HOME=str(profile), TMPDIR=str(tmp))
+        output = root / "soffice.log"
+        started = time.monotonic()
+        # Output goes to a file, not a pipe: a pipe would keep us waiting on any straggling child.
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=root,
+                start_new_session=True,  # its own process group, so a hang can be killed as a whole
+            )
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                result.timed_out = True
+                _kill_group(process.pid)
+                process.wait()
+            else:
+                _kill_group(process.pid)  # leftovers of a finished run must not outlive its profile
+        failures = output.read_text("utf-8", "replace").count("source file could not be loaded")
+        log.debug(
+            "soffice: %d document(s), exit %s, %d load error(s), %.1f s%s",
+            len(docs),
+            process.returncode,
+            failures,
+            time.monotonic() - started,
+            ", timed out" if result.timed_out else "",
+        )
+        for doc, source in zip(docs, staged, strict=True):
+            pdf = out / f"{source.stem}.pdf"
+            if _is_complete_pdf(pdf):
+                result.converted[doc] = pdf
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def _convert_chunk(
+    binary: str, chunk: Sequence[Path], work: Path, timeout: float
+) -> tuple[dict[Path, Path], dict[Path, str]]:
+    """Convert a chunk: one call, the remainder once more after a timeout, stragglers one by one."""
+    converted: dict[Path, Path] = {}
+    pending = list(chunk)
+    timeouts = 0
+    while pending:
+        run = _run_soffice(binary, pending, work, timeout)
+        converted.update(run.converted)
+        pending = [doc for doc in pending if doc not in run.converted]
+        if not run.timed_out:
+            break
+        timeouts += 1
+        log.warning(
+            "LibreOffice timed out after %.0f s on a batch of documents (attempt %d)", timeout, timeouts
+        )
+        if timeouts >= 2:
+            reason = f"LibreOffice did not finish within {timeout:g} s, twice"
+            return converted, dict.fromkeys(pending, reason)
+
+    failed: dict[Path, str] = {}
+    for doc in pending:  # LibreOffice finished but skipped these: isolate each one
+        run = _run_soffice(binary, [doc], work, timeout)
+        if doc in run.converted:
+            converted[doc] = run.converted[doc]
+        elif run.timed_out:
+            failed[doc] = f"LibreOffice did not finish within {timeout:g} s"
+        else:
+            failed[doc] = "LibreOffice could not load or convert it"
+    return converted, failed
+
+
+def docx_to_pdf(
+    docs: Sequence[Path], out_dir: Path, *, timeout: float = 180.0, chunk_size: int = CHUNK_SIZE
+) -> list[Path]:
+    """Convert ``docs`` to ``out_dir/<name>.pdf``; return the PDF paths in input order.
+
+    ``timeout`` applies to each LibreOffice call (one per chunk of ``chunk_size`` documents). A PDF
+    appears in ``out_dir`` only once complete and verified. If any document fails, the others are still
+    converted and BatchConversionError (a ConversionError) names the failed files.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    paths = [Path(doc) for doc in docs]
+    if not paths:
+        return []
+    out_dir = Path(out_dir).absolute()
+
+    targets: dict[Path, Path] = {}
+    claimed: dict[str, Path] = {}
+    for doc in paths:
+        key = doc.resolve()
+        pdf_name = f"{doc.stem}.pdf"
+        owner = claimed.setdefault(pdf_name, key)
+        if owner != key:
+            raise ConversionError(
+                f"{doc.name}: two input documents would both be written as {pdf_name}; give them distinct names"
+            )
+        targets[key] = out_dir / pdf_name
+
+    failed: dict[Path, str] = {}
+    todo: list[Path] = []
+    seen: set[Path] = set()
+    for doc in paths:
+        key = doc.resolve()
+        if key in seen:  # the same file listed twice is converted once
+            continue
+        seen.add(key)
+        problem = _docx_problem(doc)
+        if problem:
+            failed[doc] = problem
+        else:
+            todo.append(doc)
+
+    binary = soffice_binary() if todo else ""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    done: set[Path] = set()
+    # The work directory sits inside out_dir so finished PDFs are moved in with an atomic rename.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".frontdesk-convert-") as work_name:
+        work = Path(work_name)
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            converted, chunk_failed = _convert_chunk(binary, chunk, work, timeout)
+            for doc, pdf in converted.items():
+                os.replace(pdf, targets[doc.resolve()])
+                done.add(doc.resolve())
+            failed.update(chunk_failed)
+    if todo:
+        log.info(
+            "converted %d of %d document(s) to PDF in %.1f s",
+            len(done),
+            len(todo),
+            time.monotonic() - started,
+        )
+
+    if failed:
+        failed = {doc: failed[doc] for doc in paths if doc in failed}  # report in input order
+        converted_paths = [targets[doc.resolve()] for doc in paths if doc.resolve() in done]
+        raise BatchConversionError(failed, list(dict.fromkeys(converted_paths)))
+    return [targets[doc.resolve()] for doc in paths]
