@@ -126,6 +126,9 @@ def find_patients(session: Session, name: str, dob: date | None = None) -> list[
     """Patients whose name contains every word of ``name`` (any order, accents and case ignored).
     Each hit is audited as a search of that patient's record; the query text is not recorded."""
     words = [w for w in (normalise_name(p) for p in name.replace(",", " ").split()) if w]
+    if not words:  # no letters at all: never list every patient
+        audit.record(session, "search", "patient", None, detail="no name given")
+        return []
     q = select(Patient)
     for w in words:
         q = q.where(Patient.match_key.like(f"%{w}%"))

@@ -288,7 +288,7 @@ class S3Storage:
         self.retry = retry or RetryPolicy()
         self.client = client or boto3.client(
             "s3", region_name=region, endpoint_url=endpoint_url,
-            config=Config(retries={"max_attempts": max(1, max_attempts), "mode": "standard"},
+            config=Config(retries={"total_max_attempts": max(1, max_attempts), "mode": "standard"},
                           connect_timeout=connect_timeout, read_timeout=read_timeout,
                           s3={"addressing_style": "path"} if endpoint_url else None),
         )
@@ -365,7 +365,11 @@ class S3Storage:
     def sha_of(head: dict[str, Any]) -> str:
         """S3's own full-object SHA-256 when it has one (computed on receipt); else our metadata."""
         checksum = head.get("ChecksumSHA256")
-        if checksum and "-" not in checksum:  # "<b64>-N" is a checksum of part checksums
+        # A multipart object's checksum is a checksum of its parts' checksums ("<b64>-N", or a
+        # ChecksumType of COMPOSITE; its ETag ends in "-N"): S3 verified each part, the whole is ours.
+        composite = ("-" in str(checksum) or head.get("ChecksumType") == "COMPOSITE"
+                     or "-" in str(head.get("ETag", "")))
+        if checksum and not composite:
             return base64.b64decode(checksum).hex()
         return str(head.get("Metadata", {}).get("sha256", ""))
 
@@ -398,7 +402,8 @@ class S3Storage:
                           "read", key)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        # A listing prefix may end in "/" (a folder), which is not a valid key: join it by hand.
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         pages = self._call(lambda: list(self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=full_prefix)), "list", prefix or "/")
         for page in pages:

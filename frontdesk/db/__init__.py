@@ -37,6 +37,18 @@ class DatabaseError(FrontdeskError):
     exit_code = 7
 
 
+def load_all_models() -> None:
+    """Import every model module of this package (``models.py`` and the ``*_models.py`` other features
+    add), so ``Base.metadata`` describes the whole schema: Alembic compares against it."""
+    import importlib
+    import pkgutil
+
+    importlib.import_module("frontdesk.db.models")
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name.endswith("_models"):
+            importlib.import_module(f"frontdesk.db.{info.name}")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Autocommit at the driver level; SQLAlchemy's begin event below issues the BEGIN we want.
     dbapi_conn.isolation_level = None
@@ -146,4 +158,4 @@ def open_database(source: Any, *, migrate_schema: bool = True) -> Database:
     return Database(engine)
 
 
-__all__ = ["Base", "Database", "DatabaseError", "make_engine", "migrate", "open_database"]
+__all__ = ["Base", "Database", "DatabaseError", "load_all_models", "make_engine", "migrate", "open_database"]

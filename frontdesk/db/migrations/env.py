@@ -8,8 +8,10 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine
 
+from frontdesk.db import load_all_models
 from frontdesk.db.models import Base, UTCDateTime
 
+load_all_models()  # tables of every feature, or autogenerate would propose dropping them
 config = context.config
 target_metadata = Base.metadata
 
