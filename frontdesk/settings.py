@@ -118,7 +118,7 @@ class ChecksSettings(BaseModel):
     appointments_dir: Path = Path("var/appointments")  # where the scheduler's daily export is dropped
     output_dir: Path = Path("var/worklists")  # worklists hold patient data: keep them on a private disk
     schedule: str = "0 17 * * 1-5"  # cron: 17:00 on weekdays, checking the next business day
-    timezone: str | None = None  # IANA name, e.g. America/Chicago; default: this machine's zone
+    timezone: str | None = None  # IANA name, e.g. America/Chicago; default: prefect.timezone
     chromium: str | None = None  # browser for the worklist PDF; default: chromium on PATH
 
 

@@ -1,0 +1,116 @@
+"""The ``previsit_check`` flow: Prefect orchestration over :mod:`frontdesk.checks.runner`, nothing more.
+
+Scheduled by ``frontdesk serve`` with :func:`deployment_schedule` (``checks.schedule`` in the settings,
+default 17:00 on weekdays in the practice's zone); a run without a date checks the next business day, so
+Friday evening's run prepares Monday. Tasks pass worklist rows (patient data) in memory only:
+``persist_result=False`` and ``NO_CACHE``. The table artifact shown in the Prefect UI carries times,
+providers, opaque ids, status and the rule messages, never a patient's name or date of birth: the UI
+is not where patient data should be read.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from frontdesk.checks.appointments import ParsedAppointments
+from frontdesk.checks.runner import (
+    CheckReport,
+    build_report,
+    default_visit_date,
+    read_appointments,
+    render_outputs,
+)
+from frontdesk.checks.schedule import parse_visit_date, practice_zone, settings_zone, today_in, validate_cron
+from frontdesk.settings import Settings, load_settings
+
+
+def deployment_schedule(settings: Settings) -> Any:
+    """The schedule ``frontdesk serve`` deploys this flow with: ``checks.schedule`` (cron) in the
+    practice's zone (``checks.timezone``, else ``prefect.timezone``)."""
+    from prefect.schedules import Cron
+
+    return Cron(validate_cron(settings.checks.schedule), timezone=settings_zone(settings))
+
+
+@task(name="read-appointments", cache_policy=NO_CACHE, persist_result=False)
+def read_appointments_task(settings: Settings, appointments: str | None, skip_bad_rows: bool,
+                           today: date) -> ParsedAppointments:
+    from frontdesk.checks.config import checks_for
+
+    checks = checks_for(settings.checks.rules_file)
+    return read_appointments(settings, checks, Path(appointments) if appointments else None,
+                             skip_bad_rows=skip_bad_rows, today=today)
+
+
+@task(name="check-appointments", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=[2, 10])
+def check_task(settings: Settings, parsed: ParsedAppointments, visit_date: date, today: date) -> CheckReport:
+    """Match, evaluate, store the run and queue reminders: one transaction, safe to retry (a retried
+    run stores a second snapshot, and the reminder ledger keeps letters to one per gap)."""
+    from frontdesk.checks.config import checks_for
+    from frontdesk.checks.store import CheckStore
+    from frontdesk.db import open_database
+
+    checks = checks_for(settings.checks.rules_file)
+    db = open_database(settings)
+    try:
+        store = CheckStore(db)
+        report = build_report(settings, checks, parsed, visit_date, store, today=today)
+        store.record_run(report, settings, today=today)
+        return report
+    finally:
+        db.dispose()
+
+
+@task(name="write-worklist", cache_policy=NO_CACHE, persist_result=False, retries=1, retry_delay_seconds=5)
+def write_worklist_task(settings: Settings, report: CheckReport) -> dict[str, str]:
+    from frontdesk.checks.store import CheckStore
+    from frontdesk.db import open_database
+
+    outputs = render_outputs(report, settings)
+    db = open_database(settings)
+    try:
+        CheckStore(db).audit_export(report)
+    finally:
+        db.dispose()
+    return outputs
+
+
+def artifact_table(report: CheckReport) -> list[dict[str, str]]:
+    """One line per appointment for the Prefect UI: ids, status and what to ask, no names or dates of birth."""
+    return [{
+        "time": r.appointment.start.strftime("%H:%M"),
+        "provider": r.appointment.provider,
+        "appointment": r.appointment.key,
+        "record": r.record.patient_id if r.record else "none",
+        "status": r.status.upper(),
+        "ask": " | ".join(f.message for f in r.findings) or "nothing",
+        "changes": " ".join([f"+{c}" for c in r.new] + [f"-{x.code}" for x in r.resolved]),
+        "reminder": r.reminder_letter or "",
+    } for r in report.rows]
+
+
+@flow(name="previsit_check", persist_result=False, log_prints=False)
+def previsit_check_flow(visit_date: str | None = None, appointments: str | None = None,
+                        skip_bad_rows: bool = False, config_file: str | None = None) -> dict[str, Any]:
+    """Check a day's appointments; returns the run id, counts and file paths (no patient data)."""
+    settings = load_settings(config_file)
+    day = parse_visit_date(visit_date) if visit_date else default_visit_date(settings)
+    today = today_in(practice_zone(settings_zone(settings)))
+    parsed = read_appointments_task(settings, appointments, skip_bad_rows, today)
+    report = check_task(settings, parsed, day, today)
+    outputs = write_worklist_task(settings, report)
+    summary = report.summary()
+    create_table_artifact(
+        table=artifact_table(report), key="previsit-worklist",
+        description=(f"Pre-visit worklist for {day.isoformat()}: {summary['appointments']} appointments, "
+                     f"{summary['missing']} missing paperwork, {summary['reminders_queued']} reminders queued "
+                     f"(run {report.run_id}). Names are on the printed worklist only."))
+    return {"date": day.isoformat(), "run_id": report.run_id, "previous_run_id": report.previous_run_id,
+            "summary": summary, "outputs": outputs, "warnings": report.warnings}

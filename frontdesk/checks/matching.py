@@ -1,0 +1,100 @@
+"""Which record is this appointment's patient?
+
+By MRN when the scheduling system sends one and a record carries it; otherwise by last name, first name
+and date of birth, compared after folding case, accents and punctuation, because the same person is
+"José García-López" on the intake form and "GARCIA LOPEZ, JOSE" in the scheduler. Nicknames are not
+guessed (Bob is not matched to Robert): a wrong match would show another patient's gaps, or hide this
+one's, and the cost of a miss is only a "no intake on file" line that staff resolve at the desk.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from frontdesk.checks.appointments import Appointment
+from frontdesk.checks.patients import PatientRecord
+
+# Letters that Unicode does not decompose into a base letter plus an accent.
+_FOLD = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
+                       "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th",
+                       "ı": "i", "ŀ": "l", "ħ": "h", "Ħ": "h"})
+
+
+def name_key(text: str | None) -> str:
+    """Case, accents, spaces, hyphens and apostrophes removed: 'Mary-Kate O'Neil' -> 'marykateoneil'."""
+    if not text:
+        return ""
+    folded = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(c for c in folded.casefold() if c.isalnum() and not unicodedata.combining(c))
+
+
+def first_token_key(text: str | None) -> str:
+    """The first given name alone, for records that carry a middle name the scheduler drops."""
+    if not text:
+        return ""
+    return name_key(text.replace("-", " ").split()[0]) if text.split() else ""
+
+
+def mrn_key(text: str | None) -> str:
+    """MRNs are compared without case, spaces, dashes or leading zeros ('00012345' is '12345')."""
+    if not text:
+        return ""
+    return "".join(c for c in text.upper() if c.isalnum()).lstrip("0")
+
+
+MatchedBy = Literal["mrn", "name_dob"]
+
+
+@dataclass
+class Match:
+    record: PatientRecord | None
+    matched_by: MatchedBy | None = None
+    ambiguous: list[PatientRecord] = field(default_factory=list)
+
+
+class PatientIndex:
+    """Records indexed by MRN and by (last name, date of birth), built once per run."""
+
+    def __init__(self, records: Iterable[PatientRecord]) -> None:
+        self.by_mrn: dict[str, list[PatientRecord]] = defaultdict(list)
+        self.by_last_dob: dict[tuple[str, object], list[PatientRecord]] = defaultdict(list)
+        for r in records:
+            if r.mrn:
+                self.by_mrn[mrn_key(r.mrn)].append(r)
+            if r.date_of_birth is not None:
+                self.by_last_dob[(name_key(r.last_name), r.date_of_birth)].append(r)
+
+    def match(self, appt: Appointment) -> Match:
+        if appt.mrn:
+            hits = _unique(self.by_mrn.get(mrn_key(appt.mrn), []))
+            if len(hits) == 1:
+                return Match(hits[0], "mrn")
+            if len(hits) > 1:
+                return Match(None, None, hits)
+        if not (appt.last_name and appt.first_name and appt.date_of_birth):
+            return Match(None)
+        same = self.by_last_dob.get((name_key(appt.last_name), appt.date_of_birth), [])
+        if appt.mrn:
+            # A record that carries a different MRN is a different patient, however alike the names.
+            same = [r for r in same if not r.mrn or mrn_key(r.mrn) == mrn_key(appt.mrn)]
+        want = name_key(appt.first_name)
+        hits = _unique([r for r in same if name_key(r.first_name) == want])
+        if not hits:  # "Anne" in the scheduler, "Anne Marie" on the form (or the other way round)
+            token = first_token_key(appt.first_name)
+            hits = _unique([r for r in same if token and first_token_key(r.first_name) == token])
+        if len(hits) == 1:
+            return Match(hits[0], "name_dob")
+        if len(hits) > 1:
+            return Match(None, None, hits)
+        return Match(None)
+
+
+def _unique(records: list[PatientRecord]) -> list[PatientRecord]:
+    seen: dict[str, PatientRecord] = {}
+    for r in records:
+        seen.setdefault(r.patient_id, r)
+    return list(seen.values())
