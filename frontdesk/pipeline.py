@@ -132,6 +132,7 @@ class Pipeline:
         self.today = today
         self._recovered = False
         self._letters_due: list[IntakeWork] = []
+        self._completed_by_recovery: dict[str, IntakeWork] = {}
 
     # --- storage with records ---------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class Pipeline:
                 work = self._intake(path, recovering=True)
                 if work.status != "duplicate":
                     report.documents_completed += 1
+                    self._completed_by_recovery[doc_id] = work
                     if self.needs_missing_insurance_letter(work):
                         self._queue_letters(work)
             else:
@@ -238,28 +240,39 @@ class Pipeline:
         with self.db.begin() as s:
             doc = records.document_by_sha(s, work.sha256)
             if doc is not None and doc.state != "pending":
-                if not recovering:
+                if not recovering and work.document_id not in self._completed_by_recovery:
                     records.record_duplicate(s, doc, str(work.input))
                 prefix = doc.storage_prefix
                 awaiting = doc.state == "awaiting_letters"
             else:
                 prefix = doc.storage_prefix if doc is not None else None
+                received = doc.received_at if doc is not None else None
                 awaiting = False
         if doc is not None and doc.state != "pending":
+            done = self._completed_by_recovery.pop(work.document_id, None)
+            if done is not None and not recovering:
+                # This run's recovery just finished it from the same file: report that work, which is
+                # this input's processing, rather than calling the input a duplicate of itself.
+                done.input = work.input
+                return done
             log.info("document %s seen before; not processed again", work.document_id)
             dup = self._work_from_record(work.document_id, work.input, status="duplicate", with_result=awaiting)
             assert dup is not None
             if awaiting:
                 self._queue_letters(dup)
             return dup
+        # A retry writes the same bytes as the attempt it repairs: same keys, same receipt time.
+        received = received or datetime.now(UTC).replace(microsecond=0)
         try:
             work.result = self.reader.extract(work.input)
         except InputFileError as exc:
             work.error = str(exc)
-            return self._file(work, size, prefix or self._prefix("failed", work.document_id), failed=exc.reason)
-        return self._file(work, size, prefix or self._prefix("documents", work.document_id))
+            return self._file(work, size, prefix or self._prefix("failed", work.document_id), received,
+                              failed=exc.reason)
+        return self._file(work, size, prefix or self._prefix("documents", work.document_id), received)
 
-    def _file(self, work: IntakeWork, size: int, prefix: str, *, failed: str | None = None) -> IntakeWork:
+    def _file(self, work: IntakeWork, size: int, prefix: str, received: datetime, *,
+              failed: str | None = None) -> IntakeWork:
         """Reserve, store, complete: see the module docstring of :mod:`frontdesk.records`."""
         assert work.sha256 and work.document_id
         work.prefix = prefix
@@ -285,7 +298,7 @@ class Pipeline:
             record = {
                 "document_id": work.document_id,
                 "sha256": work.sha256,
-                "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "received_at": received.isoformat(timespec="seconds"),
                 "source_name": work.input.name,
                 "extraction": work.result.model_dump(mode="json"),
             }
@@ -297,7 +310,7 @@ class Pipeline:
                 before = {r.key for r in records.document_objects(s, work.document_id)[0]}
                 records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
                                          prefix=prefix, objects=[p for p, _ in objects],
-                                         source_path=str(work.input))
+                                         source_path=str(work.input), received_at=received)
         except (IntegrityError, ValueError):  # another process recorded the same file a moment ago
             log.info("document %s was recorded by another process", work.document_id)
             work.status, work.result, work.error = "duplicate", None, None

@@ -207,13 +207,15 @@ def object_row(session: Session, key: str) -> StoredObjectRow | None:
 
 
 def reserve_document(session: Session, *, document_id: str, sha256: str, size: int, prefix: str,
-                     objects: Sequence[PlannedObject], source_path: str | None) -> Document:
+                     objects: Sequence[PlannedObject], source_path: str | None,
+                     received_at: datetime | None = None) -> Document:
     """Step 1: the pending document and its objects, before anything is stored. Called again for a
     pending document (a retry after a crash) it re-plans the same keys with the new hashes."""
     doc = session.get(Document, document_id)
     outcome = "resumed"
     if doc is None:
-        doc = Document(id=document_id, sha256=sha256, size=size, state="pending", storage_prefix=prefix)
+        doc = Document(id=document_id, sha256=sha256, size=size, state="pending", storage_prefix=prefix,
+                       received_at=received_at or utcnow())
         session.add(doc)
         session.flush()
         outcome = "new"
