@@ -1,7 +1,7 @@
-"""Readers for incoming documents. Each returns a :class:`RawDocument` (plain data, nothing validated).
+"""Readers for incoming documents. Each returns :class:`RawDocument` objects (plain data, nothing validated).
 
-Public surface: :func:`read_document`, :class:`RawDocument`, :class:`RawField`, :class:`TemplateRegistry`,
-:class:`UnreadableDocument`.
+Public surface: :func:`read_document`, :func:`read_documents`, :class:`RawDocument`, :class:`RawField`,
+:class:`TemplateRegistry`, :class:`ScanOptions`, :class:`UnreadableDocument`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from extractors.base import RawDocument, RawField, RawFlag, ReadTimeout, sniff, time_limit
-from extractors.pdf import UnreadablePDF, read_pdf
+from extractors.images import Limits, UnreadableImage
+from extractors.ocr import OcrError
+from extractors.pdf import UnreadablePDF, open_pdf, read_pdf
+from extractors.scan import ScanOptions, read_scan
 from extractors.templates import FormTemplate, TemplateRegistry
 
 __all__ = [
-    "FormTemplate", "RawDocument", "RawField", "RawFlag", "TemplateRegistry", "UnreadableDocument",
-    "read_document", "sniff",
+    "FormTemplate", "Limits", "RawDocument", "RawField", "RawFlag", "ScanOptions", "TemplateRegistry",
+    "UnreadableDocument", "read_document", "read_documents", "sniff",
 ]
 
 
@@ -27,9 +30,10 @@ class UnreadableDocument(Exception):
         self.encrypted = encrypted
 
 
-def read_document(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55,
-                  timeout: float | None = 60.0) -> RawDocument:
-    """Read any supported input, bounded in time."""
+def read_documents(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55,
+                   timeout: float | None = 60.0, scan: ScanOptions | None = None) -> list[RawDocument]:
+    """Every document in one input file, bounded in time: one for a digital PDF, one or more for a scan
+    (a stack of forms), in page order."""
     path = Path(path)
     if not path.is_file():
         raise UnreadableDocument("file not found")
@@ -38,17 +42,31 @@ def read_document(path: Path, registry: TemplateRegistry, *, match_threshold: fl
         raise UnreadableDocument("empty file")
     if kind == "other":
         raise UnreadableDocument("not a PDF, TIFF, JPEG or PNG file")
+    scan = scan or ScanOptions()
+    if scan.deadline is None and timeout:
+        scan = ScanOptions(**{**scan.__dict__, "deadline": timeout})
     try:
-        with time_limit(timeout):
-            if kind == "pdf":
-                return read_pdf(path, registry, match_threshold=match_threshold)
-            return RawDocument(
-                document_type="unknown", method="ocr", pages=0,
-                flags=[RawFlag("form.unrecognised", "error", f"{kind.upper()} images are not read yet")],
-            )
+        if kind == "pdf":
+            with time_limit(timeout):
+                doc = read_pdf(path, registry, match_threshold=match_threshold)
+                if doc is not None:
+                    return [doc]
+                reader = open_pdf(path)
+            return read_scan(path, kind, registry, scan, pdf_reader=reader)
+        return read_scan(path, kind, registry, scan)
     except UnreadablePDF as exc:
         raise UnreadableDocument(exc.reason, encrypted=exc.encrypted) from None
+    except UnreadableImage as exc:
+        raise UnreadableDocument(exc.reason) from None
+    except OcrError as exc:
+        raise UnreadableDocument(f"OCR failed: {exc}") from None
     except ReadTimeout as exc:
         raise UnreadableDocument(f"reading {exc}; the file may be damaged") from None
     except MemoryError:
         raise UnreadableDocument("too large to read") from None
+
+
+def read_document(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55,
+                  timeout: float | None = 60.0, scan: ScanOptions | None = None) -> RawDocument:
+    """The first (for most inputs the only) document in the file."""
+    return read_documents(path, registry, match_threshold=match_threshold, timeout=timeout, scan=scan)[0]

@@ -38,6 +38,7 @@ class RawDocument:
     fields: dict[str, RawField] = field(default_factory=dict)
     flags: list[RawFlag] = field(default_factory=list)
     present: set[str] | None = None  # keys the matched form has a box for (None: all)
+    source_pages: list[int] | None = None  # 1-based pages of the input this document was read from
 
 
 class ReadTimeout(Exception):

@@ -98,8 +98,9 @@ def read_text_layer(pdf: pdfplumber.PDF, tpl: FormTemplate, mapping: list[int | 
     return doc
 
 
-def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument:
-    """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template."""
+def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument | None:
+    """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template.
+    None when the PDF has no text at all: its pages are images and need the scan reader."""
     reader = open_pdf(path)
     values: dict[str, str | None] = {}
     try:
@@ -116,11 +117,7 @@ def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float =
         with pdfplumber.open(str(path), password="") as pdf:
             words = page_words(pdf)
             if not any(words):
-                return RawDocument(
-                    document_type="unknown", method="text", pages=len(pdf.pages),
-                    flags=[RawFlag("form.unrecognised", "error",
-                                   "no text layer: the pages are images and need OCR")],
-                )
+                return None  # no text layer: the pages are images, for the scan reader
             tpl, mapping, _score = registry.by_words(words, match_threshold)
             if tpl is None:
                 return RawDocument(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from extractors import RawDocument, TemplateRegistry, UnreadableDocument, read_document
+from extractors import Limits, RawDocument, ScanOptions, TemplateRegistry, UnreadableDocument, read_documents
 from frontdesk.exceptions import EncryptedInputError, InputFileError
 from frontdesk.fields import Vocabulary, load_vocabulary
 from frontdesk.models import ExtractionResult, Flag
 from frontdesk.settings import Settings
-from frontdesk.validation import validate
+from frontdesk.validation import normaliser_for, validate
 
 
 class Reader:
@@ -28,21 +28,54 @@ class Reader:
     def vocabulary(self) -> Vocabulary:
         return load_vocabulary(self.settings.fields_file)
 
-    def read_raw(self, path: Path) -> RawDocument:
+    @cached_property
+    def scan_options(self) -> ScanOptions:
+        """What the scan reader needs from the vocabulary: each field's type and a format check, so a
+        value that does not fit is read again before it is given up."""
+        vocab = self.vocabulary
+        ex = self.settings.extraction
+        types = {key: spec.type for key, spec in vocab.fields.items()}
+
+        def check(key: str, raw: str) -> bool:
+            spec = vocab.fields.get(key)
+            if spec is None:
+                return True
+            value, problem = normaliser_for(vocab, spec.type)(raw)
+            return problem is None and value not in (None, "")
+
+        return ScanOptions(
+            types=types, check=check,
+            limits=Limits(max_pages=ex.max_scan_pages, max_megapixels=ex.max_image_megapixels,
+                          rasterise_timeout=ex.tesseract_timeout),
+            tesseract_timeout=ex.tesseract_timeout, deadline=ex.read_timeout, page_seconds=ex.scan_page_seconds,
+            tessdata_cache=ex.tessdata_cache,
+        )
+
+    def read_raw_all(self, path: Path) -> list[RawDocument]:
         try:
-            return read_document(
+            return read_documents(
                 path, self.registry,
                 match_threshold=self.settings.extraction.template_match_threshold,
                 timeout=self.settings.extraction.read_timeout,
+                scan=self.scan_options,
             )
         except UnreadableDocument as exc:
             cls = EncryptedInputError if exc.encrypted else InputFileError
             raise cls(path, exc.reason) from None
 
+    def read_raw(self, path: Path) -> RawDocument:
+        return self.read_raw_all(path)[0]
+
+    def extract_all(self, path: Path) -> list[ExtractionResult]:
+        """Every document in the file (a scanned stack holds several), each with the input pages it came
+        from in ``source_pages``; raise InputFileError when the file cannot be read at all."""
+        low = self.settings.extraction.low_confidence_threshold
+        return [to_result(raw, self.vocabulary, low) for raw in self.read_raw_all(path)]
+
     def extract(self, path: Path) -> ExtractionResult:
-        """Read and check one document; raise InputFileError when it cannot be read at all."""
-        raw = self.read_raw(path)
-        return to_result(raw, self.vocabulary, self.settings.extraction.low_confidence_threshold)
+        """Read and check one document (the first, when a scan holds several); raise InputFileError when it
+        cannot be read at all."""
+        return self.extract_all(path)[0]
 
 
 def to_result(raw: RawDocument, vocab: Vocabulary, low_confidence: float) -> ExtractionResult:
@@ -52,6 +85,7 @@ def to_result(raw: RawDocument, vocab: Vocabulary, low_confidence: float) -> Ext
         method=raw.method,  # type: ignore[arg-type]
         pages=raw.pages,
         flags=[Flag(code=f.code, severity=f.severity, field=f.field, message=f.message) for f in raw.flags],  # type: ignore[arg-type]
+        source_pages=raw.source_pages,
     )
     if raw.document_type == "unknown":
         return result

@@ -35,6 +35,7 @@ class ExtractionResult(BaseModel):
     pages: int = 0
     fields: dict[str, FieldResult] = Field(default_factory=dict)
     flags: list[Flag] = Field(default_factory=list)
+    source_pages: list[int] | None = None  # 1-based pages of the input file (a scan may hold several forms)
 
     def value(self, key: str) -> FieldValue:
         fr = self.fields.get(key)

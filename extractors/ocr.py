@@ -1,0 +1,185 @@
+"""Running tesseract: one bounded subprocess per call, single-threaded, fed through stdin.
+
+Why not pytesseract: every call here needs its own timeout, ``OMP_THREAD_LIMIT=1`` in the child's
+environment only (OpenMP threads make tesseract several times slower on small machines; we run calls
+side by side instead), no temporary files, and word boxes with confidences (TSV) in one go.
+
+Why slim language data: the stock ``Latin`` model (every Latin-script letter: ü, ç, ë, ñ, ø, ł...) carries
+an 89 MB word list that takes ~1 s to load per call; field values are names and numbers that no word list
+helps with. The first use copies the recogniser without its word list into a cache folder (0.1 s to
+load). Without ``Latin`` installed the stock ``eng`` model is used; it knows no diacritic but é, and
+names read with it are never trusted (see ``LANG_KNOWS_DIACRITICS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TESSERACT = "tesseract"
+
+
+class OcrError(Exception):
+    """Tesseract is missing, failed, or took longer than allowed. The message holds no document content."""
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    conf: float  # 0..100
+    left: int
+    top: int
+    width: int
+    height: int
+    line: tuple[int, int, int]  # (block, paragraph, line) as tesseract grouped it
+
+    @property
+    def cy(self) -> float:
+        return self.top + self.height / 2
+
+
+@dataclass(frozen=True)
+class OcrEngine:
+    """Where the language data is and which language to read field values with."""
+
+    tessdata: Path
+    lang: str  # "Latin" when available, else "eng"
+
+    @property
+    def knows_diacritics(self) -> bool:
+        return self.lang != "eng"
+
+
+def _system_tessdata() -> Path | None:
+    try:
+        out = subprocess.run([TESSERACT, "--list-langs"], capture_output=True, text=True, timeout=20,
+                             env=_env()).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'"([^"]+)"', out)
+    return Path(m.group(1)) if m else None
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_THREAD_LIMIT"] = "1"
+    return env
+
+
+def _slim(src: Path, dest: Path, lang: str) -> None:
+    """Copy ``lang`` without its LSTM word list (the slow part to load)."""
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        prefix = Path(tmp) / f"{lang}."
+        subprocess.run(["combine_tessdata", "-u", str(src), str(prefix)], capture_output=True, check=True,
+                       timeout=120)
+        for part in Path(tmp).glob(f"{lang}.*"):
+            if part.name.endswith(("lstm-word-dawg", "word-dawg", "freq-dawg")):
+                part.unlink()
+        subprocess.run(["combine_tessdata", str(prefix)], capture_output=True, check=True, timeout=120)
+        built = Path(tmp) / f"{lang}.traineddata"
+        if not built.is_file():
+            raise OcrError(f"could not build slim {lang} language data")
+        os.replace(built, dest / f"{lang}.traineddata")
+
+
+_engine_lock = threading.Lock()
+
+
+@cache
+def engine(cache_dir: Path | None = None) -> OcrEngine:
+    """The OCR set-up, built once per process (and once per machine for the slim data)."""
+    with _engine_lock:
+        if shutil.which(TESSERACT) is None:
+            raise OcrError("tesseract is not installed")
+        system = _system_tessdata()
+        if system is None:
+            raise OcrError("tesseract has no language data")
+        base = cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frontdesk"
+        dest = base / "tessdata"
+        for lang in ("Latin", "eng"):
+            src = system / f"{lang}.traineddata"
+            if not src.is_file():
+                continue
+            target = dest / f"{lang}.traineddata"
+            stamp = dest / f"{lang}.source"
+            want = f"{src.stat().st_size}:{src.stat().st_mtime_ns}"
+            try:
+                ok = target.is_file() and stamp.read_text() == want
+            except OSError:
+                ok = False
+            if not ok:
+                try:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    _slim(src, dest, lang)
+                    stamp.write_text(want)
+                except (OSError, subprocess.SubprocessError, OcrError):
+                    # No writable cache or no combine_tessdata: fall back to the stock data (slower start).
+                    return OcrEngine(system, lang)
+            return OcrEngine(dest, lang)
+        raise OcrError("tesseract has neither Latin nor eng language data")
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> ThreadPoolExecutor:
+    """One pool per process, as wide as the machine: each worker drives one tesseract process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="ocr")
+        return _pool
+
+
+def _encode(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OcrError("could not encode an image for OCR")
+    return buf.tobytes()
+
+
+def run(img: np.ndarray, *, eng: OcrEngine, psm: int = 6, lang: str | None = None,
+        whitelist: str | None = None, timeout: float = 60.0, dpi: int = 300) -> list[Word]:
+    """Words that tesseract finds in ``img`` (grayscale), with boxes and confidences."""
+    cmd = [TESSERACT, "stdin", "stdout", "--tessdata-dir", str(eng.tessdata), "-l", lang or eng.lang,
+           "--psm", str(psm), "--dpi", str(dpi), "-c", "tessedit_create_tsv=1"]
+    if whitelist:
+        cmd += ["-c", f"tessedit_char_whitelist={whitelist}"]
+    try:
+        proc = subprocess.run(cmd, input=_encode(img), capture_output=True, timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        raise OcrError(f"tesseract took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise OcrError(f"tesseract could not be started ({exc.__class__.__name__})") from None
+    if proc.returncode != 0:
+        raise OcrError(f"tesseract failed (exit {proc.returncode})")
+    return parse_tsv(proc.stdout.decode("utf-8", "replace"))
+
+
+def parse_tsv(tsv: str) -> list[Word]:
+    words: list[Word] = []
+    for row in tsv.splitlines()[1:]:
+        cols = row.split("\t")
+        if len(cols) < 12 or cols[0] != "5":
+            continue
+        text = cols[11].strip()
+        if not text:
+            continue
+        try:
+            words.append(Word(text, float(cols[10]), int(cols[6]), int(cols[7]), int(cols[8]), int(cols[9]),
+                              (int(cols[2]), int(cols[3]), int(cols[4]))))
+        except ValueError:
+            continue
+    return words

@@ -1,0 +1,179 @@
+"""Which template page is this scan page, and where does every point of the template fall on it?
+
+Both questions are answered by image features (ORB keypoints + RANSAC), as ABBYY-style fixed-form readers
+and OMRChecker do: keypoints of the blank template, rendered once, are matched to keypoints of the scan,
+and an affine fit over the consistent matches maps scan pixels onto template pixels. ORB descriptors are
+rotation-invariant, so a page fed sideways or upside down and a skew of a few degrees come out of the
+same fit; no OCR pass is needed to recognise the form. Fits that are too weak or not close to a rigid
+motion (a mirrored page, a strong shear) are rejected rather than trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium
+
+from extractors.images import WORK_DPI
+from extractors.templates import FormTemplate
+
+REG_SCALE = 1 / 3  # features are found at 100 dpi: fast, and coarse enough to ignore paper noise
+N_FEATURES = 3000
+MIN_INLIERS = 60  # fewer consistent matches than this is not a recognised page
+RATIO = 0.8
+
+
+@dataclass
+class TemplatePageView:
+    """A template page as pixels: the blank rendering, its ink, and its keypoints."""
+
+    form_id: str
+    page: int
+    gray: np.ndarray  # blank template at WORK_DPI
+    ink: np.ndarray  # bool mask of printed ink at WORK_DPI
+    keypoints: np.ndarray  # (n, 2) float32, at REG_SCALE
+    descriptors: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.gray.shape
+        return w, h
+
+
+@dataclass
+class PageMatch:
+    view: TemplatePageView
+    matrix: np.ndarray  # 2x3, scan pixels (WORK_DPI) -> template pixels (WORK_DPI)
+    inliers: int
+    good: int
+    problem: str | None = None  # why the fit is not trusted, or None
+
+    @property
+    def rotation(self) -> float:
+        """Degrees the scan is turned relative to the template (for reports)."""
+        return float(np.degrees(np.arctan2(self.matrix[1, 0], self.matrix[0, 0])))
+
+
+def _orb() -> cv2.ORB:
+    return cv2.ORB_create(nfeatures=N_FEATURES, scaleFactor=1.2, nlevels=4, edgeThreshold=15, patchSize=31,
+                          fastThreshold=10)
+
+
+def features(gray_small: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    kp, des = _orb().detectAndCompute(gray_small, None)
+    pts = np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32)
+    return pts, des
+
+
+def small(gray: np.ndarray) -> np.ndarray:
+    return cv2.resize(gray, None, fx=REG_SCALE, fy=REG_SCALE, interpolation=cv2.INTER_AREA)
+
+
+def render_template(path: Path, dpi: int = WORK_DPI) -> list[np.ndarray]:
+    """The blank template's pages (our own trusted file, so it is rendered in-process)."""
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        return [np.asarray(pdf[i].render(scale=dpi / 72, grayscale=True, may_draw_forms=False).to_pil().convert("L"))
+                for i in range(len(pdf))]
+    finally:
+        pdf.close()
+
+
+_views: dict[tuple[Path, float], list[TemplatePageView]] = {}
+_views_lock = threading.Lock()
+
+
+def views(tpl: FormTemplate) -> list[TemplatePageView]:
+    """Pixel views of every page of a template, computed once per template file version."""
+    try:
+        key = (tpl.path, tpl.path.stat().st_mtime)
+    except OSError:
+        key = (tpl.path, 0.0)
+    with _views_lock:
+        cached = _views.get(key)
+        if cached is not None:
+            return cached
+        out: list[TemplatePageView] = []
+        for i, gray in enumerate(render_template(tpl.path)):
+            pts, des = features(small(gray))
+            out.append(TemplatePageView(tpl.form_id, i, gray, gray < 200, pts,
+                                        des if des is not None else np.zeros((0, 32), np.uint8)))
+        _views[key] = out
+        return out
+
+
+_matcher = threading.local()
+
+
+def _bf() -> cv2.BFMatcher:
+    m = getattr(_matcher, "bf", None)
+    if m is None:
+        m = _matcher.bf = cv2.BFMatcher(cv2.NORM_HAMMING)
+    return m
+
+
+def match(scan_pts: np.ndarray, scan_des: np.ndarray | None, view: TemplatePageView) -> PageMatch | None:
+    """Fit the scan page (features at REG_SCALE) to one template page; None when nothing fits."""
+    if scan_des is None or len(scan_des) < 10 or len(view.descriptors) < 10:
+        return None
+    pairs = _bf().knnMatch(scan_des, view.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS // 2:
+        return None
+    src = scan_pts[[g.queryIdx for g in good]]
+    dst = view.keypoints[[g.trainIdx for g in good]]
+    m, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=3000,
+                                  confidence=0.995, refineIters=10)
+    if m is None or inl is None:
+        return None
+    inliers = int(inl.sum())
+    # Refit on the inliers only (least squares), then express the fit at working resolution: the
+    # scale cancels out for the linear part and multiplies the translation.
+    keep = inl.ravel().astype(bool)
+    if keep.sum() >= 6:
+        refined, _ = cv2.estimateAffine2D(src[keep], dst[keep], method=cv2.LMEDS)
+        if refined is not None:
+            m = refined
+    full = m.astype(np.float64).copy()
+    full[:, 2] /= REG_SCALE
+    return PageMatch(view, full, inliers, len(good), _fit_problem(full, inliers))
+
+
+def _fit_problem(m: np.ndarray, inliers: int) -> str | None:
+    """A fit is trusted only when it is close to what a scanner can do: turn, shift, scale a little."""
+    if inliers < MIN_INLIERS:
+        return "too few matching features"
+    a = m[:, :2]
+    det = float(np.linalg.det(a))
+    if det <= 0:
+        return "mirrored page"
+    sv = np.linalg.svd(a, compute_uv=False)
+    if not 0.7 <= float(np.sqrt(det)) <= 1.4:
+        return "page scale far from the template's"
+    if sv[0] / sv[1] > 1.08:
+        return "page is stretched or sheared"
+    return None
+
+
+def best_match(scan_gray: np.ndarray, templates: list[FormTemplate]) -> tuple[PageMatch | None, int]:
+    """The template page this scan page is, by consistent feature matches; also the number of keypoints
+    found on the scan (few keypoints: a near-blank page)."""
+    pts, des = features(small(scan_gray))
+    best: PageMatch | None = None
+    for tpl in templates:
+        for view in views(tpl):
+            m = match(pts, des, view)
+            if m is not None and (best is None or m.inliers > best.inliers):
+                best = m
+    return best, len(pts)
+
+
+def warp(scan_gray: np.ndarray, m: PageMatch) -> np.ndarray:
+    """The scan page resampled into the template's frame: template coordinates index it directly."""
+    w, h = m.view.size
+    return cv2.warpAffine(scan_gray, m.matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=255)

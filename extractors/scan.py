@@ -1,0 +1,161 @@
+"""Read scanned documents: split a scan into forms, recognise each page, register it, read its zones.
+
+A scan may hold a stack of forms, scanned duplex with blank backs. Pages are looked at one by one:
+blank pages are dropped; every other page is recognised as a page of some template (or of none). A new
+document begins where the template changes, where a page of the current form comes round again (the next
+form's copy of it), or where unrecognised pages begin. So a two-page form scanned back to front is still
+one document, and a form with a page missing gets ``page.missing`` for it rather than invented values.
+Only the current document's pages are held in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from extractors import ocr, register, zonal
+from extractors.base import RawDocument, RawField, RawFlag
+from extractors.images import Limits, PageImage, UnreadableImage, iter_image_pages, iter_pdf_pages
+from extractors.templates import FormTemplate, TemplateRegistry
+
+
+@dataclass
+class ScanOptions:
+    """What the scan reader needs from the application: the field types, a format check per field, and
+    its limits. Kept as plain values so extractors do not depend on the application's settings."""
+
+    types: dict[str, str] = field(default_factory=dict)
+    check: zonal.Checker = lambda key, raw: True
+    limits: Limits = field(default_factory=Limits)
+    tesseract_timeout: float = 60.0
+    deadline: float | None = None  # seconds for a file, plus ``page_seconds`` for each of its pages
+    page_seconds: float = 8.0
+    tessdata_cache: Path | None = None
+
+
+@dataclass
+class _Page:
+    number: int  # 1-based page of the input
+    gray: np.ndarray
+    match: register.PageMatch | None
+    dark: bool = False
+
+
+@dataclass
+class _Doc:
+    template: FormTemplate | None
+    pages: dict[int, _Page] = field(default_factory=dict)  # template page -> scan page
+    unknown: list[_Page] = field(default_factory=list)
+
+    @property
+    def numbers(self) -> list[int]:
+        return sorted([p.number for p in self.pages.values()] + [p.number for p in self.unknown])
+
+
+def is_blank(small: np.ndarray) -> bool:
+    """No ink worth reading: the back of a one-sided sheet, a separator sheet. Specks and paper
+    texture are not ink; an all-black page is not blank (it is unreadable, and said so)."""
+    paper = float(np.percentile(small, 90))
+    if paper < 80:
+        return False
+    ink = (small < paper - 80).astype(np.uint8)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    return float(ink.mean()) < 0.0015
+
+
+def _is_dark(small: np.ndarray) -> bool:
+    return float(np.percentile(small, 90)) < 80
+
+
+def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptions,
+              pdf_reader: object | None = None) -> list[RawDocument]:
+    """Every document in a scanned file, in page order, each with the input pages it came from."""
+    start = time.monotonic()
+    templates = registry.templates()
+    eng = ocr.engine(opts.tessdata_cache)
+    pages: Iterator[PageImage]
+    if kind == "pdf":
+        pages = iter_pdf_pages(path, pdf_reader, opts.limits)
+    else:
+        pages = iter_image_pages(path, opts.limits)
+
+    docs: list[RawDocument] = []
+    current: _Doc | None = None
+    seen = 0
+    blanks: list[int] = []
+
+    def finish(doc: _Doc | None) -> None:
+        if doc is not None:
+            docs.append(_read_doc(doc, opts, eng))
+
+    for page in pages:
+        seen += 1
+        if opts.deadline and time.monotonic() - start > opts.deadline + opts.page_seconds * seen:
+            raise UnreadableImage(f"reading took longer than {opts.deadline + opts.page_seconds * seen:g} s")
+        small = register.small(page.gray)
+        if is_blank(small):
+            blanks.append(page.index + 1)
+            continue
+        match, _n = register.best_match(page.gray, templates) if not _is_dark(small) else (None, 0)
+        if match is not None and match.inliers < register.MIN_INLIERS:
+            match = None
+        p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small))
+        if match is None:
+            if current is None or current.template is not None:
+                finish(current)
+                current = _Doc(None)
+            current.unknown.append(p)
+            continue
+        tpl = next(t for t in templates if t.form_id == match.view.form_id and len(t.pages) > match.view.page)
+        ti = match.view.page
+        if current is None or current.template is None or current.template is not tpl or ti in current.pages:
+            finish(current)
+            current = _Doc(tpl)
+        current.pages[ti] = p
+    finish(current)
+    if not docs:
+        what = "every page is blank" if seen else "the file has no pages"
+        docs.append(RawDocument(document_type="unknown", method="ocr", pages=seen, source_pages=[],
+                                flags=[RawFlag("form.unrecognised", "error", f"no form found: {what}")]))
+    return docs
+
+
+def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument:
+    if doc.template is None:
+        dark = any(p.dark for p in doc.unknown)
+        why = ("a page is completely dark (scanner lid open or a bad copy)" if dark
+               else "the document matches no known form template")
+        return RawDocument(document_type="unknown", method="ocr", pages=len(doc.unknown), source_pages=doc.numbers,
+                           flags=[RawFlag("form.unrecognised", "error", why)])
+    tpl = doc.template
+    raw = RawDocument(document_type="intake_form", form=tpl.form_id, method="ocr", pages=len(doc.pages),
+                      source_pages=doc.numbers)
+    raw.present = tpl.keys
+    pviews = register.views(tpl)
+    for tpage in tpl.pages:
+        p = doc.pages.get(tpage.index)
+        if p is None or p.match is None:
+            for w in tpage.widgets:
+                raw.fields[w.key] = RawField(None, 0.0, None)
+            raw.flags.append(RawFlag("page.missing", "error", f"page {tpage.index + 1} of the form is missing"))
+            continue
+        if p.match.problem:
+            for w in tpage.widgets:
+                raw.fields[w.key] = RawField(None, 0.0, p.number)
+            raw.flags.append(RawFlag("page.unaligned", "error",
+                                     f"page {tpage.index + 1} of the form could not be aligned to the template "
+                                     f"({p.match.problem}); its fields were not read"))
+            continue
+        warped = register.warp(p.gray, p.match)
+        got = zonal.read_fields(warped, pviews[tpage.index], tpage.widgets, opts.types, opts.check,
+                                page_no=p.number, eng=eng, timeout=opts.tesseract_timeout)
+        raw.fields.update(got.fields)
+        raw.flags.extend(got.flags)
+        p.gray = np.empty((0, 0), np.uint8)  # done with it: free the page before the next one is read
+    return raw
+
