@@ -56,17 +56,19 @@ def intake_document_flow(path: str, config_file: str | None = None) -> dict[str,
 
 @dataclass(frozen=True)
 class Scheduled:
-    """A flow that runs on its own clock. ``cron`` names a field of ``settings.prefect``."""
+    """A flow that runs on its own clock. Its module's ``deployment_schedule(settings)`` gives the
+    schedule when it has one (the module knows its own settings best); else ``cron`` names a field of
+    ``settings.prefect``."""
 
     module: str
     attr: str
     name: str
-    cron: str
+    cron: str | None = None
 
 
 #: Flows on a schedule. Adding one is one line here.
 SCHEDULED: tuple[Scheduled, ...] = (
-    Scheduled("flows.previsit", "previsit_check_flow", "previsit-check", "previsit_cron"),
+    Scheduled("flows.previsit", "previsit_check_flow", "previsit-check"),  # checks.schedule
     Scheduled("flows.mail", "mail_batch_flow", "mail-batch", "mail_cron"),
 )
 
@@ -91,9 +93,20 @@ def _entrypoint(fn: Any) -> str:
     return f"{Path(module.__file__).resolve().relative_to(ROOT).as_posix()}:{fn.fn.__name__}"
 
 
+def _schedule(entry: Scheduled, settings: Settings) -> Any:
+    from prefect.schedules import Cron
+
+    module = importlib.import_module(entry.module)
+    own = getattr(module, "deployment_schedule", None)
+    if callable(own):
+        return own(settings)
+    if entry.cron is None:
+        raise ValueError(f"{entry.module} gives no schedule and none is configured")
+    return Cron(getattr(settings.prefect, entry.cron), timezone=settings.prefect.timezone)
+
+
 def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]:
     """(flow, deployment name, options) for every deployment Frontdesk has in this checkout."""
-    tz = settings.prefect.timezone
     found: list[tuple[Any, str, dict[str, Any]]] = [
         (intake_document_flow, "intake", {}),
     ]
@@ -103,8 +116,7 @@ def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]
     for entry in SCHEDULED:
         fn = _optional_flow(entry)
         if fn is not None:
-            cron = getattr(settings.prefect, entry.cron)
-            found.append((fn, entry.name, {"cron": cron, "timezone": tz}))
+            found.append((fn, entry.name, {"schedule": _schedule(entry, settings)}))
     return found
 
 
@@ -114,10 +126,8 @@ def build_deployments(settings: Settings, config_file: str | None = None) -> lis
     for fn, name, opts in flows_to_deploy(settings):
         params = {"config_file": config_file} if config_file else {}
         kwargs: dict[str, Any] = {"name": name, "tags": ["frontdesk"], "parameters": params}
-        if "cron" in opts:
-            from prefect.schedules import Cron
-
-            kwargs["schedules"] = [Cron(opts["cron"], timezone=opts["timezone"])]
+        if "schedule" in opts:
+            kwargs["schedules"] = [opts["schedule"]]
         deployments.append(fn.to_deployment(**kwargs))
     return deployments
 
@@ -136,10 +146,8 @@ def register(settings: Settings, pool: str, config_file: str | None = None) -> l
         params = {"config_file": config_file} if config_file else {}
         kwargs: dict[str, Any] = {"name": name, "work_pool_name": pool, "tags": ["frontdesk"],
                                   "parameters": params, "build": False, "push": False, "print_next_steps": False}
-        if "cron" in opts:
-            from prefect.schedules import Cron
-
-            kwargs["schedules"] = [Cron(opts["cron"], timezone=opts["timezone"])]
+        if "schedule" in opts:
+            kwargs["schedules"] = [opts["schedule"]]
         source = flow.from_source(source=str(ROOT), entrypoint=_entrypoint(fn))
         ids.append(str(source.deploy(**kwargs)))  # type: ignore[union-attr, attr-defined]
     return ids

@@ -102,7 +102,6 @@ class PrefectSettings(BaseModel):
     review_deployment: str = "review/review"
     review: bool = True  # a needs_review document waits in the Prefect UI for a person
     review_timeout_hours: float = Field(default=72.0, gt=0)
-    previsit_cron: str = "0 6 * * 1-5"
     mail_cron: str = "0 16 * * 1-5"
     timezone: str = "America/Chicago"
     limit: int | None = None  # concurrent flow runs for `frontdesk serve` (default: the cores)
