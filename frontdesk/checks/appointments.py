@@ -37,7 +37,10 @@ class RowProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.where}, column '{self.column}': {self.reason}" if self.column else f"{self.where}: {self.reason}"
+        if not self.column:
+            return f"{self.where}: {self.reason}"
+        what = "element" if self.where.startswith("entry") else "column"  # JSON has elements, not columns
+        return f"{self.where}, {what} '{self.column}': {self.reason}"
 
 
 class AppointmentFileError(InputFileError):
@@ -128,10 +131,12 @@ def load_appointments(path: Path, config: AppointmentsConfig, tz: tzinfo, *, ski
     else:
         parsed = parse_csv(path, data, config, tz=tz, today=today)
     if parsed.problems and not skip_bad_rows:
-        n = len(parsed.problems)
+        n, good = len({p.where for p in parsed.problems}), len(parsed.appointments) + parsed.skipped_status
+        unit = "entr" if parsed.format == "fhir" else "row"
+        plural = {"entr": ("y", "ies"), "row": ("", "s")}[unit]
         raise AppointmentFileError(
-            path, f"{n} bad row{'s' if n != 1 else ''} (fix the export, or use --skip-bad-rows to check the "
-                  f"{len(parsed.appointments)} good one{'s' if len(parsed.appointments) != 1 else ''})",
+            path, f"{n} bad {unit}{plural[n != 1]} (fix the export, or use --skip-bad-rows to check the "
+                  f"{good} good one{'s' if good != 1 else ''})",
             parsed.problems)
     return parsed
 

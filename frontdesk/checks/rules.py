@@ -159,7 +159,12 @@ def _subscriber_date_of_birth(ctx: Context) -> bool:
 
 
 def _subscriber_relationship(ctx: Context) -> bool:
+    """Only between two valid birth dates: a wrong date is its own finding, and comparing it would
+    blame the relationship for a typo in the date."""
     if ctx.self_pay:
+        return False
+    dates = (ctx.record.value("patient.date_of_birth"), ctx.record.value("insurance.primary.subscriber_date_of_birth"))
+    if any(check_date_of_birth(d, today=ctx.today) is not None for d in dates):
         return False
     return check_relationship(
         _relationship(ctx), ctx.record.value("patient.date_of_birth"),
