@@ -415,17 +415,18 @@ class VerifyReport:
     spooled: list[str] = field(default_factory=list)
     spool_lost: list[str] = field(default_factory=list)
     pending_documents: list[str] = field(default_factory=list)
+    letters_due: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not any((self.missing, self.mismatched, self.unencrypted, self.orphans, self.pending_objects,
-                        self.spooled, self.spool_lost, self.pending_documents))
+                        self.spooled, self.spool_lost, self.pending_documents, self.letters_due))
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked, "missing": self.missing, "mismatched": self.mismatched,
                 "unencrypted": self.unencrypted, "orphans": self.orphans,
                 "pending_objects": self.pending_objects, "spooled": self.spooled, "spool_lost": self.spool_lost,
-                "pending_documents": self.pending_documents}
+                "pending_documents": self.pending_documents, "letters_due": self.letters_due}
 
 
 def verify_storage(db: Any, storage: Any, *, deep: bool = False) -> VerifyReport:
@@ -443,6 +444,7 @@ def verify_storage(db: Any, storage: Any, *, deep: bool = False) -> VerifyReport
         rows = [(r.key, r.state, r.sha256) for r in s.scalars(select(StoredObjectRow).order_by(StoredObjectRow.key))]
         report.pending_documents = [d.id for d in s.scalars(select(Document).where(Document.state == "pending")
                                                              .order_by(Document.id))]
+        report.letters_due = [d.id for d in documents_awaiting_letters(s)]
     recorded = set()
     for key, state, sha in rows:
         recorded.add(key)

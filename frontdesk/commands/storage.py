@@ -18,6 +18,7 @@ _SECTIONS = (
     ("spooled", "waiting in the spool (run `frontdesk storage flush`)"),
     ("spool_lost", "recorded as spooled but not in the spool"),
     ("pending_documents", "documents not completed (the next run completes them)"),
+    ("letters_due", "documents whose letters are not filed yet (the next run files them)"),
 )
 
 
