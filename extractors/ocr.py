@@ -55,6 +55,7 @@ class OcrEngine:
 
     tessdata: Path
     lang: str  # "Latin" when available, else "eng"
+    alt_lang: str | None = None  # a second, independently trained model for second opinions
 
     @property
     def knows_diacritics(self) -> bool:
@@ -107,27 +108,28 @@ def engine(cache_dir: Path | None = None) -> OcrEngine:
             raise OcrError("tesseract has no language data")
         base = cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frontdesk"
         dest = base / "tessdata"
-        for lang in ("Latin", "eng"):
-            src = system / f"{lang}.traineddata"
-            if not src.is_file():
-                continue
-            target = dest / f"{lang}.traineddata"
-            stamp = dest / f"{lang}.source"
-            want = f"{src.stat().st_size}:{src.stat().st_mtime_ns}"
-            try:
-                ok = target.is_file() and stamp.read_text() == want
-            except OSError:
-                ok = False
-            if not ok:
+        langs = [lang for lang in ("Latin", "eng") if (system / f"{lang}.traineddata").is_file()]
+        if not langs:
+            raise OcrError("tesseract has neither Latin nor eng language data")
+        try:
+            for lang in langs:
+                src = system / f"{lang}.traineddata"
+                target = dest / f"{lang}.traineddata"
+                stamp = dest / f"{lang}.source"
+                want = f"{src.stat().st_size}:{src.stat().st_mtime_ns}"
                 try:
+                    ok = target.is_file() and stamp.read_text() == want
+                except OSError:
+                    ok = False
+                if not ok:
                     dest.mkdir(parents=True, exist_ok=True)
                     _slim(src, dest, lang)
                     stamp.write_text(want)
-                except (OSError, subprocess.SubprocessError, OcrError):
-                    # No writable cache or no combine_tessdata: fall back to the stock data (slower start).
-                    return OcrEngine(system, lang)
-            return OcrEngine(dest, lang)
-        raise OcrError("tesseract has neither Latin nor eng language data")
+            where = dest
+        except (OSError, subprocess.SubprocessError, OcrError):
+            # No writable cache or no combine_tessdata: the stock data works, it only starts slower.
+            where = system
+        return OcrEngine(where, langs[0], langs[1] if len(langs) > 1 else None)
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -34,6 +34,9 @@ STRIP_GAP = 36
 STRIP_PAD = 24
 
 DIGITS_WHITELIST = "0123456789/-.() "
+SECOND_OPINION_BELOW = 0.90  # values read with less confidence are read again by a second model
+AGREED_CONF = 0.90
+DISAGREED_CONF = 0.6
 NUMERIC_TYPES = frozenset({"date", "phone", "zip"})
 
 Checker = Callable[[str, str], bool]  # (key, raw text) -> does it fit the field's type
@@ -184,10 +187,11 @@ def _join(words: Sequence[ocr.Word]) -> Reading:
     return Reading(" ".join(w.text for w in words), min(w.conf for w in words) / 100.0)
 
 
-def read_strip(zones: Sequence[Zone], *, eng: ocr.OcrEngine, whitelist: str | None, timeout: float) -> list[Reading]:
+def read_strip(zones: Sequence[Zone], *, eng: ocr.OcrEngine, whitelist: str | None, timeout: float,
+               lang: str | None = None) -> list[Reading]:
     """One tesseract call for many zones; each word goes back to the zone whose band holds its centre."""
     strip, spans = _strip(zones)
-    words = ocr.run(strip, eng=eng, psm=6, whitelist=whitelist, timeout=timeout)
+    words = ocr.run(strip, eng=eng, psm=6, lang=lang, whitelist=whitelist, timeout=timeout)
     per: list[list[ocr.Word]] = [[] for _ in zones]
     for word in words:
         for i, (a, b) in enumerate(spans):
@@ -205,6 +209,49 @@ def read_single(zone: Zone, *, eng: ocr.OcrEngine, lang: str | None, whitelist: 
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     padded = cv2.copyMakeBorder(img, STRIP_PAD, STRIP_PAD, STRIP_PAD, STRIP_PAD, cv2.BORDER_CONSTANT, value=255)
     return _join(ocr.run(padded, eng=eng, psm=7, lang=lang, whitelist=whitelist, timeout=timeout))
+
+
+_FIXES = str.maketrans({"ı": "i"})  # a fax loses the dot of an i; dotless i is not a letter of US forms
+
+
+def tidy(text: str, ftype: str) -> tuple[str, float]:
+    """Undo OCR habits that no patient writes, and say how much to trust the rest (a factor on the
+    confidence). A name word starting in lower case is a misread capital (Ł read as t), not a name."""
+    text = text.translate(_FIXES)
+    factor = 1.0
+    if ftype == "name" and any(w[:1].islower() for w in text.replace("-", " ").split()):
+        factor = 0.5
+    return text, factor
+
+
+def _same(a: str, b: str, ftype: str) -> bool:
+    if ftype in ("id", "phone", "zip", "date"):
+        return "".join(ch for ch in a.upper() if ch.isalnum()) == "".join(ch for ch in b.upper() if ch.isalnum())
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _second_opinion(readings: dict[str, Reading], zones: dict[str, Zone], *, eng: ocr.OcrEngine,
+                    timeout: float) -> None:
+    """Read the doubtful values again with an independently trained model. Two models rarely make the
+    same mistake: agreement lifts a middling confidence, disagreement sends the value to review."""
+    doubtful = [zones[k] for k, r in readings.items() if r.text and r.conf < SECOND_OPINION_BELOW]
+    if not doubtful:
+        return
+    numeric = [z for z in doubtful if z.ftype in NUMERIC_TYPES]
+    other = [z for z in doubtful if z.ftype not in NUMERIC_TYPES]
+    jobs = [(g, ocr.pool().submit(read_strip, g, eng=eng, whitelist=wl, timeout=timeout, lang=eng.alt_lang))
+            for g, wl in ((numeric, DIGITS_WHITELIST), (other, None)) if g]
+    for group, fut in jobs:
+        for z, alt in zip(group, fut.result(), strict=True):
+            first = readings[z.key]
+            if _same(first.text, alt.text.translate(_FIXES), z.ftype):
+                # Agreement lifts a middling confidence, except where both models share a blind spot:
+                # letters and digits of the same shape in identifiers (O/0, I/1, S/5), and a reading
+                # already marked suspicious.
+                if z.ftype != "id" and tidy(first.text, z.ftype)[1] == 1.0:
+                    readings[z.key] = Reading(first.text, max(first.conf, AGREED_CONF))
+            else:
+                readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
 
 
 def _chunks(items: list[Zone], n: int) -> list[list[Zone]]:
@@ -254,6 +301,10 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         for z, r in zip(group, fut.result(), strict=True):
             readings[z.key] = r
 
+    for k, r in readings.items():
+        text, factor = tidy(r.text, zones_by_key[k].ftype)
+        readings[k] = Reading(text, r.conf * factor)
+
     # Second opinions for values that do not fit their type, read alone with other settings.
     retry = [k for k, r in readings.items() if not r.text or not check(k, r.text)]
     alt: dict[str, Future[Reading]] = {}
@@ -263,11 +314,15 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         alt[k] = ocr.pool().submit(read_single, z, eng=eng, lang=None, whitelist=None, scale=1.5, timeout=timeout)
     for k, fut in alt.items():
         second = fut.result()
+        text, factor = tidy(second.text, zones_by_key[k].ftype)
+        second = Reading(text, second.conf * factor)
         if second.text and check(k, second.text):
             readings[k] = Reading(second.text, min(second.conf, 0.9))
         else:
             readings[k] = Reading(readings[k].text or second.text, min(readings[k].conf, second.conf) * 0.5)
 
+    if eng.alt_lang:
+        _second_opinion(readings, zones_by_key, eng=eng, timeout=timeout)
     for k, r in readings.items():
         out.fields[k] = RawField(r.text or None, max(0.0, min(1.0, r.conf)), page_no)
         if not r.text:  # ink in the box but no text came out: blank would be a guess
