@@ -263,3 +263,13 @@ def test_fhir_bad_entries_named_by_entry_and_element(tmp_path: Path, config) -> 
     parsed = load(p, config, skip_bad_rows=True)
     assert [a.key for a in parsed.appointments] == ["ok"]
     assert parsed.appointments[0].start.date() == VISIT_DATE
+
+
+def test_duplicate_appointment_ids(tmp_path: Path, config) -> None:  # type: ignore[no-untyped-def]
+    text = (REPORT_HEADER
+            + '7,03/03/2026,8:00 AM,Dr. Kim,,"Doe, Jane",01/02/1980,,Scheduled\n'
+            + '8,03/03/2026,8:10 AM,Dr. Kim,,"Roe, Rick",03/04/1970,,Scheduled\n'
+            + '7,03/03/2026,8:20 AM,Dr. Kim,,"Poe, Edgar",03/04/1971,,Scheduled\n')
+    with pytest.raises(AppointmentFileError, match="row 4: the same appointment ID as row 2"):
+        load(write(tmp_path, text), config)
+    assert [a.key for a in load(write(tmp_path, text), config, skip_bad_rows=True).appointments] == ["7", "8"]

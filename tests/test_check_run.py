@@ -95,6 +95,26 @@ def test_running_twice_queues_each_reminder_once(env: Any) -> None:
     assert count(db, Letter, Letter.kind == "appointment_reminder") == len(letters) + len(unmatched_with_address)
 
 
+def test_reminder_context_renders_with_the_letter_template(env: Any) -> None:
+    """The context stored on each reminder is what templates/letters/appointment_reminder.docx needs."""
+    from docx import Document as Docx
+
+    from frontdesk.rendering import render_docx
+
+    settings, db, sc, tmp = env
+    template = settings.letters_dir / "appointment_reminder.docx"
+    if not template.is_file():
+        pytest.skip("the appointment reminder template is not in this checkout")
+    check(env, sc.write_appointment_report(tmp / "a.csv"))
+    letter = max(reminder_letters(db), key=lambda x: len(x.context["missing_items"]))
+    out = render_docx(template, letter.context, tmp / "reminder.docx")
+    text = "\n".join(p.text for p in Docx(str(out)).paragraphs)
+    ctx = letter.context
+    for needle in (ctx["appointment"]["date"], ctx["appointment"]["time"], ctx["appointment"]["provider"],
+                   *ctx["missing_items"]):
+        assert needle in text
+
+
 def test_changes_since_the_previous_run(env: Any) -> None:
     settings, db, sc, tmp = env
     path = sc.write_ehr_export(tmp / "e.csv")

@@ -130,6 +130,7 @@ def load_appointments(path: Path, config: AppointmentsConfig, tz: tzinfo, *, ski
         parsed = parse_fhir_bundle(path, data, config, tz, today=today)
     else:
         parsed = parse_csv(path, data, config, tz=tz, today=today)
+    _drop_duplicates(parsed)
     if parsed.problems and not skip_bad_rows:
         n, good = len({p.where for p in parsed.problems}), len(parsed.appointments) + parsed.skipped_status
         unit = "entr" if parsed.format == "fhir" else "row"
@@ -139,6 +140,21 @@ def load_appointments(path: Path, config: AppointmentsConfig, tz: tzinfo, *, ski
                   f"{good} good one{'s' if good != 1 else ''})",
             parsed.problems)
     return parsed
+
+
+def _drop_duplicates(parsed: ParsedAppointments) -> None:
+    """One appointment ID twice is an export glitch: checking both would list the patient twice and
+    the second reminder would collide with the first. The first row stands; the others are bad rows."""
+    first: dict[str, str] = {}
+    kept = []
+    for a in parsed.appointments:
+        if a.external_id and a.external_id in first:
+            parsed.problems.append(RowProblem(a.where, None, f"the same appointment ID as {first[a.external_id]}"))
+            continue
+        if a.external_id:
+            first[a.external_id] = a.where
+        kept.append(a)
+    parsed.appointments = kept
 
 
 # --------------------------------------------------------------------------------------------------- CSV

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -60,8 +60,6 @@ class CheckStore:
                 conditions.append(Patient.id.in_(sorted(by_mrn)))
             if not conditions:
                 return []
-            from sqlalchemy import or_
-
             patients = list(s.scalars(select(Patient).where(or_(*conditions))
                                       .options(selectinload(Patient.fields))))
             ids = [p.id for p in patients]
@@ -111,11 +109,6 @@ class CheckStore:
         return out
 
     # --- runs ----------------------------------------------------------------------------------------
-
-    def previous_run(self, visit_date: date) -> CheckRun | None:
-        with self.db.begin() as s:
-            return s.scalars(select(CheckRun).where(CheckRun.run_date == visit_date, CheckRun.status == "done")
-                             .order_by(CheckRun.id.desc()).limit(1)).first()
 
     def record_run(self, report: CheckReport, settings: Settings, *, today: date) -> None:
         """Store the run, fill each row's new/resolved, learn MRNs, and queue reminder letters."""

@@ -25,9 +25,11 @@ from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
+from frontdesk.checks.schedule import settings_zone
 from frontdesk.exceptions import ConversionError
 from frontdesk.settings import Settings
 
@@ -79,7 +81,7 @@ def page_context(report: CheckReport, settings: Settings) -> dict[str, Any]:
         "practice_name": settings.practice.name,
         "visit_date_iso": d.isoformat(),
         "visit_date_long": f"{d:%A, %B} {d.day}, {d:%Y}",
-        "generated": report.generated_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+        "generated": report.generated_at.astimezone(ZoneInfo(settings_zone(settings))).strftime("%m/%d/%Y %I:%M %p"),
         "run_id": report.run_id,
         "previous_run_id": report.previous_run_id,
         "summary": report.summary(),
