@@ -160,6 +160,19 @@ class Pipeline:
             records.mark_stored(s, obj)
         return obj
 
+    def refile_reading(self, document_id: str, result: ExtractionResult, extraction_key: str,
+                       record_bytes: bytes) -> StoredObject:
+        """File a corrected reading of a filed document (e.g. after a person's review): the new
+        ``extraction.json`` (its record updated with the new hash) and the reading in the records, which
+        replaces the document's open flags and updates the patient. Letters then follow through
+        :meth:`send_letters` as usual."""
+        obj = self.store_recorded(record_bytes, extraction_key, role="extraction", content_type="application/json",
+                                  document_id=document_id)
+        outcome = "needs_review" if result.needs_review() else "filed"
+        with self.db.begin() as s:
+            records.record_new_reading(s, document_id, result, outcome=outcome)
+        return obj
+
     def _prefix(self, area: str, doc_id: str) -> str:
         now = datetime.now(UTC)
         return f"{area}/{now:%Y}/{now:%m}/{doc_id}"
@@ -174,6 +187,9 @@ class Pipeline:
         if self._recovered and not force:
             return report
         self._recovered = True
+        sweep = getattr(self.storage, "sweep_partials", None)
+        if sweep is not None:
+            sweep()
         report.spool_sent, report.spool_waiting = self.flush_spool()
         with self.db.begin() as s:
             pending = [(d.id, d.sha256, records.last_source_path(s, d.id)) for d in records.pending_documents(s)]

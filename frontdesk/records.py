@@ -268,25 +268,49 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
             session.delete(row)
     doc.outcome, doc.error = outcome, error
     if result is not None:
-        doc.document_type, doc.form, doc.method, doc.pages = (result.document_type, result.form,
-                                                              result.method, result.pages)
-        extraction = Extraction(document_id=doc.id, document_type=result.document_type, form=result.form,
-                                method=result.method, pages=result.pages)
-        extraction.fields = [ExtractedField(document_id=doc.id, key=k, value=fr.value, raw=fr.raw,
-                                            confidence=fr.confidence, page=fr.page)
-                             for k, fr in result.fields.items()]
-        session.add(extraction)
-        session.flush()
-        patient = _attach_patient(session, doc, result)
-        for f in result.flags:
-            session.add(FlagRow(document_id=doc.id, extraction_id=extraction.id,
-                                patient_id=patient.id if patient else None, code=f.code, severity=f.severity,
-                                field=f.field, message=f.message))
+        _record_reading(session, doc, result)
     doc.state = "awaiting_letters" if letter_due else "complete"
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
     return doc
+
+
+def _record_reading(session: Session, doc: Document, result: ExtractionResult) -> Extraction:
+    doc.document_type, doc.form, doc.method, doc.pages = (result.document_type, result.form,
+                                                          result.method, result.pages)
+    extraction = Extraction(document_id=doc.id, document_type=result.document_type, form=result.form,
+                            method=result.method, pages=result.pages)
+    extraction.fields = [ExtractedField(document_id=doc.id, key=k, value=fr.value, raw=fr.raw,
+                                        confidence=fr.confidence, page=fr.page)
+                         for k, fr in result.fields.items()]
+    session.add(extraction)
+    session.flush()
+    patient = _attach_patient(session, doc, result)
+    for f in result.flags:
+        session.add(FlagRow(document_id=doc.id, extraction_id=extraction.id,
+                            patient_id=patient.id if patient else None, code=f.code, severity=f.severity,
+                            field=f.field, message=f.message))
+    return extraction
+
+
+def record_new_reading(session: Session, document_id: str, result: ExtractionResult, *,
+                       outcome: str, resolved_by: str | None = None) -> Extraction:
+    """A corrected reading of a filed document (a person's review, a better reader): a new extraction
+    whose flags replace the open ones, and the patient's values updated from it. The earlier reading
+    stays as history."""
+    doc = session.get(Document, document_id)
+    if doc is None:
+        raise ValueError(f"no document {document_id}")
+    now = utcnow()
+    for flag in session.scalars(select(FlagRow).where(FlagRow.document_id == document_id,
+                                                      FlagRow.status == "open")):
+        flag.status, flag.resolved_at, flag.resolved_by = "resolved", now, resolved_by or audit.current_actor()
+    extraction = _record_reading(session, doc, result)
+    doc.outcome = outcome
+    audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
+                 detail=f"new reading; {outcome}; {len(result.flags)} flags")
+    return extraction
 
 
 def extraction_result(session: Session, document_id: str) -> ExtractionResult | None:

@@ -203,6 +203,26 @@ class LocalStorage:
             if obj is not None:
                 yield obj
 
+    def sweep_partials(self, older_than: float = 3600.0) -> int:
+        return _sweep_partials(self.root, older_than)
+
+
+def _sweep_partials(root: Path, older_than: float) -> int:
+    """Remove temp files a killed writer left (never a finished object: those are renamed into place).
+    Only old ones: a fresh one may belong to a writer that is still running."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in root.rglob(".part-*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
 
 def _fsync_dir(path: Path) -> None:
     """Make the rename itself durable: a power cut must not leave a record pointing at nothing."""
@@ -567,6 +587,13 @@ class SpoolingStorage:
 
     def head(self, key: str) -> StoredObject | None:
         return self.backend.head(key)
+
+    def sweep_partials(self, older_than: float = 3600.0) -> int:
+        """Temp files of killed writers, in the spool and (local backend) in storage."""
+        removed = _sweep_partials(self.spool_dir, older_than)
+        if isinstance(self.backend, LocalStorage):
+            removed += self.backend.sweep_partials(older_than)
+        return removed
 
     def get_bytes(self, key: str) -> bytes:
         entry = self.spooled_entry(key)

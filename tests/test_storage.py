@@ -262,3 +262,20 @@ def test_a_successful_put_drops_an_older_spooled_copy(tmp_path: Path) -> None:
 
 def _closed_port() -> int:
     return free_port()  # free now, and nothing will listen on it
+
+
+def test_temp_files_of_killed_writers_are_swept_when_old(tmp_path: Path) -> None:
+    st = SpoolingStorage(LocalStorage(tmp_path / "storage"), tmp_path / "spool")
+    st.put_bytes(b"kept", KEY)
+    folder = (tmp_path / "storage" / KEY).parent
+    old_part, new_part = folder / ".part-old", folder / ".part-new"
+    old_spool = tmp_path / "spool" / "objects" / ".part-x"
+    for p in (old_part, new_part, old_spool):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"half")
+    for p in (old_part, old_spool):
+        os.utime(p, (1, 1))
+    assert list(st.keys()) == [KEY]  # never listed as objects
+    assert st.sweep_partials(older_than=3600) == 2
+    assert not old_part.exists() and not old_spool.exists() and new_part.exists()
+    assert st.get_bytes(KEY) == b"kept"
