@@ -144,19 +144,27 @@ class CheckStore:
             report.run_id = run.id
             audit.record(s, "create", "check_run", str(run.id), detail=f"{len(report.rows)} appointments")
 
+            keys = sorted({row.appointment.key for row in report.rows})
+            stored = {a.external_id: a for a in self._in_chunks(
+                s, lambda chunk: select(AppointmentRow).where(AppointmentRow.external_id.in_(chunk)), keys)}
+            reminded: dict[str, set[str]] = {}
+            for gap in self._in_chunks(
+                    s, lambda chunk: select(ReminderGap).where(ReminderGap.appointment_key.in_(chunk)), keys):
+                reminded.setdefault(gap.appointment_key, set()).add(gap.code)
+
             for row in report.rows:
                 if row.record is not None:
                     audit.record(s, "read", "patient", row.record.patient_id, patient_id=row.record.patient_id,
                                  detail=f"pre-visit check run {run.id}")
                     self._learn_mrn(s, row)
-                self._upsert_appointment(s, row, tz)
+                self._upsert_appointment(s, row, tz, stored)
 
             for row in report.rows:
                 codes = [f.code for f in row.findings if f.remind]
                 if not codes:
                     continue
                 key = row.appointment.key
-                done = set(s.scalars(select(ReminderGap.code).where(ReminderGap.appointment_key == key)))
+                done = reminded.get(key, set())
                 fresh = [c for c in codes if c not in done]
                 if not fresh:
                     continue
@@ -215,12 +223,20 @@ class CheckStore:
         row.record.mrn = mrn
 
     @staticmethod
-    def _upsert_appointment(s: Any, row: Any, tz: ZoneInfo) -> None:
+    def _in_chunks(s: Any, query: Any, keys: list[str], size: int = 500) -> list[Any]:
+        """One query per few hundred keys instead of one per appointment (bind-parameter limits apply)."""
+        out: list[Any] = []
+        for i in range(0, len(keys), size):
+            out.extend(s.scalars(query(keys[i:i + size])))
+        return out
+
+    @staticmethod
+    def _upsert_appointment(s: Any, row: Any, tz: ZoneInfo, stored: dict[str, AppointmentRow]) -> None:
         a = row.appointment
         start = a.start.replace(tzinfo=tz).astimezone(UTC)
-        existing = s.scalars(select(AppointmentRow).where(AppointmentRow.external_id == a.key)).first()
+        existing = stored.get(a.key)
         if existing is None:
-            existing = AppointmentRow(external_id=a.key)
+            existing = stored[a.key] = AppointmentRow(external_id=a.key)
             s.add(existing)
         existing.start_at = start
         existing.provider = a.provider
