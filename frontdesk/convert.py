@@ -25,18 +25,22 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from frontdesk.exceptions import ConversionError
 
-__all__ = ["BatchConversionError", "CHUNK_SIZE", "docx_to_pdf", "soffice_binary"]
+__all__ = ["BatchConversionError", "CHUNK_SIZE", "default_workers", "docx_to_pdf", "soffice_binary"]
 
 log = logging.getLogger(__name__)
 
 #: Documents per LibreOffice call. Large enough to amortise start-up, small enough that a hang or a
 #: crash costs little work and a call stays well inside its timeout.
 CHUNK_SIZE = 50
+
+# Below this many documents per call, a second LibreOffice start costs more than it saves.
+_MIN_PARALLEL_CHUNK = 8
 
 
 class BatchConversionError(ConversionError):
@@ -217,17 +221,47 @@ def _convert_chunk(
     return converted, failed
 
 
+def _split(todo: list[Path], chunk_size: int, workers: int) -> list[list[Path]]:
+    """Chunks of at most ``chunk_size``, of even size, and (when there is enough work) at least one per
+    worker, so a batch of 60 on two workers is 30 + 30 rather than 50 + 10."""
+    if not todo:
+        return []
+    count = -(-len(todo) // chunk_size)
+    if workers > 1:
+        count = max(count, min(workers, len(todo) // _MIN_PARALLEL_CHUNK))
+        count = -(-count // workers) * workers if count > workers else count
+    size = -(-len(todo) // count)
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
+
+
+def default_workers() -> int:
+    """LibreOffice processes to run side by side: one per core, at most 4.
+
+    A conversion keeps one core busy, so more processes than cores only add memory (each takes
+    ~150 MB); on a small office machine two in parallel nearly halve a batch's time.
+    """
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def docx_to_pdf(
-    docs: Sequence[Path], out_dir: Path, *, timeout: float = 180.0, chunk_size: int = CHUNK_SIZE
+    docs: Sequence[Path],
+    out_dir: Path,
+    *,
+    timeout: float = 180.0,
+    chunk_size: int = CHUNK_SIZE,
+    workers: int = 1,
 ) -> list[Path]:
     """Convert ``docs`` to ``out_dir/<name>.pdf``; return the PDF paths in input order.
 
-    ``timeout`` applies to each LibreOffice call (one per chunk of ``chunk_size`` documents). A PDF
-    appears in ``out_dir`` only once complete and verified. If any document fails, the others are still
-    converted and BatchConversionError (a ConversionError) names the failed files.
+    ``timeout`` applies to each LibreOffice call (one per chunk of ``chunk_size`` documents); up to
+    ``workers`` calls run at once, each with its own profile. A PDF appears in ``out_dir`` only once
+    complete and verified. If any document fails, the others are still converted and
+    BatchConversionError (a ConversionError) names the failed files.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
     paths = [Path(doc) for doc in docs]
     if not paths:
         return []
@@ -264,15 +298,24 @@ def docx_to_pdf(
     started = time.monotonic()
     done: set[Path] = set()
     # The work directory sits inside out_dir so finished PDFs are moved in with an atomic rename.
+    chunks = _split(todo, chunk_size, workers)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".frontdesk-convert-") as work_name:
         work = Path(work_name)
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            converted, chunk_failed = _convert_chunk(binary, chunk, work, timeout)
+
+        def finish(converted: dict[Path, Path], chunk_failed: dict[Path, str]) -> None:
             for doc, pdf in converted.items():
                 os.replace(pdf, targets[doc.resolve()])
                 done.add(doc.resolve())
             failed.update(chunk_failed)
+
+        if workers == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                finish(*_convert_chunk(binary, chunk, work, timeout))
+        else:
+            # Each call makes its own profile and staging folder under ``work``, so calls never share one.
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soffice") as pool:
+                for result in pool.map(lambda chunk: _convert_chunk(binary, chunk, work, timeout), chunks):
+                    finish(*result)
     if todo:
         log.info(
             "converted %d of %d document(s) to PDF in %.1f s",

@@ -18,13 +18,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.sandbox
 from docx import Document
-from docxtpl import DocxTemplate
+from docx.shared import Mm
+from docxtpl import DocxTemplate, InlineImage
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from lxml import etree
@@ -32,7 +34,7 @@ from markupsafe import Markup
 
 from frontdesk.exceptions import TemplateError, TemplateSecurityError
 
-__all__ = ["check_template", "jinja_env", "render_docx", "template_variables"]
+__all__ = ["Picture", "check_template", "jinja_env", "render_docx", "template_variables"]
 
 # Characters XML 1.0 forbids. OCR output carries form feeds (tesseract ends pages with \x0c); one of them
 # in a value makes the whole .docx unreadable by Word, so they are dropped at output time.
@@ -48,6 +50,24 @@ _MAX_POWER_BITS = 100_000
 _LEFTOVER_TAG = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 _UNSAFE_ATTRIBUTE = re.compile(r"access to attribute '(\w+)' of '(\w+)' object is unsafe")
+
+# A letterhead logo is a small picture; anything larger is a mistake in the settings, not a logo.
+_MAX_PICTURE_BYTES = 5 * 1024 * 1024
+_MAX_PICTURE_PIXELS = 25_000_000
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image to place where the template prints the value (e.g. ``{{ practice.logo }}``).
+
+    The context stays plain data (the file and the size wanted); the image is only bound to the document
+    while it renders, because docxtpl needs the document being rendered to embed a picture. The picture
+    keeps its aspect ratio: it is ``height_mm`` tall unless that would make it wider than ``max_width_mm``.
+    """
+
+    path: Path
+    height_mm: float = 16.0
+    max_width_mm: float = 60.0
 
 
 class _MissingVariableError(TemplateError):
@@ -298,16 +318,53 @@ def _translate(
     return TemplateError(f"{name}: rendering failed ({type(exc).__name__}){_near_text(exc, tpl)}")
 
 
+def _inline_image(tpl: DocxTemplate, picture: Picture, template_name: str) -> InlineImage:
+    """Bind a Picture to the document being rendered, sized to keep its aspect ratio."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(picture.path)
+    try:
+        if path.stat().st_size > _MAX_PICTURE_BYTES:
+            raise TemplateError(f"{template_name}: the image {path.name} is larger than 5 MB; use a smaller logo")
+        with Image.open(path) as image:
+            width, height = image.size
+            image_format = image.format
+    except TemplateError:
+        raise
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        raise TemplateError(f"{template_name}: the image {path.name} cannot be read (PNG or JPEG expected)") from None
+    if image_format not in ("PNG", "JPEG", "GIF", "BMP") or width * height > _MAX_PICTURE_PIXELS or not width:
+        raise TemplateError(f"{template_name}: the image {path.name} is not a PNG or JPEG of a sensible size")
+    height_mm = picture.height_mm
+    width_mm = height_mm * width / height
+    if width_mm > picture.max_width_mm:
+        width_mm, height_mm = picture.max_width_mm, picture.max_width_mm * height / width
+    return InlineImage(tpl, str(path), width=Mm(width_mm), height=Mm(height_mm))
+
+
+def _bind_pictures(value: Any, tpl: DocxTemplate, template_name: str) -> Any:
+    """The context with every Picture (at any depth) turned into an image of this document."""
+    if isinstance(value, Picture):
+        return _inline_image(tpl, value, template_name)
+    if isinstance(value, Mapping):
+        return {key: _bind_pictures(item, tpl, template_name) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bind_pictures(item, tpl, template_name) for item in value]
+    return value
+
+
 def render_docx(template: Path, context: Mapping[str, Any], out: Path) -> Path:
     """Fill ``template`` with ``context`` and write the letter to ``out`` (atomically, parents created).
 
     The file appears only once complete, so a watcher or the filing step never picks up half a letter.
+    Values that are :class:`Picture` become images in the letter.
     """
     template = Path(template)
     out = Path(out)
     tpl = _open_template(template)
+    data = _bind_pictures(context, tpl, template.name)
     try:
-        tpl.render(dict(context), jinja_env=jinja_env(), autoescape=True)
+        tpl.render(data, jinja_env=jinja_env(), autoescape=True)
     except TemplateError:
         raise
     except Exception as exc:

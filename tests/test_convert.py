@@ -60,6 +60,13 @@ record = {{"pid": os.getpid(), "home": os.environ["HOME"], "profile": profile, "
 if mode == "hang":
     child = subprocess.Popen(["sleep", "300"])
     record["child"] = child.pid
+if mode == "barrier":  # wait (up to 20 s) until another call has started: proves calls overlap
+    gate = Path(os.environ["FAKE_GATE"])
+    (gate / str(os.getpid())).touch()
+    deadline = time.time() + 20
+    while len(list(gate.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    record["saw_other"] = len(list(gate.iterdir())) >= 2
 with log.open("a") as handle:
     handle.write(json.dumps(record) + "\\n")
 if mode == "hang":
@@ -129,6 +136,32 @@ def test_large_batches_are_chunked_with_fresh_profiles(tmp_path: Path, fake_soff
     log = calls(fake_soffice)
     assert [len(c["inputs"]) for c in log] == [2, 2, 1]
     assert len({c["profile"] for c in log}) == 3
+
+
+def test_workers_convert_chunks_side_by_side_with_own_profiles(
+    tmp_path: Path, fake_soffice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("FAKE_MODE", "barrier")
+    monkeypatch.setenv("FAKE_GATE", str(gate))
+    docs = [make_letter(tmp_path / f"letter{i}.docx", str(i)) for i in range(20)]
+    pdfs = docx_to_pdf(docs, tmp_path / "out", workers=2)
+    assert [p.stem for p in pdfs] == [d.stem for d in docs]
+    log = calls(fake_soffice)
+    assert sorted(len(c["inputs"]) for c in log) == [10, 10]  # one chunk would have left a core idle
+    assert all(c["saw_other"] for c in log)  # both LibreOffice calls were running at the same time
+    assert len({c["profile"] for c in log}) == 2
+
+
+def test_chunks_are_even_and_one_per_worker_when_there_is_enough_work() -> None:
+    docs = [Path(f"{i}.docx") for i in range(130)]
+    assert [len(c) for c in convert._split(docs, 50, 1)] == [44, 44, 42]
+    assert [len(c) for c in convert._split(docs, 50, 2)] == [33, 33, 33, 31]
+    assert [len(c) for c in convert._split(docs[:10], 50, 2)] == [10]  # too little to be worth two starts
+    assert [len(c) for c in convert._split(docs[:16], 50, 2)] == [8, 8]
+    with pytest.raises(ValueError):
+        docx_to_pdf(docs, Path("out"), workers=0)
 
 
 def test_hang_kills_process_group_retries_once_then_names_files(

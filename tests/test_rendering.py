@@ -275,10 +275,17 @@ def test_missing_insurance_tags_each_sit_in_one_run() -> None:
     assert tag_runs >= 10
 
 
+def all_texts(path: Path) -> list[str]:
+    """Every paragraph of the letter, table cells included (the window block is a table)."""
+    from frontdesk.rendering import _document_texts
+
+    return list(_document_texts(path))
+
+
 def test_missing_insurance_renders_hostile_values(tmp_path: Path) -> None:
     context = letter_context()
     out = render_docx(MISSING_INSURANCE, context, tmp_path / "letter.docx")
-    lines = texts(out)
+    lines = all_texts(out)
     body = "\n".join(lines)
     assert "Harbor & Main <Clinic>" in lines
     assert HOSTILE in lines
@@ -296,6 +303,32 @@ def test_missing_insurance_renders_hostile_values(tmp_path: Path) -> None:
     assert check_template(MISSING_INSURANCE, context) == []
 
 
+def test_pictures_keep_their_aspect_ratio_and_bad_images_are_named(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from frontdesk.rendering import Picture
+
+    wide = tmp_path / "wide-logo.png"
+    Image.new("RGB", (400, 100), "teal").save(wide)
+    template = make_docx(tmp_path / "t.docx", "{{ practice.logo }}", "{{ practice.name }}")
+    out = render_docx(template, {"practice": {"logo": Picture(wide, height_mm=10, max_width_mm=30),
+                                              "name": "A & B"}}, tmp_path / "out.docx")
+    doc = Document(str(out))
+    (shape,) = doc.inline_shapes
+    assert abs(shape.width / shape.height - 4.0) < 0.01  # the image is 4:1, and stays so
+    assert abs(shape.height.mm - 7.5) < 0.1  # 30 mm wide at most: 30 x 7.5 mm, not 40 x 10
+    assert abs(shape.width.mm - 30) < 0.1
+    assert texts(out)[1] == "A & B"
+
+    not_an_image = tmp_path / "logo.png"
+    not_an_image.write_bytes(b"<svg>not a png</svg>")
+    with pytest.raises(TemplateError, match=r"t\.docx: the image logo\.png cannot be read"):
+        render_docx(template, {"practice": {"logo": Picture(not_an_image), "name": "x"}}, tmp_path / "o.docx")
+    with pytest.raises(TemplateError, match="logo.png"):
+        render_docx(template, {"practice": {"logo": Picture(tmp_path / "missing" / "logo.png"), "name": "x"}},
+                    tmp_path / "o.docx")
+
+
 def test_missing_insurance_requires_every_variable(tmp_path: Path) -> None:
     for key in ("practice", "letter_date", "patient", "missing_items", "reference"):
         context = letter_context()
@@ -308,15 +341,18 @@ def test_missing_insurance_requires_every_variable(tmp_path: Path) -> None:
         render_docx(MISSING_INSURANCE, context, tmp_path / "out.docx")
 
 
-def test_committed_template_matches_build_script(tmp_path: Path) -> None:
+def test_committed_templates_match_build_script(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("build_letters", ROOT / "scripts" / "build_letters.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    first = module.build_missing_insurance(tmp_path / "a.docx")
-    second = module.build_missing_insurance(tmp_path / "b.docx")
-    assert first.read_bytes() == second.read_bytes(), "the build is not deterministic"
-    with zipfile.ZipFile(first) as built, zipfile.ZipFile(MISSING_INSURANCE) as committed:
-        assert built.namelist() == committed.namelist()
-        for name in built.namelist():
-            assert built.read(name) == committed.read(name), f"{name} differs: rerun scripts/build_letters.py"
+    first = module.build_all(tmp_path / "a")
+    second = module.build_all(tmp_path / "b")
+    assert {p.name for p in first} == {p.name for p in (ROOT / "templates" / "letters").glob("*.docx")}
+    assert (tmp_path / "a" / "logo.png").read_bytes() == (ROOT / "templates" / "letters" / "logo.png").read_bytes()
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), f"the build of {a.name} is not deterministic"
+        with zipfile.ZipFile(a) as built, zipfile.ZipFile(ROOT / "templates" / "letters" / a.name) as committed:
+            assert built.namelist() == committed.namelist()
+            for name in built.namelist():
+                assert built.read(name) == committed.read(name), f"{a.name}: {name} differs: rerun build_letters.py"
