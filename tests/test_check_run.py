@@ -156,6 +156,27 @@ def test_changes_since_the_previous_run(env: Any) -> None:
     assert third.summary()["gone_since_previous"] == 1 and third.summary()["resolved"] == 0
 
 
+def test_a_cancelled_visit_voids_its_pending_reminder(env: Any) -> None:
+    settings, db, sc, tmp = env
+    path = sc.write_appointment_report(tmp / "a.csv")
+    first = check(env, path)
+    row = next(r for r in first.rows if r.reminder_letter)
+    text = path.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith(row.appointment.key + ","))
+    cancelled = tmp / "cancelled.csv"
+    cancelled.write_text(text.replace(line, line.rsplit(",", 1)[0] + ",Cancelled"), encoding="utf-8")
+    second = check(env, cancelled)
+    assert second.reminders_voided == 1 and second.summary()["gone_since_previous"] == 1
+    with db.begin() as s:
+        assert s.get(Letter, row.reminder_letter).status == "void"  # type: ignore[union-attr]
+        others = s.scalars(select(Letter.status).where(Letter.kind == "appointment_reminder",
+                                                       Letter.id != row.reminder_letter))
+        assert set(others) == {"pending"}
+    # Booked again under the same ID: reminded again, once.
+    third = check(env, path)
+    assert third.reminders_queued == 1 and check(env, path).reminders_queued == 0
+
+
 def test_mrns_are_learned_and_then_used(env: Any) -> None:
     settings, db, sc, tmp = env
     path = sc.write_appointment_report(tmp / "a.csv")

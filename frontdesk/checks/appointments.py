@@ -100,7 +100,11 @@ class ParsedAppointments:
     format: str
     appointments: list[Appointment]
     problems: list[RowProblem] = field(default_factory=list)
-    skipped_status: int = 0
+    cancelled: list[Appointment] = field(default_factory=list)  # cancelled, no-show...: not checked
+
+    @property
+    def skipped_status(self) -> int:
+        return len(self.cancelled)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -395,10 +399,8 @@ def parse_csv(path: Path, data: bytes, config: AppointmentsConfig, *, tz: tzinfo
         if appt is None:
             out.problems.extend(row.problems)
             continue
-        if appt.status is not None and appt.status.casefold() in skip:
-            out.skipped_status += 1
-            continue
-        out.appointments.append(appt)
+        (out.cancelled if appt.status is not None and appt.status.casefold() in skip
+         else out.appointments).append(appt)
     return out
 
 
@@ -549,17 +551,15 @@ def parse_fhir_bundle(path: Path, data: bytes, config: AppointmentsConfig, tz: t
         if problems:
             out.problems.extend(problems)
             continue
-        if status is not None and status.casefold() in skip:
-            out.skipped_status += 1
-            continue
         assert start is not None and provider is not None
         # The scheduling system's own number (the one its CSV export shows) is the business identifier.
         idents = [i.get("value") for i in res.get("identifier") or [] if isinstance(i, dict)]
         ext = next((v for v in idents if isinstance(v, str) and v.strip()), None) or (
             res.get("id") if isinstance(res.get("id"), str) else None)
         visit = res.get("appointmentType") or {}
-        out.appointments.append(Appointment(
+        appt = Appointment(
             where=where, start=start, provider=provider, external_id=ext, provider_npi=provider_npi, mrn=mrn,
             first_name=first, last_name=last, date_of_birth=dob, referring_npi=referring_npi, status=status,
-            visit_type=collapse(visit.get("text")) if isinstance(visit, dict) else None, address=address))
+            visit_type=collapse(visit.get("text")) if isinstance(visit, dict) else None, address=address)
+        (out.cancelled if status is not None and status.casefold() in skip else out.appointments).append(appt)
     return out

@@ -113,6 +113,8 @@ class CheckReport:
     previous_run_id: int | None = None
     gone_since_previous: int = 0  # appointments in the previous run, not in this one (cancelled, moved)
     reminders_queued: int = 0
+    cancelled_keys: list[str] = field(default_factory=list)  # of the checked day, as the export says
+    reminders_voided: int = 0  # pending reminders of visits cancelled since they were queued
     outputs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -127,6 +129,7 @@ class CheckReport:
             "gone_since_previous": self.gone_since_previous,
             "reminders_queued": self.reminders_queued,
             "reminders_not_sent": sum(1 for r in self.rows if r.reminder_note),
+            "reminders_voided": self.reminders_voided,
             "bad_rows_skipped": len(self.bad_rows),
             "cancelled_skipped": self.skipped_status,
             "other_dates": self.other_dates,
@@ -230,7 +233,8 @@ def build_report(settings: Settings, checks: LoadedChecks, parsed: ParsedAppoint
     rows = check_appointments(todays, records, checks, today=today)
     return CheckReport(visit_date, rows, datetime.now(UTC), parsed.source, parsed.format,
                        [str(p) for p in parsed.problems], parsed.skipped_status,
-                       len(parsed.appointments) - len(todays))
+                       len(parsed.appointments) - len(todays),
+                       cancelled_keys=[a.key for a in parsed.cancelled if a.start.date() == visit_date])
 
 
 def render_outputs(report: CheckReport, settings: Settings, folder: Path | None = None, *,

@@ -189,6 +189,7 @@ class CheckStore:
                     continue
                 row.reminder_letter = letter.id
                 report.reminders_queued += 1
+            self._void_cancelled(s, report)
             run.findings = self._snapshot(report)
 
     @staticmethod
@@ -221,6 +222,31 @@ class CheckStore:
         except IntegrityError:  # the MRN already names another record: leave both alone for staff
             return
         row.record.mrn = mrn
+
+    def _void_cancelled(self, s: Any, report: CheckReport) -> None:
+        """A reminder for a visit that was cancelled must not go out: void it while it is still pending
+        (one already in a mail batch is the mail run's to hold back). Only an explicit cancellation in the
+        export counts; an appointment merely missing from it may be a bad row that was skipped. The voided
+        letter's gaps leave the ledger, so a visit booked again under the same ID is reminded again."""
+        keys = sorted(set(report.cancelled_keys))
+        if not keys:
+            return
+        for a in self._in_chunks(s, lambda chunk: select(AppointmentRow).where(
+                AppointmentRow.external_id.in_(chunk)), keys):
+            a.status = "cancelled"
+        gaps = self._in_chunks(s, lambda chunk: select(ReminderGap).where(ReminderGap.appointment_key.in_(chunk)),
+                               keys)
+        letter_ids = {g.letter_id for g in gaps}
+        if not letter_ids:
+            return
+        for letter in s.scalars(select(Letter).where(Letter.id.in_(sorted(letter_ids)), Letter.status == "pending")):
+            letter.status = "void"
+            for g in gaps:
+                if g.letter_id == letter.id:
+                    s.delete(g)
+            report.reminders_voided += 1
+            audit.record(s, "update", "letter", letter.id, patient_id=letter.patient_id,
+                         detail=f"void: appointment cancelled; check run {report.run_id}")
 
     @staticmethod
     def _in_chunks(s: Any, query: Any, keys: list[str], size: int = 500) -> list[Any]:

@@ -71,7 +71,8 @@ def render_summary(report: Any) -> str:
                      f"{s['new']} new, {s['gone_since_previous']} appointments gone")
     lines.append(f"Reminder letters queued: {s['reminders_queued']}"
                  + (f" ({s['reminders_not_sent']} patients with gaps have no complete mailing address)"
-                    if s["reminders_not_sent"] else ""))
+                    if s["reminders_not_sent"] else "")
+                 + (f"; {s['reminders_voided']} voided for cancelled visits" if s["reminders_voided"] else ""))
     skipped = [f"{s['cancelled_skipped']} cancelled", f"{s['other_dates']} on other days"]
     if s["bad_rows_skipped"]:
         skipped.append(f"{s['bad_rows_skipped']} bad rows")
