@@ -35,22 +35,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @flow(name="intake-document", persist_result=False, log_prints=False)
 def intake_document_flow(path: str, config_file: str | None = None) -> dict[str, Any]:
-    """One claimed document: extract, check, file, letters; then leave the outcome (ids, keys, flag
-    codes) beside the claimed file for the watcher, and ask for review when needed. ``path`` is the
+    """One claimed document: extract, check, file; a document that needs review goes to the review
+    deployment (which writes its letters after a person confirmed the values), any other gets its letters
+    now; then the outcome (ids, keys, flag codes) is left beside the claimed file for the watcher. ``path`` is the
     opaque claim in the shared processing area, so the run's parameters carry no patient data."""
     work = intake_document(Path(path), config_file)
-    works = send_letters([work], config_file)
-    outcome = works[0].outcome()
-    create_markdown_artifact(summary_markdown([outcome]), key="intake-document",
-                             description="Intake of one document (ids and counts only)")
-    write_receipt(Path(path), outcome)
-    if outcome.status == "needs_review":
+    review_run = None
+    if work.status == "needs_review":
         from flows.intake import pipeline_for
         from flows.review import request_review
 
         settings = pipeline_for(config_file).settings
         if settings.prefect.review:
-            request_review(outcome, settings, config_file)
+            review_run = request_review(work.outcome(), settings, config_file)
+    if review_run is None:  # else the review sends the letters, with the values a person confirmed
+        work = send_letters([work], config_file)[0]
+    outcome = work.outcome()
+    create_markdown_artifact(summary_markdown([outcome]), key="intake-document",
+                             description="Intake of one document (ids and counts only)")
+    write_receipt(Path(path), outcome)
     return {"document_id": outcome.record_id, "status": outcome.status}
 
 

@@ -154,8 +154,12 @@ def review_flow(extraction_key: str, config_file: str | None = None) -> dict[str
     record["extraction"] = corrected.model_dump(mode="json")
     record["review"] = {"reviewed_at": datetime.now(UTC).isoformat(timespec="seconds"),
                         "fields_reviewed": keys, "fields_changed": changed, "status": status}
-    pipeline.storage.put_bytes(json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"),
-                               extraction_key, content_type="application/json")
+    data = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")
+    refile = getattr(pipeline, "refile_reading", None)
+    if refile is not None:  # the records get the new reading too: open flags resolved, patient updated
+        refile(doc_id, corrected, extraction_key, data)
+    else:
+        pipeline.storage.put_bytes(data, extraction_key, content_type="application/json")
 
     prefix = extraction_key.rsplit("/", 1)[0]
     work = IntakeWork(input=Path(extraction_key), sha256=record.get("sha256"), document_id=doc_id,

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from frontdesk.models import ProcessOutcome, StoredObject
-from frontdesk.watch import Ledger, Watcher, areas_for, incomplete_reason, is_ignored, read_receipt, write_receipt
+from frontdesk.watch import (
+    Ledger,
+    Watcher,
+    areas_for,
+    incomplete_reason,
+    is_ignored,
+    read_receipt,
+    write_receipt,
+)
 from tests.conftest import FRONTDESK
 from tests.fixtures.generator import generate
 
@@ -245,7 +253,8 @@ def test_processing_errors_keep_the_file_and_retry_later(wsettings, tmp_path: Pa
 
 def _watcher_for_recovery(wsettings, tmp_path: Path) -> tuple[Watcher, RecordingDispatcher]:  # type: ignore[no-untyped-def]
     disp = RecordingDispatcher()
-    return Watcher(wsettings, tmp_path / "inbox", dispatcher=disp, clock=FakeClock()), disp
+    wsettings.watch.stable_seconds = 0.2  # real clock: run(once=True) waits for real
+    return Watcher(wsettings, tmp_path / "inbox", dispatcher=disp), disp
 
 
 @pytest.mark.parametrize("crash_state", ["claiming-before-rename", "claiming-after-rename", "claimed", "processing",
@@ -419,7 +428,7 @@ def test_fifty_files_written_slowly_in_a_burst_are_each_taken_once_and_whole(tmp
 @pytest.mark.integration
 def test_sigkill_in_the_middle_then_restart_leaves_every_file_exactly_once(tmp_path: Path, fd_env, procs) -> None:  # type: ignore[no-untyped-def]
     inbox = tmp_path / "inbox"
-    src = make_pdfs(inbox, 48, seed=22)
+    make_pdfs(inbox, 48, seed=22)
     (inbox / "bad-1.pdf").write_bytes(b"junk, not a pdf")
     (inbox / "bad-2.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
     sources = {p.name: sha(p) for p in inbox.iterdir()}
