@@ -81,8 +81,12 @@ def _optional_flow(entry: Scheduled) -> Any | None:
         module = importlib.import_module(entry.module)
     except ModuleNotFoundError as exc:
         if exc.name != entry.module:
-            raise
+            log.error("%s cannot be imported (%s: %s); not deployed", entry.module, exc.__class__.__name__, exc.name)
+            return None
         log.info("%s is not available yet; not deployed", entry.module)
+        return None
+    except Exception as exc:  # one broken flow must not keep intake and review from being served
+        log.error("%s cannot be imported (%s); not deployed", entry.module, exc.__class__.__name__)
         return None
     found = getattr(module, entry.attr, None)
     if found is None:
