@@ -37,8 +37,11 @@ def exports(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {shape: writer(scenario, d / name) for shape, (name, writer) in WRITERS.items()}
 
 
-def _settings(tmp: Path):  # type: ignore[no-untyped-def]
-    return load_settings(database_url=f"sqlite:///{tmp / 'frontdesk.db'}",
+pytest_plugins = ["tests.conftest_s3"]  # db_url: SQLite, and PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set
+
+
+def _settings(tmp: Path, db_url: str):  # type: ignore[no-untyped-def]
+    return load_settings(database_url=db_url,
                          storage={"root": tmp / "storage", "spool": tmp / "spool"},
                          checks={"timezone": TIMEZONE, "output_dir": tmp / "out", "appointments_dir": tmp / "in"})
 
@@ -96,9 +99,9 @@ def test_exact_findings_with_records_in_memory(scenario: Scenario, exports: dict
 
 
 def test_exact_findings_through_the_records_database(scenario: Scenario, exports: dict[str, Path],
-                                                     tmp_path: Path) -> None:
-    """The same truth through run_check and SQLite: every export shape, one database, three runs."""
-    settings = _settings(tmp_path)
+                                                     tmp_path: Path, db_url: str) -> None:
+    """The same truth through run_check and the records database: every export shape, three runs."""
+    settings = _settings(tmp_path, db_url)
     db = open_database(settings)
     try:
         scenario.load_into_db(db)

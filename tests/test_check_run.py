@@ -25,9 +25,12 @@ REMIND = {"intake.missing", "intake.unsigned", "intake.expired", "hipaa.unsigned
           "patient.phone_invalid", "patient.email_invalid"}  # config/checks.yaml: remind: true
 
 
+pytest_plugins = ["tests.conftest_s3"]  # db_url: SQLite, and PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> Any:
-    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'frontdesk.db'}",
+def env(tmp_path: Path, db_url: str) -> Any:
+    settings = load_settings(database_url=db_url,
                              storage={"root": tmp_path / "storage", "spool": tmp_path / "spool"},
                              checks={"timezone": TIMEZONE, "output_dir": tmp_path / "out",
                                      "appointments_dir": tmp_path / "in"})
