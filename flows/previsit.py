@@ -101,8 +101,8 @@ def previsit_check_flow(visit_date: str | None = None, appointments: str | None 
                         skip_bad_rows: bool = False, config_file: str | None = None) -> dict[str, Any]:
     """Check a day's appointments; returns the run id, counts and file paths (no patient data)."""
     settings = load_settings(config_file)
-    day = parse_visit_date(visit_date) if visit_date else default_visit_date(settings)
     today = today_in(practice_zone(settings_zone(settings)))
+    day = parse_visit_date(visit_date, today=today) if visit_date else default_visit_date(settings)
     parsed = read_appointments_task(settings, appointments, skip_bad_rows, today)
     report = check_task(settings, parsed, day, today)
     outputs = write_worklist_task(settings, report)

@@ -55,6 +55,11 @@ def test_business_days_skip_weekends_and_holidays() -> None:
     assert next_business_day(date(2026, 12, 24), [date(2026, 12, 25)]) == date(2026, 12, 28)
     assert not is_business_day(date(2026, 3, 8)) and is_business_day(date(2026, 3, 9))
     assert parse_visit_date("2026-03-03") == parse_visit_date("03/03/2026") == date(2026, 3, 3)
+    friday = date(2026, 3, 6)
+    assert parse_visit_date("tomorrow", today=friday) == date(2026, 3, 7)
+    assert parse_visit_date("next", today=friday) == date(2026, 3, 9)
+    assert parse_visit_date("next", today=friday, holidays=[date(2026, 3, 9)]) == date(2026, 3, 10)
+    assert parse_visit_date("Today", today=friday) == friday
     with pytest.raises(ValueError):
         parse_visit_date("soon")
 

@@ -74,16 +74,17 @@ def today_in(tz: tzinfo) -> date:
     return datetime.now(tz).date()
 
 
-def parse_visit_date(text: str) -> date:
-    """``--date`` accepts ISO dates and the words staff use: today, tomorrow, next (business day)."""
+def parse_visit_date(text: str, *, today: date | None = None, holidays: Iterable[date] = ()) -> date:
+    """``--date`` accepts ISO dates and the words staff use: today, tomorrow, next (business day).
+    ``today`` is the practice's today, which on a server in UTC is not the machine's after 6 pm."""
     word = text.strip().lower()
-    today = date.today()
+    today = today or date.today()
     if word == "today":
         return today
     if word == "tomorrow":
         return today + timedelta(days=1)
     if word in ("next", "next-business-day"):
-        return next_business_day(today)
+        return next_business_day(today, holidays)
     try:
         return date.fromisoformat(word)
     except ValueError:

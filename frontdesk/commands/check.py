@@ -34,15 +34,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk.checks.config import checks_for
     from frontdesk.checks.runner import default_visit_date, run_check
-    from frontdesk.checks.schedule import parse_visit_date
+    from frontdesk.checks.schedule import parse_visit_date, practice_zone, settings_zone, today_in
 
     settings = ctx.settings
     if args.date is None:
         visit_date = default_visit_date(settings)
     else:
         try:
-            visit_date = parse_visit_date(args.date)
+            visit_date = parse_visit_date(args.date, today=today_in(practice_zone(settings_zone(settings))),
+                                          holidays=checks_for(settings.checks.rules_file).config.holidays)
         except ValueError as exc:
             print(f"frontdesk: --date: {exc}", file=sys.stderr)
             return ExitCode.bad_input
