@@ -138,9 +138,19 @@ def match(scan_pts: np.ndarray, scan_des: np.ndarray | None, view: TemplatePageV
         refined, _ = cv2.estimateAffine2D(src[keep], dst[keep], method=cv2.LMEDS)
         if refined is not None:
             m = refined
-    full = m.astype(np.float64).copy()
-    full[:, 2] /= REG_SCALE
-    return PageMatch(view, full, inliers, len(good), _fit_problem(full, inliers))
+    return PageMatch(view, to_full(m), inliers, len(good), _fit_problem(to_full(m), inliers))
+
+
+def to_full(m: np.ndarray, s: float = REG_SCALE) -> np.ndarray:
+    """A fit between downscaled images as a fit between full-size ones. Pixel centres matter: full-size
+    x maps to s*x + c with c = s/2 - 1/2, and on a turned page that half pixel does not cancel out."""
+    a = m[:, :2].astype(np.float64)
+    b = m[:, 2].astype(np.float64)
+    c = np.array([s / 2 - 0.5, s / 2 - 0.5])
+    full = np.zeros((2, 3))
+    full[:, :2] = a
+    full[:, 2] = (a @ c + b - c) / s
+    return full
 
 
 def _fit_problem(m: np.ndarray, inliers: int) -> str | None:
@@ -170,6 +180,44 @@ def best_match(scan_gray: np.ndarray, templates: list[FormTemplate]) -> tuple[Pa
             if m is not None and (best is None or m.inliers > best.inliers):
                 best = m
     return best, len(pts)
+
+
+def refine(scan_gray: np.ndarray, m: PageMatch, anchors: list[tuple[float, float]], win: int = 192) -> np.ndarray:
+    """The scan in the template's frame, with the fit polished to a fraction of a pixel.
+
+    The feature fit is good to a few pixels; box edges are thinner than that. Around anchor points
+    (corners of the widget boxes, where lines run both ways) the warped scan is compared with the blank
+    template by phase correlation, and an affine correction is fitted to the local shifts."""
+    warped = warp(scan_gray, m)
+    t = m.view.gray
+    h, w = t.shape
+    src, dst = [], []
+    hann = cv2.createHanningWindow((win, win), cv2.CV_32F)
+    for x, y in anchors:
+        x0, y0 = int(x - win / 2), int(y - win / 2)
+        if x0 < 0 or y0 < 0 or x0 + win > w or y0 + win > h:
+            continue
+        a = t[y0:y0 + win, x0:x0 + win].astype(np.float32)
+        b = warped[y0:y0 + win, x0:x0 + win].astype(np.float32)
+        if float(a.std()) < 8 or float(b.std()) < 8:
+            continue
+        (dx, dy), response = cv2.phaseCorrelate(a, b, hann)
+        if response < 0.15 or abs(dx) > 12 or abs(dy) > 12:
+            continue
+        src.append((x + dx, y + dy))  # where the template's point sits in the warped scan
+        dst.append((x, y))
+    if len(src) >= 4:
+        corr, inl = cv2.estimateAffine2D(np.float32(src), np.float32(dst), method=cv2.RANSAC,
+                                         ransacReprojThreshold=1.5)
+        if corr is None or inl is None or int(inl.sum()) < 4:
+            return warped
+    elif src:
+        d = np.median(np.float32(dst) - np.float32(src), axis=0)
+        corr = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
+    else:
+        return warped
+    m.matrix = (np.vstack([corr, [0, 0, 1]]) @ np.vstack([m.matrix, [0, 0, 1]]))[:2]
+    return warp(scan_gray, m)
 
 
 def warp(scan_gray: np.ndarray, m: PageMatch) -> np.ndarray:

@@ -151,7 +151,9 @@ def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument:
                                      f"page {tpage.index + 1} of the form could not be aligned to the template "
                                      f"({p.match.problem}); its fields were not read"))
             continue
-        warped = register.warp(p.gray, p.match)
+        anchors = [(x * zonal.PT, y * zonal.PT) for w in tpage.widgets
+                   for x, y in ((w.rect[0], w.rect[1]), (w.rect[2], w.rect[3]))]
+        warped = register.refine(p.gray, p.match, anchors)
         got = zonal.read_fields(warped, pviews[tpage.index], tpage.widgets, opts.types, opts.check,
                                 page_no=p.number, eng=eng, timeout=opts.tesseract_timeout)
         raw.fields.update(got.fields)
