@@ -13,8 +13,8 @@ import pytest
 from frontdesk import audit
 from frontdesk.db import open_database
 from frontdesk.pipeline import Pipeline, process_batch
-from tests.conftest import run_cli
 from tests.fixtures.generator import generate
+from tests.s3server import run_main as run_cli
 
 
 def test_audit_lists_by_patient_and_time(tmp_path: Path, settings, fd_env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]

@@ -49,12 +49,13 @@ def assert_consistent(pipeline: Pipeline) -> None:
 
 
 def test_the_same_50_files_twice_make_50_documents_and_50_originals(tmp_path: Path, db_url: str) -> None:
-    cases = make_inbox(tmp_path, 50, seed=50)
+    n = 50 if db_url.startswith("sqlite") else 16  # PostgreSQL: the same paths, fewer files
+    cases = make_inbox(tmp_path, n, seed=50)
     shutil.copy(cases[0].path, tmp_path / "inbox" / "zz-copy-of-first.pdf")  # same bytes, other name
     settings = settings_for(tmp_path, db_url)
 
     first = process_batch([tmp_path / "inbox"], Pipeline(settings))
-    assert len(first) == 51
+    assert len(first) == n + 1
     by_name = {Path(o.input).name: o for o in first}
     copy = by_name.pop("zz-copy-of-first.pdf")
     assert copy.status == "duplicate" and copy.record_id == by_name[cases[0].path.name].record_id
@@ -62,19 +63,19 @@ def test_the_same_50_files_twice_make_50_documents_and_50_originals(tmp_path: Pa
 
     pipeline = Pipeline(settings)
     second = process_batch([tmp_path / "inbox"], pipeline)
-    assert [o.status for o in second] == ["duplicate"] * 51
+    assert [o.status for o in second] == ["duplicate"] * (n + 1)
     assert [o.record_id for o in second] == [o.record_id for o in first]
     for before, again in zip(first, second, strict=True):  # a duplicate tells where the document is
         if before.status != "duplicate":
             assert {s.key for s in again.stored} == {s.key for s in before.stored}
             assert again.document_type == before.document_type
 
-    assert count(pipeline, Document) == 50
-    assert count(pipeline, Arrival) == 102
-    assert count(pipeline, Arrival, Arrival.outcome == "duplicate") == 52
-    assert len(stored_keys(settings, "/original.pdf")) == 50
-    assert len(stored_keys(settings, "/extraction.json")) == 50
-    assert count(pipeline, StoredObjectRow) == 100
+    assert count(pipeline, Document) == n
+    assert count(pipeline, Arrival) == 2 * (n + 1)
+    assert count(pipeline, Arrival, Arrival.outcome == "duplicate") == n + 2
+    assert len(stored_keys(settings, "/original.pdf")) == n
+    assert len(stored_keys(settings, "/extraction.json")) == n
+    assert count(pipeline, StoredObjectRow) == 2 * n
     assert_consistent(pipeline)
 
 
@@ -178,7 +179,7 @@ def test_two_runs_at_once_make_one_document_each(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    make_inbox(tmp_path, 8, seed=12)
+    make_inbox(tmp_path, 6, seed=12)
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'fd.db'}")
     script = ("import sys; from pathlib import Path; from frontdesk.settings import load_settings; "
               "from frontdesk.pipeline import Pipeline, process_batch; "
@@ -190,8 +191,8 @@ def test_two_runs_at_once_make_one_document_each(tmp_path: Path) -> None:
         assert p.returncode == 0, err[-2000:]
     settings = settings_for(tmp_path, env["FRONTDESK_DATABASE_URL"])
     pipeline = Pipeline(settings)
-    assert count(pipeline, Document) == 8
-    assert len(stored_keys(settings, "/original.pdf")) == 8
+    assert count(pipeline, Document) == 6
+    assert len(stored_keys(settings, "/original.pdf")) == 6
     assert_consistent(pipeline)
 
 
@@ -211,7 +212,6 @@ LETTER_CRASHES: dict[str, Callable[[pytest.MonkeyPatch, Pipeline], None]] = {
     "before-letters": lambda mp, p: mp.setattr(p, "send_letters", lambda works: (_ for _ in ()).throw(Crash())),
     "before-letter-write": lambda mp, p: setattr(p, "storage", CrashingStorage(p.storage, 3, False)),
     "after-letter-write": lambda mp, p: setattr(p, "storage", CrashingStorage(p.storage, 3, True)),
-    "while-recording-letter": lambda mp, p: crash_in(mp, "complete_letter"),
 }
 
 

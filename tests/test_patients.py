@@ -1,5 +1,6 @@
 """`frontdesk patients find|show|export`: staff find a patient, read the record, copy the documents out,
-and every one of those reads is in the audit trail."""
+and every one of those reads is in the audit trail. The command runs in-process (same parser, handlers
+and exit codes as the installed script) because the test calls it many times."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from frontdesk.pipeline import Pipeline, process_batch
-from tests.conftest import run_cli
 from tests.fixtures.generator import Case, generate
+from tests.s3server import run_main as run_cli
 
 
 @pytest.fixture
