@@ -28,8 +28,7 @@ REMIND = {"intake.missing", "intake.unsigned", "intake.expired", "hipaa.unsigned
 pytest_plugins = ["tests.conftest_s3"]  # db_url: SQLite, and PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set
 
 
-@pytest.fixture
-def env(tmp_path: Path, db_url: str) -> Any:
+def _env(tmp_path: Path, db_url: str) -> Any:
     settings = load_settings(database_url=db_url,
                              storage={"root": tmp_path / "storage", "spool": tmp_path / "spool"},
                              checks={"timezone": TIMEZONE, "output_dir": tmp_path / "out",
@@ -39,6 +38,18 @@ def env(tmp_path: Path, db_url: str) -> Any:
     sc.load_into_db(db)
     yield settings, db, sc, tmp_path
     db.dispose()
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> Any:
+    """The records database on SQLite, and on PostgreSQL when one is configured: for the tests whose
+    answer depends on transactions and constraints (reminders once, changes between runs)."""
+    yield from _env(tmp_path, db_url)
+
+
+@pytest.fixture
+def env_sqlite(tmp_path: Path) -> Any:
+    yield from _env(tmp_path, f"sqlite:///{tmp_path / 'frontdesk.db'}")
 
 
 def check(env: Any, path: Path) -> CheckReport:
@@ -98,7 +109,8 @@ def test_running_twice_queues_each_reminder_once(env: Any) -> None:
     assert count(db, Letter, Letter.kind == "appointment_reminder") == len(letters) + len(unmatched_with_address)
 
 
-def test_reminder_context_renders_with_the_letter_template(env: Any) -> None:
+def test_reminder_context_renders_with_the_letter_template(env_sqlite: Any) -> None:
+    env = env_sqlite
     """The context stored on each reminder is what templates/letters/appointment_reminder.docx needs."""
     from docx import Document as Docx
 
@@ -180,7 +192,8 @@ def test_a_cancelled_visit_voids_its_pending_reminder(env: Any) -> None:
     assert third.reminders_queued == 1 and check(env, path).reminders_queued == 0
 
 
-def test_mrns_are_learned_and_then_used(env: Any) -> None:
+def test_mrns_are_learned_and_then_used(env_sqlite: Any) -> None:
+    env = env_sqlite
     settings, db, sc, tmp = env
     path = sc.write_appointment_report(tmp / "a.csv")
     first = check(env, path)
@@ -194,7 +207,8 @@ def test_mrns_are_learned_and_then_used(env: Any) -> None:
     assert count(db, PatientIdentifier) == sum(1 for rec in sc.records if rec.mrn) + len(learn)
 
 
-def test_snapshots_and_audit_carry_no_patient_data(env: Any) -> None:
+def test_snapshots_and_audit_carry_no_patient_data(env_sqlite: Any) -> None:
+    env = env_sqlite
     settings, db, sc, tmp = env
     report = run_check(settings, VISIT_DATE, appointments_file=sc.write_fhir(tmp / "b.json"), db=db,
                        today=sc.today, render=True, pdf=False)
@@ -218,7 +232,8 @@ def test_snapshots_and_audit_carry_no_patient_data(env: Any) -> None:
     assert reads == {r.record.patient_id for r in report.rows if r.record}
 
 
-def test_records_in_memory_store_nothing(env: Any) -> None:
+def test_records_in_memory_store_nothing(env_sqlite: Any) -> None:
+    env = env_sqlite
     from frontdesk.checks.patients import InMemoryRecords
 
     settings, db, sc, tmp = env
@@ -228,7 +243,8 @@ def test_records_in_memory_store_nothing(env: Any) -> None:
     assert count(db, CheckRun) == 0 and count(db, Letter) == 0
 
 
-def test_newest_export_in_the_drop_folder_is_used(env: Any) -> None:
+def test_newest_export_in_the_drop_folder_is_used(env_sqlite: Any) -> None:
+    env = env_sqlite
     import os
 
     settings, db, sc, tmp = env
