@@ -17,6 +17,7 @@ from frontdesk.db.models import AuditEvent, CheckRun, ExtractedField, Letter, Pa
 from frontdesk.settings import load_settings
 from tests.conftest import ROOT, run_cli
 from tests.fixtures.appointments import TIMEZONE, VISIT_DATE, Scenario, generate, plain_spelling
+from tests.s3server import run_main
 
 SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 REMIND = {"intake.missing", "intake.unsigned", "intake.expired", "hipaa.unsigned", "insurance.primary.incomplete",
@@ -266,6 +267,7 @@ def cli_env(fd_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 def test_cli_json_and_summary(tmp_path: Path, fd_env: dict[str, str]) -> None:
+    """Once through the installed command; the other CLI tests run it in-process (same parser and handlers)."""
     env = cli_env(fd_env, tmp_path)
     proc = run_cli("check", "--date", "2026-03-03", "--appointments", str(SAMPLES / "ehr_export.csv"), "--json",
                    "--no-pdf", env=env)
@@ -277,8 +279,8 @@ def test_cli_json_and_summary(tmp_path: Path, fd_env: dict[str, str]) -> None:
                for a in out["appointments"])  # an empty database knows nobody
     assert set(out["outputs"]) == {"html", "csv", "json"}
     assert all(Path(p).is_file() for p in out["outputs"].values())
-    again = run_cli("check", "--date", "03/03/2026", "--appointments", str(SAMPLES / "ehr_export.csv"), "--no-pdf",
-                    env=env)
+    again = run_main("check", "--date", "03/03/2026", "--appointments", str(SAMPLES / "ehr_export.csv"), "--no-pdf",
+                     env=env)
     assert again.returncode == 0
     assert "8 appointments, 0 ready, 8 missing paperwork" in again.stdout
     assert "Since the previous check (run 1): 0 resolved, 0 new" in again.stdout
@@ -311,13 +313,13 @@ def _bad_export(tmp_path: Path, kind: str) -> Path:
 def test_cli_malformed_exports(tmp_path: Path, fd_env: dict[str, str], kind: str, message: str) -> None:
     env = cli_env(fd_env, tmp_path)
     bad = _bad_export(tmp_path, kind)
-    proc = run_cli("check", "--date", "2026-03-03", "--appointments", str(bad), "--no-pdf", env=env)
+    proc = run_main("check", "--date", "2026-03-03", "--appointments", str(bad), "--no-pdf", env=env)
     assert proc.returncode == 2
     assert message in proc.stderr and str(bad) in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     if kind in ("bad_date", "encoding"):
-        skip = run_cli("check", "--date", "2026-03-03", "--appointments", str(bad), "--no-pdf", "--json",
-                       "--skip-bad-rows", env=env)
+        skip = run_main("check", "--date", "2026-03-03", "--appointments", str(bad), "--no-pdf", "--json",
+                        "--skip-bad-rows", env=env)
         assert skip.returncode == 0, skip.stderr
         out = json.loads(skip.stdout)
         assert len(out["bad_rows"]) == 1 and message in out["bad_rows"][0]
@@ -329,8 +331,8 @@ def test_cli_malformed_exports(tmp_path: Path, fd_env: dict[str, str], kind: str
 
 
 def test_cli_bad_date_argument(tmp_path: Path, fd_env: dict[str, str]) -> None:
-    proc = run_cli("check", "--date", "next tuesday", "--appointments", str(SAMPLES / "ehr_export.csv"),
-                   env=cli_env(fd_env, tmp_path))
+    proc = run_main("check", "--date", "next tuesday", "--appointments", str(SAMPLES / "ehr_export.csv"),
+                    env=cli_env(fd_env, tmp_path))
     assert proc.returncode == 2 and "--date" in proc.stderr
 
 
