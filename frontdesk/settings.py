@@ -8,6 +8,7 @@ Relative paths resolve against the home folder, so the same config works whateve
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -121,6 +122,39 @@ class ChecksSettings(BaseModel):
     chromium: str | None = None  # browser for the worklist PDF; default: chromium on PATH
 
 
+class LettersSettings(BaseModel):
+    """Rendering letters and statements to PDF (``frontdesk letters``, the mail batch)."""
+
+    convert_workers: int | None = Field(default=None, ge=1, le=8)  # LibreOffice processes side by side
+    convert_timeout_seconds: float = Field(default=180.0, gt=0)  # per LibreOffice call (one per chunk)
+
+
+class RemitTo(BaseModel):
+    name: str
+    address_lines: list[str]
+
+
+class StatementSettings(BaseModel):
+    """Patient statements built from the billing system's ledger export."""
+
+    minimum_balance: Decimal = Field(default=Decimal("5.00"), ge=0)  # accounts owing this much or less get none
+    due_days: int = Field(default=30, ge=0, le=365)  # the due date is the statement date plus this
+    remit_to: RemitTo | None = None  # where payments go; default: the practice's name and address
+    payment_methods: list[str] = Field(default_factory=lambda: [
+        "By phone: call us and pay by card",
+        "By mail: send a check with the top part of this statement",
+        "In person at the front desk (cash, check or card)",
+    ])
+
+
+class MailSettings(BaseModel):
+    """The print-ready mail batch (``frontdesk mail``)."""
+
+    duplex: bool = True  # printed on both sides: every piece starts on the front of a new sheet
+    output_dir: Path = Path("var/mail")  # print copies of each batch; they hold patient data
+    lock_minutes: float = Field(default=60.0, gt=0)  # a crashed mail run's lock is taken over after this
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
@@ -157,6 +191,9 @@ class Settings(BaseSettings):
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    letters: LettersSettings = Field(default_factory=LettersSettings)
+    statements: StatementSettings = Field(default_factory=StatementSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
 
     _yaml_path: Path | None = None
 
@@ -188,6 +225,7 @@ class Settings(BaseSettings):
         data.checks.appointments_dir = fix(data.checks.appointments_dir)
         data.checks.output_dir = fix(data.checks.output_dir)
         data.watch.ledger = fix(data.watch.ledger)
+        data.mail.output_dir = fix(data.mail.output_dir)
         for area in ("processing", "archive", "failed"):
             value = getattr(data.watch, area)
             if value is not None:
