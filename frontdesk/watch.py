@@ -411,10 +411,69 @@ class DeploymentDispatcher:
         return f"flow run ended {state.type.value.lower()} without an outcome"
 
 
+_WORKER: LocalDispatcher | None = None
+
+
+def _init_worker(settings: Settings, config_file: str | None, mode: str) -> None:
+    global _WORKER
+    _WORKER = InlineDispatcher(settings, config_file) if mode == "inline" else LocalDispatcher(settings)
+
+
+def _run_chunk(paths: list[Path]) -> list[ProcessOutcome]:
+    assert _WORKER is not None
+    return _WORKER.run(paths)
+
+
+class PooledDispatcher:
+    """Documents of a batch spread over worker processes, one per core: OCR is CPU-bound and tesseract
+    runs single-threaded here, so one process per core is the concurrency limit that fills the machine
+    without oversubscribing it. Each worker runs the stages (or the intake flow) in its own main thread,
+    where the read time limit works; a hostile file that crashes a worker does not take the watcher
+    down (the batch is retried, then failed)."""
+
+    asynchronous = False
+
+    def __init__(self, settings: Settings, config_file: str | None, mode: str, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self.broken = False
+        # spawn, not fork: the watcher may hold Prefect's background threads, which fork would copy broken.
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(settings, config_file, mode))
+
+    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        n = min(self.workers, len(paths))
+        chunks = [paths[i::n] for i in range(n)]  # interleaved: scans and forms spread evenly
+        try:
+            return [o for part in self.pool.map(_run_chunk, chunks) for o in part]
+        except BrokenProcessPool:
+            self.broken = True
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, path: Path, sha256: str, attempt: int) -> str:  # pragma: no cover - synchronous
+        raise NotImplementedError
+
+    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:  # pragma: no cover
+        raise NotImplementedError
+
+
 def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
+    """``watch.workers`` processes (0: one per core) for inline and local work; one flow run per
+    document on the pool's workers for ``deployment``."""
     mode = mode or settings.watch.dispatch
     if mode == "deployment":
         return DeploymentDispatcher(settings, config_file)
+    workers = settings.watch.workers or os.cpu_count() or 1
+    if workers > 1:
+        return PooledDispatcher(settings, config_file, mode, workers)
     if mode == "local":
         return LocalDispatcher(settings)
     return InlineDispatcher(settings, config_file)
@@ -610,7 +669,9 @@ class Watcher:
         paths = [self.areas.processing / c.claim for c in batch]
         try:
             outcomes = self.dispatcher.run(paths)
-        except Exception as exc:  # storage down, server gone: keep the files, try again later
+        except Exception as exc:  # storage down, server gone, a worker crashed: keep the files, try later
+            if getattr(self._dispatcher, "broken", False):
+                self._dispatcher = None  # a fresh pool next time
             for c in batch:
                 self._retry_later(c, c.attempts + 1, f"processing failed ({exc.__class__.__name__})")
             return
@@ -801,6 +862,9 @@ class Watcher:
             self._watch_loop()
         finally:
             self.ledger.close()
+            close = getattr(self._dispatcher, "close", None)
+            if close is not None:
+                close()
         return self.stats
 
     def _watch_loop(self) -> None:

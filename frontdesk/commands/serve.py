@@ -39,37 +39,43 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def wait_healthy(api_url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """A server on a loaded two-core machine takes a while; wait for its health check, not a fixed time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise ConfigError(f"the local Prefect server exited at start-up (code {proc.returncode})")
-        try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
+        if _healthy(api_url):
+            return
         time.sleep(0.5)
     raise ConfigError(f"no Prefect server answered at {api_url} within {timeout:.0f} s")
 
 
 @contextmanager
 def prefect_api(settings: Settings) -> Iterator[str]:
-    """The configured server, else PREFECT_API_URL, else a local ``prefect server start`` that lives as
-    long as this process (a real server: the review form needs its UI)."""
+    """The configured server, else PREFECT_API_URL, else the local server on the configured port if one
+    answers, else a ``prefect server start`` that lives as long as this process: a real server, because
+    the review form needs its UI and worker processes need one address to share."""
     url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
     proc: subprocess.Popen[bytes] | None = None
     if not url:
         port = settings.prefect.local_server_port
         url = f"http://127.0.0.1:{port}/api"
-        prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-        env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=url)
-        proc = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
+        if not _healthy(url):  # else one is running here already (another frontdesk serve): share it
+            prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+            env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=url)
+            proc = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
     os.environ["PREFECT_API_URL"] = url
     try:
         wait_healthy(url, 180, proc)

@@ -56,7 +56,13 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
     watcher = Watcher(settings, args.inbox, config_file=config, dispatcher=dispatcher)
     try:
-        stats = watcher.run(once=args.once)
+        if args.dispatch == "local":
+            stats = watcher.run(once=args.once)
+        else:  # flow runs, from several processes: they need one server to report to
+            from frontdesk.commands.serve import prefect_api
+
+            with prefect_api(settings):
+                stats = watcher.run(once=args.once)
     except KeyboardInterrupt:
         watcher.stop_event.set()
         return ExitCode.ok
