@@ -78,7 +78,7 @@ def extraction_only(docs: list[Path], settings: Any) -> tuple[float, dict[str, f
 
     reader = Reader(settings)
     reader.extract(docs[0])  # warm: templates, OCR models, caches
-    total, per_kind = 0.0, {}
+    total, per_kind = 0.0, dict[str, float]()
     for p in docs:
         t = time.perf_counter()
         with contextlib.suppress(InputFileError):

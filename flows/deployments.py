@@ -156,5 +156,5 @@ def register(settings: Settings, pool: str, config_file: str | None = None) -> l
         if "schedule" in opts:
             kwargs["schedules"] = [opts["schedule"]]
         source = flow.from_source(source=str(ROOT), entrypoint=_entrypoint(fn))
-        ids.append(str(source.deploy(**kwargs)))  # type: ignore[union-attr, attr-defined]
+        ids.append(str(source.deploy(**kwargs)))  # type: ignore[union-attr]
     return ids

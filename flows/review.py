@@ -69,8 +69,8 @@ def review_model(keys: list[str], result: ExtractionResult, vocab: Vocabulary) -
         else:
             default = current if isinstance(current, str) else None
             fields[field_name(key)] = (str | None, Field(default=default, title=vocab.label(key)))
-    model: type[RunInput] = create_model("IntakeReview", __base__=RunInput, **fields)  # type: ignore[call-overload]
-    model._description = (  # type: ignore[attr-defined]
+    model: type[RunInput] = create_model("IntakeReview", __base__=RunInput, **fields)
+    model._description = (
         "Check these fields against the paper form, correct them where needed, then resume. "
         "Validation and letters run again with your values.")
     return model

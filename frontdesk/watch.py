@@ -456,7 +456,7 @@ class PooledDispatcher:
             raise
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=not self.broken, cancel_futures=True)
 
     def submit(self, path: Path, sha256: str, attempt: int) -> str:  # pragma: no cover - synchronous
         raise NotImplementedError
@@ -632,7 +632,7 @@ class Watcher:
 
     def _due(self) -> list[Claim]:
         now = time.time()
-        due = []
+        due: list[Claim] = []
         for c in self.ledger.in_state("claimed"):
             if c.not_before > now:
                 continue
