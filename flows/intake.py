@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from typing import Any
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.exc import OperationalError
 
 from frontdesk.exceptions import StorageError
 from frontdesk.models import ProcessOutcome
@@ -44,8 +47,14 @@ def recover(config_file: str | None = None) -> RecoveryReport:
     return pipeline_for(config_file).recover()
 
 
+def _transient(task: object, run: object, state: Any) -> bool:
+    """Storage refused a write, or the records database was busy: a retry repeats the same keys and
+    rows (the document is recorded before it is stored), so it is safe."""
+    return isinstance(state.result(raise_on_failure=False), StorageError | OperationalError)
+
+
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
-      persist_result=False, retry_condition_fn=lambda t, r, s: isinstance(s.result(raise_on_failure=False), StorageError))
+      persist_result=False, retry_condition_fn=_transient)
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
     return pipeline_for(config_file).intake(path)
 

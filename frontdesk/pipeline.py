@@ -210,9 +210,9 @@ class Pipeline:
         for doc_id in due:
             if any(w.document_id == doc_id for w in self._letters_due):
                 continue
-            work = self._work_from_record(doc_id, Path(doc_id), status="duplicate")
-            if work is not None:
-                self._queue_letters(work)
+            due_work = self._work_from_record(doc_id, Path(doc_id), status="duplicate")
+            if due_work is not None:
+                self._queue_letters(due_work)
         report.letters_due = len(self._letters_due)
         if any((report.spool_sent, report.spool_waiting, report.documents_completed,
                 report.documents_still_pending, report.letters_due)):
@@ -253,6 +253,8 @@ class Pipeline:
             log.warning("input could not be opened: %s", exc.__class__.__name__)
             return work
         work.document_id = document_id(work.sha256)
+        prefix: str | None = None
+        received: datetime | None = None
         with self.db.begin() as s:
             doc = records.document_by_sha(s, work.sha256)
             if doc is not None and doc.state != "pending":
@@ -440,10 +442,12 @@ class Pipeline:
             else:
                 todo.append(w)
         # A document marked "letters due" whose reading no longer asks for one (a review fixed it).
-        for w in works:
-            if w.document_id and w.result is not None and not self.needs_missing_insurance_letter(w):
-                with self.db.begin() as s:
-                    records.finish_without_letters(s, w.document_id)
+        no_letter = [w.document_id for w in works
+                     if w.document_id and w.result is not None and not self.needs_missing_insurance_letter(w)]
+        if no_letter:
+            with self.db.begin() as s:
+                for doc_id in no_letter:
+                    records.finish_without_letters(s, doc_id)
         if not todo:
             return list(works)
         template = self.settings.letters_dir / f"{MISSING_INSURANCE_LETTER}.docx"
