@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-
 from typing import Any
 
 from prefect import flow, task
