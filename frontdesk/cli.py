@@ -19,7 +19,8 @@ from pathlib import Path
 from frontdesk.exceptions import ExitCode, FrontdeskError
 from frontdesk.settings import Settings, load_settings
 
-COMMANDS = ["extract", "process", "watch", "serve", "storage", "audit", "patients", "check"]
+COMMANDS = ["extract", "process", "watch", "serve", "storage", "audit", "patients", "check", "letters", "mail",
+            "prefill"]
 
 
 class Context:
