@@ -131,9 +131,11 @@ PRIVACY_TEXT = (
 
 
 def load_fields(path: Path = FIELDS_YAML) -> dict[str, dict[str, Any]]:
-    """The canonical vocabulary; the form must carry exactly these keys."""
+    """The canonical vocabulary less the fields only cards and letters carry (``intake: false``); the
+    form must carry exactly these keys."""
     with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["fields"]
+        fields = yaml.safe_load(fh)["fields"]
+    return {k: spec for k, spec in fields.items() if spec.get("intake", True)}
 
 
 def load_practice(path: Path = FRONTDESK_YAML) -> dict[str, Any]:
