@@ -94,7 +94,15 @@ def test_serve_watches_the_inbox_serves_the_deployments_and_stops_cleanly(tmp_pa
                 proc.wait()
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert list((tmp_path / "processing").iterdir()) == []
-    leftover = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    for pid in leftover:  # nothing of ours may outlive serve
+
+    def leftover() -> list[str]:
+        return subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+
+    deadline = time.monotonic() + 20  # helpers (multiprocessing's resource tracker) notice the exit
+    while leftover() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for pid in leftover()
+            if Path(f"/proc/{pid}/cmdline").exists()}
+    for pid in left:  # nothing of ours may outlive serve
         os.kill(int(pid), signal.SIGKILL)
-    assert leftover == []
+    assert left == {}
