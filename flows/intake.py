@@ -43,7 +43,7 @@ def use_pipeline(pipeline: Pipeline, config_file: str | None = None) -> None:
 @task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
 def recover(config_file: str | None = None) -> RecoveryReport:
     """Counts only: safe to show in the UI."""
-    return pipeline_for(config_file).recover()
+    return pipeline_for(config_file).recover(force=True)  # every flow run, even in a long-lived worker
 
 
 def _transient(task: object, run: object, state: Any) -> bool:

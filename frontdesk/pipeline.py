@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -123,6 +124,8 @@ class RecoveryReport:
 class Pipeline:
     """Settings, templates, vocabulary, storage and records, built once and shared by all documents."""
 
+    RECOVER_INTERVAL = 300.0  # seconds between recoveries in a long-running process
+
     def __init__(self, settings: Settings, *, storage: Storage | None = None, db: Database | None = None,
                  extra_forms_dirs: list[Path] | None = None, today: date | None = None) -> None:
         self.settings = settings
@@ -130,7 +133,7 @@ class Pipeline:
         self.storage: Storage = storage or open_storage(settings)
         self.db = db or open_database(settings)
         self.today = today
-        self._recovered = False
+        self._recovered_at: float | None = None
         self._letters_due: list[IntakeWork] = []
         self._completed_by_recovery: dict[str, IntakeWork] = {}
 
@@ -181,22 +184,35 @@ class Pipeline:
 
     def recover(self, *, force: bool = False) -> RecoveryReport:
         """Finish what an earlier run left: send spooled objects, complete pending documents whose file
-        is still where it was read from, and queue letters that were due. Runs once per pipeline unless
-        forced; ``intake`` calls it first, so every caller gets it."""
+        is still where it was read from, and queue letters that were due.
+
+        ``intake`` calls it first, so every caller gets it: at the start of a run, and again every
+        ``RECOVER_INTERVAL`` seconds in a long-running process (a watcher), so the spool is sent once
+        storage is back. A document that cannot be completed is logged (by id) and left for later: it
+        must not stop every other document from being filed."""
         report = RecoveryReport()
-        if self._recovered and not force:
+        now = time.monotonic()
+        if not force and self._recovered_at is not None and now - self._recovered_at < self.RECOVER_INTERVAL:
             return report
-        self._recovered = True
+        self._recovered_at = now
         sweep = getattr(self.storage, "sweep_partials", None)
         if sweep is not None:
             sweep()
-        report.spool_sent, report.spool_waiting = self.flush_spool()
+        try:
+            report.spool_sent, report.spool_waiting = self.flush_spool()
+        except StorageError as exc:  # e.g. access denied: the spool keeps everything, the run goes on
+            log.warning("spool not sent: %s", exc)
         with self.db.begin() as s:
             pending = [(d.id, d.sha256, records.last_source_path(s, d.id)) for d in records.pending_documents(s)]
         for doc_id, sha, source in pending:
             path = Path(source) if source else None
             if path is not None and path.is_file() and _hash_or_none(path) == sha:
-                work = self._intake(path, recovering=True)
+                try:
+                    work = self._intake(path, recovering=True)
+                except Exception as exc:  # a reader bug on one file must not block every run
+                    report.documents_still_pending += 1
+                    log.warning("document %s could not be completed (%s)", doc_id, exc.__class__.__name__)
+                    continue
                 if work.status != "duplicate":
                     report.documents_completed += 1
                     self._completed_by_recovery[doc_id] = work

@@ -236,3 +236,25 @@ def test_a_crash_around_a_letter_leaves_exactly_one_letter(tmp_path: Path, monke
     assert_consistent(pipeline)
     third = process_batch([cases[0].path], Pipeline(settings))[0]  # and never a second letter
     assert third.status == "duplicate" and len(third.letters) == 1 and count(pipeline, Letter) == 1
+
+
+def test_a_document_that_cannot_be_completed_does_not_block_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = make_inbox(tmp_path, 2, seed=13, scenarios=("complete",))
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'fd.db'}")
+    with monkeypatch.context() as mp:
+        crash_in(mp, "complete_document")
+        with pytest.raises(Crash):
+            process_batch([cases[0].path], Pipeline(settings))
+    pipeline = Pipeline(settings)
+    real = pipeline.reader.extract
+
+    def reader_bug(path: Path) -> Any:
+        if path == cases[0].path:
+            raise RuntimeError("a reader bug on this one file")
+        return real(path)
+
+    monkeypatch.setattr(pipeline.reader, "extract", reader_bug)
+    assert [o.status for o in process_batch([cases[1].path], pipeline)] == ["filed"]
+    report = verify_storage(pipeline.db, pipeline.storage)
+    assert len(report.pending_documents) == 1 and report.orphans == []

@@ -228,3 +228,24 @@ def test_audit_events_of_intake_name_ids_only(tmp_path: Path) -> None:
                                                             ("update", "patient")}
     text = " ".join(f"{e.actor} {e.object_id} {e.patient_id} {e.detail}" for e in events).lower()
     assert [n for n in phi_of(cases) if n.lower() in text] == []
+
+
+def test_a_long_running_pipeline_sends_the_spool_once_storage_is_back(tmp_path: Path,
+                                                                       own_s3_endpoint: S3Endpoint) -> None:
+    """A watcher keeps one pipeline for days: it tries the spool again every few minutes by itself."""
+    bucket = own_s3_endpoint.new_bucket()
+    cases = inbox_of(tmp_path, 2, seed=82, scenarios=("complete",))
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'fd.db'}", backend="s3",
+                            s3=s3_settings(own_s3_endpoint, bucket))
+    pipeline = Pipeline(settings, storage=SpoolingStorage(make_s3_storage(own_s3_endpoint, bucket),
+                                                          settings.storage.spool, cooldown=0))
+    own_s3_endpoint.stop()
+    assert pipeline.intake(cases[0].path).status == "filed"
+    assert len(pipeline.storage.spooled()) == 2  # type: ignore[attr-defined]
+    own_s3_endpoint.start()
+    assert pipeline.intake(cases[1].path).status == "filed"
+    assert len(pipeline.storage.spooled()) == 2  # type: ignore[attr-defined]  # not yet: recovered moments ago
+    pipeline.RECOVER_INTERVAL = 0.0
+    pipeline.intake(cases[1].path)
+    assert pipeline.storage.spooled() == []  # type: ignore[attr-defined]
+    assert verify_storage(pipeline.db, pipeline.storage).ok
