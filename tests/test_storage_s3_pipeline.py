@@ -20,7 +20,7 @@ from frontdesk.records import verify_storage
 from frontdesk.storage import SpoolingStorage
 from tests.conftest import run_cli
 from tests.fixtures.generator import Case, generate
-from tests.s3server import AWS_ENV, S3Endpoint, make_s3_storage, run_main, s3_settings, settings_for
+from tests.s3server import AWS_ENV, PutLog, S3Endpoint, make_s3_storage, run_main, s3_settings, settings_for
 
 pytest_plugins = ["tests.conftest_s3"]
 
@@ -60,6 +60,8 @@ def test_s3_down_mid_batch_loses_nothing_and_the_next_run_files_everything(
             endpoint.stop()
 
     backend.client.meta.events.register("after-call.s3.PutObject", after_put)
+    sent = PutLog()
+    sent.attach(backend.client)
     pipeline = Pipeline(settings, storage=SpoolingStorage(backend, settings.storage.spool, cooldown=600))
     outcomes = process_batch([tmp_path / "inbox"], pipeline)
 
@@ -94,6 +96,11 @@ def test_s3_down_mid_batch_loses_nothing_and_the_next_run_files_everything(
     keys = [o["Key"] for o in endpoint.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert len([k for k in keys if k.endswith("/original.pdf")]) == 12 and len(keys) == 24
     assert not list((tmp_path / "spool" / "objects").glob("*.data"))
+    # Every put of this process carried the encryption header (the CLI's puts: see the object heads).
+    assert len(sent.requests) >= 7 and all(h.get("x-amz-server-side-encryption") == "AES256"
+                                            for _, h in sent.requests)
+    client = endpoint.client()
+    assert all(client.head_object(Bucket=bucket, Key=k)["ServerSideEncryption"] == "AES256" for k in keys)
     for c in cases:  # the bytes in S3 are the bytes handed in
         doc = next(o for o in outcomes if Path(o.input).name == c.path.name)
         key = next(s.key for s in doc.stored if s.key.endswith("original.pdf"))
