@@ -37,9 +37,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     with db.begin() as s:
         events = audit.events(s, patient_id=args.patient, since=since, object_id=args.object,
                               actions=args.action, limit=args.limit)
-        rows = [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
-                 "object_type": e.object_type, "object_id": e.object_id, "patient_id": e.patient_id,
-                 "detail": e.detail} for e in events]
+        rows: list[dict[str, Any]] = [
+            {"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
+             "object_type": e.object_type, "object_id": e.object_id, "patient_id": e.patient_id,
+             "detail": e.detail} for e in events]
     if args.json:
         print(json.dumps(rows, indent=2))
         return ExitCode.ok

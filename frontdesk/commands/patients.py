@@ -73,7 +73,7 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
             print(f"frontdesk: no patient {args.patient_id}", file=sys.stderr)
             return ExitCode.general
         p = view.patient
-        out = {
+        out: dict[str, Any] = {
             "id": p.id, "first_name": p.first_name, "last_name": p.last_name,
             "date_of_birth": p.date_of_birth.isoformat(),
             "fields": view.fields,

@@ -3,7 +3,7 @@ that already holds the migration lock; the ``alembic`` command line works too (`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -16,7 +16,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Migrations must not import model code that may change later: write UTC datetimes as plain ones."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
