@@ -22,7 +22,7 @@ from extractors.images import WORK_DPI
 from extractors.templates import FormTemplate
 
 REG_SCALE = 1 / 3  # features are found at 100 dpi: fast, and coarse enough to ignore paper noise
-N_FEATURES = 3000
+N_FEATURES = 2000
 MIN_INLIERS = 60  # fewer consistent matches than this is not a recognised page
 RATIO = 0.8
 
@@ -126,8 +126,10 @@ def match(scan_pts: np.ndarray, scan_des: np.ndarray | None, view: TemplatePageV
         return None
     src = scan_pts[[g.queryIdx for g in good]]
     dst = view.keypoints[[g.trainIdx for g in good]]
-    m, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=3000,
-                                  confidence=0.995, refineIters=10)
+    # A similarity (turn, shift, one scale) is what a scanner does once the page is at square pixels; its
+    # four parameters are harder to fool than a full affine fit. ``refine`` corrects what is left.
+    m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=3000,
+                                         confidence=0.995, refineIters=10)
     if m is None or inl is None:
         return None
     inliers = int(inl.sum())
@@ -135,7 +137,7 @@ def match(scan_pts: np.ndarray, scan_des: np.ndarray | None, view: TemplatePageV
     # scale cancels out for the linear part and multiplies the translation.
     keep = inl.ravel().astype(bool)
     if keep.sum() >= 6:
-        refined, _ = cv2.estimateAffine2D(src[keep], dst[keep], method=cv2.LMEDS)
+        refined, _ = cv2.estimateAffinePartial2D(src[keep], dst[keep], method=cv2.LMEDS)
         if refined is not None:
             m = refined
     return PageMatch(view, to_full(m), inliers, len(good), _fit_problem(to_full(m), inliers))
@@ -182,41 +184,60 @@ def best_match(scan_gray: np.ndarray, templates: list[FormTemplate]) -> tuple[Pa
     return best, len(pts)
 
 
-def refine(scan_gray: np.ndarray, m: PageMatch, anchors: list[tuple[float, float]], win: int = 192) -> np.ndarray:
+def _spread(points: list[tuple[float, float]], n: int) -> list[tuple[float, float]]:
+    """Up to ``n`` of the points, far apart from each other (greedy farthest-point pick)."""
+    if len(points) <= n:
+        return points
+    pts = np.float32(points)
+    chosen = [0]
+    dist = np.linalg.norm(pts - pts[0], axis=1)
+    while len(chosen) < n:
+        i = int(dist.argmax())
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[i], axis=1))
+    return [points[i] for i in chosen]
+
+
+def refine(scan_gray: np.ndarray, m: PageMatch, anchors: list[tuple[float, float]], win: int = 160,
+           n_anchors: int = 14) -> np.ndarray:
     """The scan in the template's frame, with the fit polished to a fraction of a pixel.
 
     The feature fit is good to a few pixels; box edges are thinner than that. Around anchor points
-    (corners of the widget boxes, where lines run both ways) the warped scan is compared with the blank
-    template by phase correlation, and an affine correction is fitted to the local shifts."""
-    warped = warp(scan_gray, m)
+    (corners of the widget boxes, where lines run both ways) small windows of the scan are warped and
+    compared with the blank template by phase correlation, and an affine correction is fitted to the
+    local shifts. Only the final page is warped whole."""
     t = m.view.gray
     h, w = t.shape
     src, dst = [], []
     hann = cv2.createHanningWindow((win, win), cv2.CV_32F)
-    for x, y in anchors:
+    for x, y in _spread(anchors, n_anchors):
         x0, y0 = int(x - win / 2), int(y - win / 2)
         if x0 < 0 or y0 < 0 or x0 + win > w or y0 + win > h:
             continue
         a = t[y0:y0 + win, x0:x0 + win].astype(np.float32)
-        b = warped[y0:y0 + win, x0:x0 + win].astype(np.float32)
-        if float(a.std()) < 8 or float(b.std()) < 8:
+        if float(a.std()) < 8:
+            continue
+        local = m.matrix.copy()
+        local[:, 2] -= (x0, y0)  # warp just this window of the template frame
+        b = cv2.warpAffine(scan_gray, local, (win, win), flags=cv2.INTER_LINEAR, borderValue=255).astype(np.float32)
+        if float(b.std()) < 8:
             continue
         (dx, dy), response = cv2.phaseCorrelate(a, b, hann)
         if response < 0.15 or abs(dx) > 12 or abs(dy) > 12:
             continue
         src.append((x + dx, y + dy))  # where the template's point sits in the warped scan
         dst.append((x, y))
+    corr: np.ndarray | None = None
     if len(src) >= 4:
         corr, inl = cv2.estimateAffine2D(np.float32(src), np.float32(dst), method=cv2.RANSAC,
                                          ransacReprojThreshold=1.5)
-        if corr is None or inl is None or int(inl.sum()) < 4:
-            return warped
+        if inl is None or int(inl.sum()) < 4:
+            corr = None
     elif src:
         d = np.median(np.float32(dst) - np.float32(src), axis=0)
         corr = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
-    else:
-        return warped
-    m.matrix = (np.vstack([corr, [0, 0, 1]]) @ np.vstack([m.matrix, [0, 0, 1]]))[:2]
+    if corr is not None:
+        m.matrix = (np.vstack([corr, [0, 0, 1]]) @ np.vstack([m.matrix, [0, 0, 1]]))[:2]
     return warp(scan_gray, m)
 
 

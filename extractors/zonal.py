@@ -13,6 +13,7 @@ format is read again alone with other settings before it is given up.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -211,6 +212,9 @@ def read_single(zone: Zone, *, eng: ocr.OcrEngine, lang: str | None, whitelist: 
     return _join(ocr.run(padded, eng=eng, psm=7, lang=lang, whitelist=whitelist, timeout=timeout))
 
 
+# In an identifier, a zero next to a letter (or the letter O next to a digit) is where O and 0, which
+# look alike on a degraded scan, are most often confused; no model can tell them apart there.
+_AMBIGUOUS_ID = re.compile(r"(?<=[A-Z])[0O]|[0O](?=[A-Z])|(?<=\d)O|O(?=\d)")
 _FIXES = str.maketrans({"ı": "i"})  # a fax loses the dot of an i; dotless i is not a letter of US forms
 
 
@@ -221,6 +225,8 @@ def tidy(text: str, ftype: str) -> tuple[str, float]:
     factor = 1.0
     if ftype == "name" and any(w[:1].islower() for w in text.replace("-", " ").split()):
         factor = 0.5
+    if ftype == "id" and _AMBIGUOUS_ID.search(text.upper()):
+        factor = min(factor, 0.75)
     return text, factor
 
 
@@ -303,6 +309,8 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
 
     for k, r in readings.items():
         text, factor = tidy(r.text, zones_by_key[k].ftype)
+        if not eng.knows_diacritics and zones_by_key[k].ftype == "name":
+            factor = min(factor, 0.6)  # a model without ü, ç, ë would strip them: a person must look
         readings[k] = Reading(text, r.conf * factor)
 
     # Second opinions for values that do not fit their type, read alone with other settings.
