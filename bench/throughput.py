@@ -104,7 +104,11 @@ def through_watcher(docs: list[Path], settings: Any, dispatch: str, warm: Path) 
     watcher = Watcher(settings, inbox, dispatcher=dispatcher)
     t = time.perf_counter()
     stats = watcher.run(once=True, install_signals=False)
-    return time.perf_counter() - t, stats.finished
+    elapsed = time.perf_counter() - t
+    close = getattr(dispatcher, "close", None)
+    if close is not None:
+        close()
+    return elapsed, stats.finished
 
 
 def main(argv: list[str] | None = None) -> int:

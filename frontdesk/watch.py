@@ -509,6 +509,7 @@ class Watcher:
         self.ledger = Ledger(self.opts.ledger)
         self.config_file = config_file
         self._dispatcher = dispatcher
+        self._owns_dispatcher = False
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self.stop_event = threading.Event()
@@ -520,6 +521,7 @@ class Watcher:
         """Built on first use: the inline dispatcher imports Prefect, which a quick start-up should not."""
         if self._dispatcher is None:
             self._dispatcher = make_dispatcher(self.settings, self.config_file)
+            self._owns_dispatcher = True
         return self._dispatcher
 
     # ----------------------------------------------------------------------------------- detection
@@ -863,7 +865,7 @@ class Watcher:
         finally:
             self.ledger.close()
             close = getattr(self._dispatcher, "close", None)
-            if close is not None:
+            if close is not None and self._owns_dispatcher:  # a caller's dispatcher may serve other runs
                 close()
         return self.stats
 
