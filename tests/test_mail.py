@@ -327,6 +327,35 @@ def test_a_run_that_stops_after_claiming_is_finished_by_the_next(env: tuple[Any,
     assert len(rows) == 4
 
 
+def test_hostile_or_unknown_templates_hold_their_pieces_and_the_rest_goes_out(env: tuple[Any, Database, Any],
+                                                                               tmp_path: Path) -> None:
+    import shutil
+
+    from docx import Document
+
+    settings, db, storage = env
+    letters = tmp_path / "letters"
+    shutil.copytree(settings.letters_dir, letters)
+    doc = Document(str(letters / "welcome.docx"))
+    doc.add_paragraph("{{ cycler.__init__.__globals__.os.popen('touch pwned').read() }}")
+    doc.save(str(letters / "welcome.docx"))
+    settings.letters_dir = letters
+    rnd = random.Random(3)
+    hostile = add_letter(settings, db, storage, "Dana O'Connor", address(rnd))  # rendered by the run: refused
+    unknown = add_letter(settings, db, storage, "Luis Garcia", address(rnd), kind="welcome")
+    with db.begin() as s:
+        s.get(Letter, unknown).kind = "birthday_card"  # type: ignore[union-attr]
+    lines = address(rnd)
+    fine = add_letter(settings, db, storage, "Mei Chen", lines, pdf=pdf_bytes(settings, "Mei Chen", lines))
+    summary = run_mail(db, storage, settings)
+    held = {h.piece_id: h for h in summary.held}
+    assert held[hostile].code == "template.error" and "welcome.docx" in held[hostile].reason
+    assert "refused" in held[hostile].reason and "O'Connor" not in held[hostile].reason
+    assert held[unknown].code == "template.unknown"
+    assert summary.items == 1 and live_batches_of(db, fine) == [summary.batch_id]
+    assert not Path("pwned").exists() and not (tmp_path / "pwned").exists()
+
+
 def test_changed_or_missing_pdfs_are_held(env: tuple[Any, Database, Any]) -> None:
     settings, db, storage = env
     ids = small_batch(settings, db, storage)
