@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # PDF libraries warn about every quirk of a damaged file; staff need our one line, not theirs.
+    # PDF libraries warn about every quirk of a damaged file, and at debug level they log page text
+    # (patient data): staff need our one line, and no verbosity may print a page's content.
     for noisy in ("pypdf", "pdfminer", "pdfplumber", "PIL", "fontTools"):
-        logging.getLogger(noisy).setLevel(logging.ERROR if verbosity < 2 else logging.DEBUG)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", logging.getLevelName(level))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no phoning home from a clinic
