@@ -125,11 +125,32 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
     return docs
 
 
+def _read_other(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument | None:
+    """Pages no form template matched may still be an insurance card or a letter: hand them to the
+    classifier when it is installed (extractors.classify); None keeps them ``form.unrecognised``."""
+    try:
+        from extractors import classify
+    except ImportError:
+        return None
+    pages = [classify.PageInput(p.number, gray=p.gray) for p in doc.unknown]
+    try:
+        found = classify.read_unrecognised(pages, eng=eng, timeout=opts.deadline or 60.0,
+                                           call_timeout=opts.tesseract_timeout)
+    except ocr.OcrError:
+        return None
+    if found is not None and found.source_pages is None:
+        found.source_pages = doc.numbers
+    return found
+
+
 def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument:
     if doc.template is None:
         dark = any(p.dark for p in doc.unknown)
         why = ("a page is completely dark (scanner lid open or a bad copy)" if dark
                else "the document matches no known form template")
+        other = None if dark else _read_other(doc, opts, eng)
+        if other is not None:
+            return other
         return RawDocument(document_type="unknown", method="ocr", pages=len(doc.unknown), source_pages=doc.numbers,
                            flags=[RawFlag("form.unrecognised", "error", why)])
     tpl = doc.template
