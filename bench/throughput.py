@@ -34,6 +34,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = 0  # --workers
+BATCH = 0  # --batch-size
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -69,6 +70,8 @@ def fresh_settings(work: Path, name: str) -> Any:
     s.watch.ledger = work / name / "ledger.sqlite"
     s.watch.stable_seconds = 0.0
     s.watch.workers = WORKERS
+    if BATCH:
+        s.watch.batch_size = BATCH
     return s
 
 
@@ -90,14 +93,16 @@ def extraction_only(docs: list[Path], settings: Any) -> tuple[float, dict[str, f
     return total, per_kind
 
 
-def through_watcher(docs: list[Path], settings: Any, dispatch: str, warm: Path) -> tuple[float, dict[str, int]]:
-    """Wall time from the first claim to the last original archived, after a warm-up document."""
+def through_watcher(docs: list[Path], settings: Any, dispatch: str, warm: list[Path]) -> tuple[float, dict[str, int]]:
+    """Wall time from the first claim to the last original archived, after a warm-up batch of one
+    document per worker process (each process loads templates, Prefect and LibreOffice once)."""
     from frontdesk.watch import Watcher, make_dispatcher
 
     dispatcher = make_dispatcher(settings, None, "local" if dispatch == "local" else "inline")
     inbox = settings.inbox
     inbox.mkdir(parents=True, exist_ok=True)
-    shutil.copy(warm, inbox / "warm-up.pdf")
+    for i, w in enumerate(warm):
+        shutil.copy(w, inbox / f"warm-up-{i}.pdf")
     Watcher(settings, inbox, dispatcher=dispatcher).run(once=True, install_signals=False)
     for p in docs:
         shutil.copy(p, inbox / p.name)
@@ -118,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--baseline", action="store_true", help="also time the pipeline without Prefect")
     ap.add_argument("--workers", type=int, default=0, help="reading processes (0: one per core)")
+    ap.add_argument("--batch-size", type=int, default=0, help="documents per batch (0: the setting)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
     args = ap.parse_args(argv)
-    global WORKERS
-    WORKERS = args.workers
+    global WORKERS, BATCH
+    WORKERS, BATCH = args.workers, args.batch_size
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's threads oversubscribe small machines
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -143,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     docs = sorted(src.iterdir())
     from tests.fixtures.generator import generate
 
-    generate(work / "warm", 1, seed=args.seed + 99)
-    warm_copy = next((work / "warm").glob("*.pdf"))  # its own content: not a duplicate of a measured one
+    workers = args.workers or os.cpu_count() or 1
+    # Their own content (not duplicates of measured ones), each needing a letter: LibreOffice warms too.
+    warm_copy = [c.path for c in generate(work / "warm", workers, seed=args.seed + 99, scenarios=("member_id_blank",))]
 
     extract_s, per_kind = extraction_only(docs, fresh_settings(work, "extract"))
     report: dict[str, Any] = {"documents": len(docs), "kinds": made, "generate_s": round(gen_s, 1),
