@@ -43,7 +43,7 @@ def read(words: list[N.WordBox]) -> cards.CardReading:
                                    "Member ID#:", "ID No.", "Identification No.:"])
 @pytest.mark.parametrize("group_label", ["Group", "GRP", "Group No.", "GRP#", "Group Number:"])
 def test_label_wordings_right_of_their_label(label: str, group_label: str) -> None:
-    words = big(1, 0, "Aetna") + layout((1, 3, f"Member: JANE Q DOE"), (1, 4.5, f"{label} W123456789"),
+    words = big(1, 0, "Aetna") + layout((1, 3, "Member: JANE Q DOE"), (1, 4.5, f"{label} W123456789"),
                                         (1, 6, f"{group_label} 0887234"), (20, 3, "RxBIN: 610502"))
     r = read(words)
     assert r.fields[P + "member_id"].raw == "W123456789"

@@ -1,0 +1,456 @@
+"""Tie cards and letters to patients: whose card or letter is this, and what does a card add to the
+patient's record.
+
+Matching (:func:`match_patient`): by name and date of birth, or by member ID; never by name alone, and
+never a guess between look-alikes. Two records that fit equally well (twins with one initial, the same name
+and birthday) mean *no* match: the document is flagged for a person, because filing a letter or a card to
+the wrong patient is the one error nobody would notice.
+
+Merging (:func:`merge_card`): a card fills the blanks of the patient's record, each filled value noting
+the card's document id as its source; where the record and the card disagree, the record keeps its value
+and a ``card.conflict`` flag asks a person (a silent overwrite would hide a typo on either side). The
+record's rules are then checked again, so an ``insurance.missing_info`` flag that was raised only because
+the form's member ID was blank clears.
+
+Records are plain mappings here (``key -> value`` and ``key -> source document id``), which is what the
+records database stores per patient (``PatientField.value`` / ``source_document_id``); the pipeline loads
+them, calls these functions and writes back what changed. Flag messages name fields, never values.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from extractors.cards import CARD_KEYS
+from extractors.nlp import DEFAULT_PAYERS, load_gazetteer, payer_key
+from frontdesk.fields import Vocabulary
+from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
+from frontdesk.normalize import parse_date
+from frontdesk.validation import rule_flags
+
+CONFLICT_CODE = "card.conflict"
+UNMATCHED_CODE = "correspondence.unmatched"
+CARD_UNMATCHED_CODE = "card.unmatched"
+RULE_CODES = frozenset({"missing", "insurance.missing_info"})  # flags the record's rules raise (and clear)
+
+MatchedBy = Literal["name_dob", "member_id", "subscriber_name_dob"]
+
+# --------------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------------
+
+_FOLD = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
+                       "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ı": "i"})
+
+
+def fold(text: str | None) -> str:
+    """Case, accents, spaces and punctuation removed: 'Mary-Kate O'Neil' -> 'marykateoneil'. A letter
+    written in capitals without accents is the same person as the accented form on the intake."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(c for c in decomposed.casefold() if c.isalnum() and not unicodedata.combining(c))
+
+
+def _words(full_name: str) -> list[str]:
+    return [w for w in (fold(p) for p in full_name.replace(",", " ").split()) if w]
+
+
+def name_fits(full_name: str | None, first: str | None, last: str | None) -> bool:
+    """Does a printed full name ('JANE Q DOE', 'Jean-Luc Gonzalez', 'Ana de la Cruz') name this first
+    and last name? The last name must be the name's last word(s) and the first name its first word;
+    middle names and initials in between do not matter. 'Last, First' order is accepted too."""
+    if not full_name or not first or not last:
+        return False
+    fk, lk = fold(first), fold(last)
+    first_word = _words(first)[0] if _words(first) else ""
+    if "," in full_name:
+        before, after = full_name.split(",", 1)
+        full_name = f"{after} {before}"
+    words = _words(full_name)
+    if len(words) < 2:
+        return False
+    for cut in range(1, len(words)):
+        if "".join(words[cut:]) == lk and words[0] in (fk, first_word):
+            return True
+        if "".join(words[:cut]) == fk and "".join(words[cut:]) == lk:
+            return True
+    return False
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and value.strip():
+        d = parse_date(value.strip())
+        return d.isoformat() if d else None
+    return None
+
+
+def _id_key(value: object) -> str:
+    return "".join(c for c in str(value).upper() if c.isalnum()) if value else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A patient record as the matcher needs it. Subscriber fields come from the patient's intake form
+    (the policy holder may be a parent or spouse, whose name is the one on the card)."""
+
+    patient_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: str | date | None
+    member_ids: tuple[str, ...] = ()
+    subscriber_name: str | None = None
+    subscriber_date_of_birth: str | date | None = None
+
+
+@dataclass
+class PatientMatch:
+    patient_id: str | None
+    matched_by: MatchedBy | None
+    reason: str  # plain words, no patient data: safe for flags and logs
+    candidates: tuple[str, ...] = ()  # the records that fitted when there were several
+
+    @property
+    def matched(self) -> bool:
+        return self.patient_id is not None
+
+
+def match_patient(*, name: str | None, date_of_birth: str | date | None, member_id: str | None = None,
+                  candidates: Iterable[Candidate], use_subscriber: bool = False) -> PatientMatch:
+    """The one record this document is about, or none with the reason.
+
+    1. Name and date of birth: every record whose date of birth equals the document's and whose first
+       and last name the document's name fits.
+    2. Member ID: every record carrying the document's member ID; if several (a family shares one ID)
+       the name decides, and a printed name that fits none of them means no match.
+    3. With ``use_subscriber`` (cards): the record whose policy holder's name and date of birth the card
+       shows, when it is the only one.
+
+    One record: matched. Several: not matched ("ambiguous"), never the first of them."""
+    pool = list(candidates)
+    dob = _iso(date_of_birth)
+    if name and dob:
+        hits = [c for c in pool if _iso(c.date_of_birth) == dob and name_fits(name, c.first_name, c.last_name)]
+        if len(hits) == 1:
+            return PatientMatch(hits[0].patient_id, "name_dob", "name and date of birth")
+        if len(hits) > 1:
+            return PatientMatch(None, None, f"{len(hits)} patient records have this name and date of birth",
+                                tuple(c.patient_id for c in hits))
+    mid = _id_key(member_id)
+    if mid:
+        hits = [c for c in pool if mid in {_id_key(m) for m in c.member_ids}]
+        if name and len(hits) > 1:
+            hits = [c for c in hits if name_fits(name, c.first_name, c.last_name)
+                    or (c.subscriber_name and fold(c.subscriber_name) == fold(name))]
+        if len(hits) == 1:
+            c = hits[0]
+            # A family shares a subscriber's ID: the same surname is not enough, the name must fit.
+            if name and not (name_fits(name, c.first_name, c.last_name)
+                             or (c.subscriber_name and same_value("insurance.primary.subscriber_name",
+                                                                  c.subscriber_name, name))):
+                return PatientMatch(None, None, "the member ID is on file but for a patient of another name")
+            return PatientMatch(c.patient_id, "member_id", "member ID")
+        if len(hits) > 1:
+            return PatientMatch(None, None, f"{len(hits)} patient records share this member ID",
+                                tuple(c.patient_id for c in hits))
+    if use_subscriber and name and dob:
+        hits = [c for c in pool if c.subscriber_name and _iso(c.subscriber_date_of_birth) == dob
+                and fold(c.subscriber_name) == fold(name)]
+        if len(hits) == 1:
+            return PatientMatch(hits[0].patient_id, "subscriber_name_dob", "policy holder's name and date of birth")
+        if len(hits) > 1:
+            return PatientMatch(None, None, f"{len(hits)} patients have this policy holder",
+                                tuple(c.patient_id for c in hits))
+    if not name:
+        return PatientMatch(None, None, "the document names no patient")
+    if not dob and not mid:
+        return PatientMatch(None, None, "the document has a name but no date of birth or member ID to confirm it")
+    return PatientMatch(None, None, "no patient record has this name and date of birth"
+                        + (" or this member ID" if mid else ""))
+
+
+def match_card(card: ExtractionResult, candidates: Iterable[Candidate]) -> PatientMatch:
+    """Whose card is this: the card's name (the cardholder) with the date of birth printed on it, or its
+    member ID; or the patient whose policy holder the cardholder is."""
+    name = card.value("insurance.primary.subscriber_name")
+    dob = card.value("insurance.primary.subscriber_date_of_birth")
+    mid = card.value("insurance.primary.member_id")
+    return match_patient(name=name if isinstance(name, str) else None, date_of_birth=dob if isinstance(dob, str) else None,
+                         member_id=mid if isinstance(mid, str) else None, candidates=candidates, use_subscriber=True)
+
+
+def link_letter(letter: ExtractionResult, candidates: Iterable[Candidate]) -> tuple[PatientMatch, list[Flag]]:
+    """Whom a letter is about; an unmatched letter gets a ``correspondence.unmatched`` error so a person
+    files it."""
+    name = letter.value("correspondence.patient_name")
+    dob = letter.value("correspondence.patient_date_of_birth")
+    mid = letter.value("correspondence.member_id")
+    m = match_patient(name=name if isinstance(name, str) else None, date_of_birth=dob if isinstance(dob, str) else None,
+                      member_id=mid if isinstance(mid, str) else None, candidates=candidates)
+    flags = [] if m.matched else [Flag(code=UNMATCHED_CODE, severity="error", field=None,
+                                       message=f"Letter not matched to a patient ({m.reason}); please file it by hand")]
+    return m, flags
+
+
+# --------------------------------------------------------------------------------------------------
+# Merging a card into a record
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    key: str
+    record_value: FieldValue
+    card_value: FieldValue
+    record_source: str | None
+
+
+@dataclass
+class MergeResult:
+    """The record after the card was filed. ``fields``/``sources`` are the whole record; ``filled`` the
+    keys the card supplied; ``flags`` the record's flags now (rules re-checked, conflicts, warnings the
+    card's values carry); ``cleared`` the earlier rule flags that no longer hold."""
+
+    fields: dict[str, FieldValue]
+    sources: dict[str, str | None]
+    filled: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    cleared: list[Flag] = field(default_factory=list)
+
+
+def _blank(v: FieldValue) -> bool:
+    return v is None or v is False or (isinstance(v, str) and not v.strip())
+
+
+def same_value(key: str, a: FieldValue, b: FieldValue, payers: Path = DEFAULT_PAYERS) -> bool:
+    """Equal as the front desk means it: payer names through the gazetteer ('BCBS' is Blue Cross Blue
+    Shield of Illinois), names without case and accents, IDs without separators, dates as dates."""
+    if a == b:
+        return True
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    if key.endswith("payer_name"):
+        gaz = load_gazetteer(payers)
+        ea, eb = gaz.lookup(a), gaz.lookup(b)
+        return (ea is not None and ea is eb) or payer_key(a) == payer_key(b)
+    if key.endswith(("_name", ".name")):
+        # 'JANE Q DOE' on the card is the 'Jane Doe' of the form: first and last words decide.
+        wa, wb = _words(a), _words(b)
+        return fold(a) == fold(b) or (len(wa) >= 2 and len(wb) >= 2 and wa[0] == wb[0] and wa[-1] == wb[-1])
+    if key.endswith(("date_of_birth", "_date", ".date")):
+        return _iso(a) is not None and _iso(a) == _iso(b)
+    return _id_key(a) == _id_key(b)
+
+
+def merge_card(record: Mapping[str, FieldValue], sources: Mapping[str, str | None] | None, card: ExtractionResult,
+               *, card_document_id: str, vocab: Vocabulary, previous_flags: Sequence[Flag] = (),
+               present: set[str] | None = None, payers: Path = DEFAULT_PAYERS) -> MergeResult:
+    """File a card's values into a patient's record.
+
+    ``record``: the patient's current values (vocabulary keys, normalised as extraction returns them);
+    ``sources``: the document id each value came from; ``card``: the card's extraction; ``present``: the
+    keys the record's intake form asks for (requiredness is judged on those; default: the record's keys).
+    ``previous_flags``: the record's open flags, so the ones the card resolves can be reported as cleared.
+
+    A card value is used only if the card carries no error for that field; warnings it carries (a member
+    ID of an unusual format, low confidence) come along, so filling a gap never hides a doubt."""
+    fields: dict[str, FieldValue] = dict(record)
+    src: dict[str, str | None] = dict(sources or {})
+    out = MergeResult(fields, src)
+    card_errors = {f.field for f in card.flags if f.severity == "error" and f.field}
+    card_warnings = [f for f in card.flags if f.severity == "warning" and f.field in CARD_KEYS]
+    for key in CARD_KEYS:
+        value = card.value(key)
+        if _blank(value) or key in card_errors or key not in vocab.fields:
+            continue
+        current = fields.get(key)
+        if _blank(current):
+            fields[key] = value
+            src[key] = card_document_id
+            out.filled.append(key)
+            out.flags.extend(f for f in card_warnings if f.field == key)
+        elif same_value(key, current, value, payers):
+            out.confirmed.append(key)
+        else:
+            out.conflicts.append(Conflict(key, current, value, src.get(key)))
+            out.flags.append(Flag(code=CONFLICT_CODE, severity="error", field=key,
+                                  message=f"{vocab.label(key)} on the insurance card differs from the patient's "
+                                          "record; the record was not changed: please check which is right"))
+    asked = set(present) if present is not None else {k for k in record if k in vocab.fields}
+    results = {k: FieldResult(value=v) for k, v in fields.items() if k in vocab.fields}
+    now = rule_flags(results, vocab, present=asked)
+    out.flags = [*now, *out.flags]
+    still = {(f.code, f.field) for f in now}
+    out.cleared = [f for f in previous_flags if f.code in RULE_CODES and (f.code, f.field) not in still]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Filing against the records database
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Filing:
+    """What filing a card or letter did to the records: the patient (if matched), the flags it added
+    (attached to the document and the patient), the earlier flags it resolved, and the fields it filled.
+    ``needs_review`` is true when it added an error flag (a conflict, or no patient found)."""
+
+    match: PatientMatch
+    flags: list[Flag] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)  # FlagRow ids
+    filled: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        return any(f.severity == "error" for f in self.flags)
+
+
+def _candidates(session: Any, *, dobs: set[date], member_id: str | None) -> list[Candidate]:
+    """Patients who could be meant: born on one of ``dobs``, carrying the member ID, or whose policy
+    holder was born on one of ``dobs``. Field values are JSON, which databases compare differently, so
+    they are compared here rather than in SQL (one indexed key at a time)."""
+    from sqlalchemy import select
+
+    from frontdesk.db.models import Patient, PatientField
+
+    ids: set[str] = set()
+    if dobs:
+        ids |= set(session.scalars(select(Patient.id).where(Patient.date_of_birth.in_(dobs))))
+    keys = []
+    if dobs:
+        keys.append("insurance.primary.subscriber_date_of_birth")
+    if member_id:
+        keys += ["insurance.primary.member_id", "insurance.secondary.member_id"]
+    if keys:
+        isos = {d.isoformat() for d in dobs}
+        mid = _id_key(member_id)
+        for pid, key, value in session.execute(select(PatientField.patient_id, PatientField.key, PatientField.value)
+                                               .where(PatientField.key.in_(keys))):
+            if (key.endswith("date_of_birth") and _iso(value) in isos) or (
+                    key.endswith("member_id") and mid and _id_key(value) == mid):
+                ids.add(pid)
+    out = []
+    for p in session.scalars(select(Patient).where(Patient.id.in_(sorted(ids))).order_by(Patient.id)) if ids else []:
+        values = {f.key: f.value for f in p.fields}
+        mids_of = tuple(str(values[k]) for k in ("insurance.primary.member_id", "insurance.secondary.member_id")
+                        if values.get(k))
+        sub_name = values.get("insurance.primary.subscriber_name")
+        sub_dob = values.get("insurance.primary.subscriber_date_of_birth")
+        out.append(Candidate(p.id, p.first_name, p.last_name, p.date_of_birth, mids_of,
+                             sub_name if isinstance(sub_name, str) else None,
+                             sub_dob if isinstance(sub_dob, str) else None))
+    return out
+
+
+def _dob_set(*values: object) -> set[date]:
+    out = set()
+    for v in values:
+        iso = _iso(v)
+        if iso:
+            out.add(date.fromisoformat(iso))
+    return out
+
+
+def _flag_row(session: Any, doc: Any, patient_id: str | None, extraction_id: int | None, f: Flag) -> None:
+    from frontdesk.db.models import FlagRow
+
+    session.add(FlagRow(document_id=doc.id, extraction_id=extraction_id, patient_id=patient_id, code=f.code,
+                        severity=f.severity, field=f.field, message=f.message))
+
+
+def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabulary,
+              extraction_id: int | None = None, payers: Path = DEFAULT_PAYERS) -> Filing:
+    """File an insurance card (``doc``: its :class:`frontdesk.db.models.Document`) into its patient's
+    record, in the caller's transaction.
+
+    The patient is found with :func:`match_card` among the records that share the card's date of birth
+    or member ID. Matched: the card fills the blanks of the patient's fields (each with the card's
+    document id as its source), conflicts become ``card.conflict`` flags, the record's rules are checked
+    again and the patient's open ``missing``/``insurance.missing_info`` flags that no longer hold are
+    resolved. Not matched: a ``card.unmatched`` error on the document, for a person."""
+    from sqlalchemy import select
+
+    from frontdesk import audit
+    from frontdesk.db.models import FlagRow, Patient, PatientField, utcnow
+
+    dob = card.value("insurance.primary.subscriber_date_of_birth")
+    mid = card.value("insurance.primary.member_id")
+    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
+    m = match_card(card, cands)
+    filing = Filing(m)
+    if not m.matched:
+        f = Flag(code=CARD_UNMATCHED_CODE, severity="error", field=None,
+                 message=f"Insurance card not matched to a patient ({m.reason}); please file it by hand")
+        _flag_row(session, doc, None, extraction_id, f)
+        filing.flags.append(f)
+        return filing
+    patient = session.get(Patient, m.patient_id)
+    rows = {f.key: f for f in patient.fields}
+    record = {k: r.value for k, r in rows.items()}
+    sources = {k: r.source_document_id for k, r in rows.items()}
+    open_rows = list(session.scalars(select(FlagRow).where(FlagRow.patient_id == patient.id,
+                                                           FlagRow.status == "open",
+                                                           FlagRow.code.in_(sorted(RULE_CODES)))))
+    previous = [Flag(code=r.code, severity=r.severity, field=r.field, message=r.message) for r in open_rows]
+    merged = merge_card(record, sources, card, card_document_id=doc.id, vocab=vocab, previous_flags=previous,
+                        payers=payers)
+    for key in merged.filled:
+        row = rows.get(key)
+        if row is None:
+            patient.fields.append(PatientField(key=key, value=merged.fields[key], source_document_id=doc.id))
+        else:
+            row.value, row.source_document_id = merged.fields[key], doc.id
+    cleared = {(f.code, f.field) for f in merged.cleared}
+    now = utcnow()
+    for r in open_rows:
+        if (r.code, r.field) in cleared:
+            r.status, r.resolved_at, r.resolved_by = "resolved", now, f"insurance card {doc.id}"
+            filing.resolved.append(r.id)
+    new = [f for f in merged.flags if f.code == CONFLICT_CODE or f.code not in RULE_CODES]
+    for f in new:
+        _flag_row(session, doc, patient.id, extraction_id, f)
+    filing.flags.extend(new)
+    filing.filled = list(merged.filled)
+    filing.conflicts = [c.key for c in merged.conflicts]
+    doc.patient_id = patient.id
+    if merged.filled:
+        patient.updated_at = now
+    audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                 detail=f"insurance card {doc.id}: {len(merged.filled)} fields filled, "
+                        f"{len(merged.conflicts)} conflicts, {len(filing.resolved)} flags resolved")
+    return filing
+
+
+def file_letter(session: Any, doc: Any, letter: ExtractionResult, *, extraction_id: int | None = None) -> Filing:
+    """Attach a letter to its patient (``doc.patient_id``), or flag it ``correspondence.unmatched`` for a
+    person. Candidates are the records born on the letter's date of birth or carrying its member ID."""
+    from frontdesk import audit
+
+    dob = letter.value("correspondence.patient_date_of_birth")
+    mid = letter.value("correspondence.member_id")
+    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
+    m, flags = link_letter(letter, cands)
+    filing = Filing(m, flags=list(flags))
+    for f in flags:
+        _flag_row(session, doc, None, extraction_id, f)
+    if m.matched:
+        doc.patient_id = m.patient_id
+        audit.record(session, "update", "document", doc.id, patient_id=m.patient_id,
+                     detail=f"letter filed to patient by {m.reason}")
+    return filing
