@@ -379,20 +379,45 @@ def test_the_lease_keeps_two_runs_apart_and_expires(env: tuple[Any, Database, An
     assert run_mail(db, storage, settings).items == 4
 
 
+def test_two_runs_at_once_never_mail_a_piece_twice(tmp_path: Path, fd_env: dict[str, str]) -> None:
+    import subprocess
+
+    from tests.conftest import FRONTDESK
+
+    env_vars = {**fd_env, "FRONTDESK_MAIL__OUTPUT_DIR": str(tmp_path / "print")}
+    settings = _settings_from(env_vars)
+    db = open_database(settings)
+    small_batch(settings, db, open_storage(settings))
+    runs = [subprocess.Popen([FRONTDESK, "mail", "--json"], env=env_vars, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [run.communicate(timeout=300) + (run.returncode,) for run in runs]
+    mailed = [json.loads(out)["items"] for out, _, code in outcomes if code == 0]
+    busy = [err for _, err, code in outcomes if code != 0]
+    assert sum(mailed) == 4 and all("another mail" in err for err in busy)
+    with db.begin() as s:
+        live = list(s.scalars(select(MailPiece.live_piece).where(MailPiece.live_piece.is_not(None))))
+    assert len(live) == len(set(live)) == 4
+    db.dispose()
+
+
+def _settings_from(env_vars: dict[str, str]) -> Any:
+    from frontdesk.settings import load_settings
+
+    old = dict(os.environ)
+    os.environ.update(env_vars)
+    try:
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
 # --- CLI -----------------------------------------------------------------------------------------------------------
 
 
 def test_mail_cli(tmp_path: Path, fd_env: dict[str, str]) -> None:
-    from frontdesk.settings import load_settings
-
     env_vars = {**fd_env, "FRONTDESK_MAIL__OUTPUT_DIR": str(tmp_path / "print")}
-    old = dict(os.environ)
-    os.environ.update(env_vars)
-    try:
-        settings = load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    settings = _settings_from(env_vars)
     db = open_database(settings)
     storage = open_storage(settings)
     small_batch(settings, db, storage)
@@ -528,12 +553,19 @@ def test_hundred_mixed_pieces_read_back_through_the_windows(env: tuple[Any, Data
     practice = return_lines(settings)
 
     def read(row: dict[str, str]) -> tuple[str, list[str], list[str], bool, str]:
+        """OCR of exactly the two window rectangles (stacked into one image: one tesseract call)."""
+        from PIL import Image
+
         image = pdf[int(row["first_page"]) - 1].render(scale=dpi / 72).to_pil()
         recipient = [row["recipient"], *row["address"].split(" / ")]
-        got = _ocr(image.crop(ENVELOPE.recipient_address.pixels(dpi)), " ".join(recipient))
-        back = _ocr(image.crop(ENVELOPE.return_address.pixels(dpi)), " ".join(practice))
+        back_img = image.crop(ENVELOPE.return_address.pixels(dpi))
+        to_img = image.crop(ENVELOPE.recipient_address.pixels(dpi))
+        stacked = Image.new("RGB", (max(back_img.width, to_img.width), back_img.height + 60 + to_img.height), "white")
+        stacked.paste(back_img, (0, 0))
+        stacked.paste(to_img, (0, back_img.height + 60))
+        lines = _ocr(stacked, " ".join([*recipient, *practice]))
         text = pdf[int(row["first_page"]) - 1 + (2 if row["address_sheet"] == "yes" else 0)].get_textpage().get_text_range()
-        return row["item_id"], got, back, _blank_outside_windows(image, dpi), text
+        return row["item_id"], lines[len(practice):], lines[:len(practice)], _blank_outside_windows(image, dpi), text
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(read, rows))

@@ -97,7 +97,9 @@ def letters_lock(db: Database, settings: Settings, name: str = "mail") -> Iterat
     now = utcnow()
     try:
         with db.begin() as s:
-            lock = s.get(LetterLock, name)
+            # FOR UPDATE: two runs finding the same expired lease take turns (PostgreSQL; SQLite's
+            # BEGIN IMMEDIATE already serialises), so only one of them renews it.
+            lock = s.scalars(select(LetterLock).where(LetterLock.name == name).with_for_update()).first()
             if lock is not None and lock.expires_at > now:
                 raise MailBusyError(
                     f"another mail or statement run has been working since {lock.acquired_at:%H:%M} UTC; "
