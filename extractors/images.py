@@ -152,6 +152,12 @@ def _pdf_page_image(page: object, limits: Limits) -> np.ndarray | None:
         names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
         if any(f in ("/JBIG2Decode", "/JPXDecode") for f in names):
             return None  # let poppler handle these
+        if names == ["/DCTDecode"] and int(images[0].get("/BitsPerComponent", 8)) == 8:
+            # A scanner's JPEG: libjpeg-turbo through OpenCV decodes it several times faster than Pillow.
+            data = images[0].get_data()
+            gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if gray is not None and gray.shape == (h, w) and "/Decode" not in images[0]:
+                return gray
         files = page.images  # type: ignore[attr-defined]
         if len(files) != 1:
             return None

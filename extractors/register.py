@@ -22,7 +22,7 @@ from extractors.images import WORK_DPI
 from extractors.templates import FormTemplate
 
 REG_SCALE = 1 / 3  # features are found at 100 dpi: fast, and coarse enough to ignore paper noise
-N_FEATURES = 2000
+N_FEATURES = 1500
 MIN_INLIERS = 60  # fewer consistent matches than this is not a recognised page
 RATIO = 0.8
 
@@ -59,13 +59,13 @@ class PageMatch:
 
 
 def _orb() -> cv2.ORB:
-    return cv2.ORB_create(nfeatures=N_FEATURES, scaleFactor=1.2, nlevels=4, edgeThreshold=15, patchSize=31,
-                          fastThreshold=10)
+    return cv2.ORB_create(nfeatures=N_FEATURES, scaleFactor=1.2, nlevels=4,  # type: ignore[attr-defined]
+                          edgeThreshold=15, patchSize=31, fastThreshold=10)
 
 
 def features(gray_small: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     kp, des = _orb().detectAndCompute(gray_small, None)
-    pts = np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32)
+    pts = np.array([k.pt for k in kp], np.float32) if kp else np.zeros((0, 2), np.float32)
     return pts, des
 
 
@@ -188,7 +188,7 @@ def _spread(points: list[tuple[float, float]], n: int) -> list[tuple[float, floa
     """Up to ``n`` of the points, far apart from each other (greedy farthest-point pick)."""
     if len(points) <= n:
         return points
-    pts = np.float32(points)
+    pts = np.array(points, np.float32)
     chosen = [0]
     dist = np.linalg.norm(pts - pts[0], axis=1)
     while len(chosen) < n:
@@ -229,12 +229,12 @@ def refine(scan_gray: np.ndarray, m: PageMatch, anchors: list[tuple[float, float
         dst.append((x, y))
     corr: np.ndarray | None = None
     if len(src) >= 4:
-        corr, inl = cv2.estimateAffine2D(np.float32(src), np.float32(dst), method=cv2.RANSAC,
+        corr, inl = cv2.estimateAffine2D(np.array(src, np.float32), np.array(dst, np.float32), method=cv2.RANSAC,
                                          ransacReprojThreshold=1.5)
         if inl is None or int(inl.sum()) < 4:
             corr = None
     elif src:
-        d = np.median(np.float32(dst) - np.float32(src), axis=0)
+        d = np.median(np.array(dst, np.float32) - np.array(src, np.float32), axis=0)
         corr = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
     if corr is not None:
         m.matrix = (np.vstack([corr, [0, 0, 1]]) @ np.vstack([m.matrix, [0, 0, 1]]))[:2]

@@ -63,8 +63,8 @@ def is_blank(small: np.ndarray) -> bool:
     paper = float(np.percentile(small, 90))
     if paper < 80:
         return False
-    ink = (small < paper - 80).astype(np.uint8)
-    ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    dark = (small < paper - 80).astype(np.uint8)
+    ink = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     return float(ink.mean()) < 0.0002  # ~190 pixels at 100 dpi: less than one short line of text
 
 

@@ -93,13 +93,19 @@ def _clip(r: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, in
 
 
 def _erase_rules(ink: np.ndarray) -> np.ndarray:
-    """Erase straight lines spanning most of the zone (a box edge that registration left a little off)."""
+    """Erase straight lines spanning most of the zone (a box edge that registration left a little off):
+    rows inked over half the width, columns inked over 80% of the height, with a pixel either side."""
     h, w = ink.shape
-    u8 = ink.astype(np.uint8)
-    horiz = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, int(w * 0.5)), 1)))
-    vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(h * 0.8)))))
-    rules = cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
-    return ink & ~(rules > 0)
+    rows = np.flatnonzero(ink.sum(axis=1) > 0.5 * w)
+    cols = np.flatnonzero(ink.sum(axis=0) > 0.8 * h)
+    if rows.size == 0 and cols.size == 0:
+        return ink
+    out = ink.copy()
+    for r in rows:
+        out[max(0, r - 1):r + 2, :] = False
+    for c in cols:
+        out[:, max(0, c - 1):c + 2] = False
+    return out
 
 
 def _components(ink: np.ndarray, min_area: int = MIN_COMPONENT) -> tuple[np.ndarray, int, int]:
@@ -212,9 +218,9 @@ def read_single(zone: Zone, *, eng: ocr.OcrEngine, lang: str | None, whitelist: 
     return _join(ocr.run(padded, eng=eng, psm=7, lang=lang, whitelist=whitelist, timeout=timeout))
 
 
-# In an identifier, a zero next to a letter (or the letter O next to a digit) is where O and 0, which
+# In an identifier, a zero at the start or next to a letter (or the letter O next to a digit) is where O and 0, which
 # look alike on a degraded scan, are most often confused; no model can tell them apart there.
-_AMBIGUOUS_ID = re.compile(r"(?<=[A-Z])[0O]|[0O](?=[A-Z])|(?<=\d)O|O(?=\d)")
+_AMBIGUOUS_ID = re.compile(r"^[0O]|(?<=[A-Z])[0O]|[0O](?=[A-Z])|(?<=\d)O|O(?=\d)")
 _FIXES = str.maketrans({"ı": "i"})  # a fax loses the dot of an i; dotless i is not a letter of US forms
 
 
@@ -260,14 +266,6 @@ def _second_opinion(readings: dict[str, Reading], zones: dict[str, Zone], *, eng
                 readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
 
 
-def _chunks(items: list[Zone], n: int) -> list[list[Zone]]:
-    if not items:
-        return []
-    n = max(1, min(n, len(items)))
-    size = -(-len(items) // n)
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
 def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widget], types: dict[str, str],
                 check: Checker, *, page_no: int, eng: ocr.OcrEngine, timeout: float) -> PageFields:
     """Every widget of one registered page (``page`` is already in the template's frame)."""
@@ -293,14 +291,18 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         if flag:
             out.flags.append(flag)
 
-    numeric = [z for z in text_zones if z.ftype in NUMERIC_TYPES]
-    words = [z for z in text_zones if z.ftype not in NUMERIC_TYPES]
+    # As many strips as cores, balanced by ink area (recognition time follows the amount of text). Digits
+    # go without a whitelist here: the LSTM reads them well, and a whitelist can blank whole words; a
+    # value that fails its format is read again below, numbers then with the whitelist.
     workers = max(1, ocr.pool()._max_workers)
-    jobs: list[tuple[list[Zone], Future[list[Reading]]]] = []
-    groups = [(g, DIGITS_WHITELIST) for g in _chunks(numeric, 1)] + [(g, None) for g in
-                                                                     _chunks(words, max(1, workers - 1))]
-    for group, wl in groups:
-        jobs.append((group, ocr.pool().submit(read_strip, group, eng=eng, whitelist=wl, timeout=timeout)))
+    strips: list[list[Zone]] = [[] for _ in range(min(workers, len(text_zones)))]
+    loads = [0] * len(strips)
+    for z in sorted(text_zones, key=lambda z: -z.image.size):
+        i = loads.index(min(loads))
+        strips[i].append(z)
+        loads[i] += z.image.size
+    jobs: list[tuple[list[Zone], Future[list[Reading]]]] = [
+        (g, ocr.pool().submit(read_strip, g, eng=eng, whitelist=None, timeout=timeout)) for g in strips if g]
     readings: dict[str, Reading] = {}
     zones_by_key = {z.key: z for z in text_zones}
     for group, fut in jobs:
@@ -318,10 +320,11 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
     alt: dict[str, Future[Reading]] = {}
     for k in retry:
         z = zones_by_key[k]
-        # Numbers again without the whitelist (it can blank whole words), words alone at a larger scale.
-        alt[k] = ocr.pool().submit(read_single, z, eng=eng, lang=None, whitelist=None, scale=1.5, timeout=timeout)
-    for k, fut in alt.items():
-        second = fut.result()
+        # Alone as one line at a larger scale; numbers with the digit whitelist this time.
+        wl = DIGITS_WHITELIST if z.ftype in NUMERIC_TYPES else None
+        alt[k] = ocr.pool().submit(read_single, z, eng=eng, lang=None, whitelist=wl, scale=1.5, timeout=timeout)
+    for k, pending in alt.items():
+        second = pending.result()
         text, factor = tidy(second.text, zones_by_key[k].ftype)
         second = Reading(text, second.conf * factor)
         if second.text and check(k, second.text):
