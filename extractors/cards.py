@@ -202,7 +202,7 @@ def shape_payer_id(tokens: Sequence[Token]) -> list[Token] | None:
     return None
 
 
-_NAME_TOKEN = re.compile(r"^[^\W\d_]+(?:['’.][^\W\d_]*)*\.?$")
+_NAME_TOKEN = re.compile(r"^[^\W\d_]+(?:['’.\-][^\W\d_]*)*\.?$")
 
 
 def shape_name(tokens: Sequence[Token], stop_words: frozenset[str] = frozenset()) -> list[Token] | None:
@@ -434,6 +434,7 @@ def card_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     """The card pipeline, built once per process (per payer list)."""
     BUILDS["card"] += 1
     nlp = N.blank_pipeline()
+    nlp.add_pipe("join_hyphenated")
     ruler = nlp.add_pipe("span_ruler", name="card_labels", config={"spans_key": LABEL_KEY, "phrase_matcher_attr": "LOWER"})
     ruler.add_patterns(_card_patterns(nlp))  # type: ignore[attr-defined]
     ents = nlp.add_pipe("entity_ruler", name="card_entities", config={"phrase_matcher_attr": "LOWER"})

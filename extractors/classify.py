@@ -264,6 +264,14 @@ class PageLook:
     shape: str | None  # why the page is card-shaped, or None
     faces: int = 0  # card faces found on the page
     units_per_inch: float = SCAN_DPI
+    landscape: bool = False  # a photo held sideways, as cards are photographed; pages stand upright
+
+    def text_inches(self) -> tuple[float, float]:
+        """Width and height of the area the words cover, in inches at the page's resolution."""
+        if not self.words:
+            return 0.0, 0.0
+        return ((max(w.x1 for w in self.words) - min(w.x0 for w in self.words)) / self.units_per_inch,
+                (max(w.y1 for w in self.words) - min(w.y0 for w in self.words)) / self.units_per_inch)
 
 
 def look_at(page: PageInput, eng: ocr.OcrEngine | None, budget: Budget,
@@ -295,13 +303,14 @@ def look_at(page: PageInput, eng: ocr.OcrEngine | None, budget: Budget,
                    else f"{len(use)} card outline(s) ({use[0].aspect:.2f}:1) on the page")
             return PageLook(page.number, words, why, faces=len(use), units_per_inch=CARD_WIDTH_PX / 3.375)
         # A card-shaped box without card words (a letterhead frame, a table): read the page as a page.
-    elif card_proportions and max(gray.shape[:2]) < 2400:
-        # Smaller than 8 in at 300 dpi and card-proportioned: a card scanner's crop.
+    elif card_proportions and (gray.shape[1] > gray.shape[0] or max(gray.shape[:2]) < 2400):
+        # Card-proportioned and lying on its side (a page never does), or small: a card scanner's crop.
         face = fit_width(gray)
         return PageLook(page.number, card_face_words(face, page.number, eng, budget, payers),
                         f"the image has a card's proportions ({aspect:.2f}:1)", faces=1,
                         units_per_inch=CARD_WIDTH_PX / 3.375)
-    return PageLook(page.number, _ocr_words(gray, page.number, eng, budget), None)
+    return PageLook(page.number, _ocr_words(gray, page.number, eng, budget), None,
+                    landscape=gray.shape[1] > gray.shape[0])
 
 
 def _words_card_shape(words: Sequence[N.WordBox], upi: float) -> str | None:
@@ -334,9 +343,10 @@ def decide(looks: Sequence[PageLook], payers: Path = N.DEFAULT_PAYERS) -> tuple[
         return "insurance_card", f"insurance card: {shape}; card words: {words_named}", evidence
     if letter.is_letter:
         return "correspondence", f"letter: {'; '.join(letter.reasons)}", evidence
-    if len(kinds) >= 3 and "MEMBER_ID" in kinds and letter.prose_lines <= 2 and len(words) <= 150:
-        return ("insurance_card", f"insurance card: card words ({words_named}) and little other text, "
-                "though no card outline was found", evidence)
+    small = all(lk.landscape or (lk.text_inches()[0] <= 4.5 and lk.text_inches()[1] <= 3.2) for lk in looks)
+    if len(kinds) >= 3 and "MEMBER_ID" in kinds and letter.prose_lines <= 2 and len(words) <= 150 and small:
+        return ("insurance_card", f"insurance card: card words ({words_named}) on a card-sized area or a "
+                "photo, though no card outline was found", evidence)
     missing = []
     if shape:
         missing.append(f"{shape} but too few card words ({words_named or 'none'})")

@@ -85,7 +85,7 @@ CUES: dict[str, list[list[dict[str, Any]]]] = {
     "AUTH": [_w("authorization", "<NUM>"), _w("auth", "<NUM>"), _w("authorization", "#"), _w("auth", "#"),
              _w("certification", "<NUM>"), _w("approval", "<NUM>"), _w("prior", "authorization", "<NUM>"),
              _w("pa", "<NUM>"), _w("authorization", "<ID>"), _w("precertification", "<NUM>"),
-             _w("pre", "-", "certification", "<NUM>")],
+             _w("pre-certification", "<NUM>")],
     "MEMBER_ID": [_w("member", "<ID>"), _w("member", "<NUM>"), _w("subscriber", "<ID>"), _w("<ID>", "<NUM>"),
                   _w("identification", "<NUM>"), _w("policy", "<NUM>"), _w("medicare", "<NUM>"), _w("member", "id", "<NUM>")],
     "DATE_CUE": [_w("date"), _w("letter", "date"), _w("date", "of", "letter"), _w("notice", "date"), _w("date", "sent")],
@@ -253,7 +253,8 @@ class LetterType:
         self.weights: dict[str, tuple[str, float]] = {}
         for kind, cues in TYPE_CUES.items():
             for phrase, weight in cues:
-                words = [t.lower_ for t in nlp.tokenizer(phrase)]
+                # Tokenised as letters are: 'pre-authorization' is one token once hyphens are joined.
+                words = [t.lower_ for t in N.join_hyphenated(nlp.make_doc(phrase))]
                 key = f"{kind}|{phrase}"
                 self.matcher.add(key, [[{"LOWER": w} for w in words]])
                 self.weights[key] = (kind, weight)
@@ -319,7 +320,7 @@ def make_letter_fields(nlp: Language, name: str, payers: str) -> LetterFields:
     return LetterFields(nlp, N.load_gazetteer(Path(payers)))
 
 
-_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’][^\W\d_]+)*\.?$")
+_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’\-][^\W\d_]+)*\.?$")
 _TITLES = {"mr", "mrs", "ms", "miss", "mx", "mr.", "mrs.", "ms.", "mx."}
 _DOCTOR = {"dr", "dr."}
 _NOT_NAME = frozenset({"patient", "dob", "date", "birth", "member", "re", "the", "our", "your", "this", "claim",
@@ -642,6 +643,7 @@ def letter_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     """The letter pipeline, built once per process (per payer list)."""
     BUILDS["letter"] += 1
     nlp = N.blank_pipeline()
+    nlp.add_pipe("join_hyphenated")
     ruler = nlp.add_pipe("span_ruler", name="letter_cues", config={"spans_key": CUE_KEY})
     ruler.add_patterns([{"label": k, "pattern": p} for k, ps in CUES.items() for p in ps])  # type: ignore[attr-defined]
     ents = nlp.add_pipe("entity_ruler", name="letter_entities")

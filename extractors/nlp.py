@@ -175,11 +175,32 @@ def make_doc(nlp: Language, words: Sequence[WordBox]) -> Doc:
     return doc
 
 
-def run(nlp: Language, words: Sequence[WordBox]) -> Doc:
-    """Build the Doc from words and run every pipe over it."""
-    doc = make_doc(nlp, words)
-    for _name, proc in nlp.pipeline:
-        doc = proc(doc)
+@Language.component("join_hyphenated")
+def join_hyphenated(doc: Doc) -> Doc:
+    """'Mary-Kate', 'SMITH-JONES', 'Saint-Pierre' as one token, as they are one name (the tokenizer
+    splits hyphens between letters). Only letters on both sides and no space around the hyphen: IDs like
+    'XGH-4821' keep their pieces."""
+    spans = []
+    i = 0
+    while i < len(doc) - 2:
+        a, dash, b = doc[i], doc[i + 1], doc[i + 2]
+        if dash.text == "-" and a.is_alpha and b.is_alpha and not a.whitespace_ and not dash.whitespace_:
+            j = i + 2
+            while j + 2 < len(doc) and doc[j + 1].text == "-" and doc[j + 2].is_alpha \
+                    and not doc[j].whitespace_ and not doc[j + 1].whitespace_:
+                j += 2
+            spans.append(doc[i:j + 1])
+            i = j + 1
+        else:
+            i += 1
+    with doc.retokenize() as retok:
+        for sp in spans:
+            if sp[0]._.x0 is None:  # a Doc made from plain text (patterns, tests): no positions to keep
+                retok.merge(sp)
+                continue
+            retok.merge(sp, attrs={"_": {"x0": sp[0]._.x0, "y0": min(t._.y0 for t in sp), "x1": sp[-1]._.x1,
+                                         "y1": max(t._.y1 for t in sp), "page": sp[0]._.page,
+                                         "conf": min(t._.conf for t in sp), "line": sp[0]._.line}})
     return doc
 
 
@@ -208,7 +229,7 @@ def text_height(doc: Doc) -> float:
     return statistics.median(hs) if hs else 1.0
 
 
-_SKIP = {":", "#", "-", ".", "|", "=", "/", "—", "–", ")", "("}
+_SKIP = {":", "#", "-", ".", "|", "=", "/", "—", "–", ")", "(", ","}
 
 
 def _run_from(tokens: list[Token], start: Token, stop: set[int], unit: float, max_gap: float) -> list[Token]:
