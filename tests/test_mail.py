@@ -613,6 +613,32 @@ def test_reminders_queued_by_the_previsit_check_are_mailed(env: tuple[Any, Datab
                 assert " ".join(item.split())[:30] in " ".join(text.split())
 
 
+@pytest.mark.integration
+def test_missing_insurance_letters_filed_by_intake_go_out_without_address_sheets(
+        env: tuple[Any, Database, Any], tmp_path: Path) -> None:
+    from frontdesk.pipeline import Pipeline, process_batch
+    from tests.fixtures.generator import generate
+
+    settings, db, storage = env
+    cases = generate(tmp_path / "inbox", 6, seed=12, kinds=["digital"], scenarios=["member_id_blank", "payer_blank"],
+                     today=date(2026, 11, 2))
+    outcomes = process_batch([c.path for c in cases], Pipeline(settings, storage=storage, db=db))
+    filed = [o for o in outcomes if o.letters]
+    assert filed
+    summary = run_mail(db, storage, settings, kind="letters")
+    complete = [h for h in summary.held if not h.code.startswith("address.")]
+    assert not complete, complete  # only an incomplete address may hold a letter back
+    assert summary.items + len(summary.held) == len(filed) and summary.items > 0
+    assert summary.address_sheets == 0  # the shipped template puts both addresses in the windows
+    rows = read_manifest(storage.get_bytes(summary.objects["manifest"]))
+    with db.begin() as s:
+        for row in rows:
+            letter = s.get(Letter, row["item_id"])
+            assert letter is not None and letter.kind == "missing_insurance" and letter.document_id is not None
+            assert letter.storage_key is not None and letter.storage_key.startswith("documents/")
+            assert row["recipient"] == letter.context["patient"]["full_name"]  # type: ignore[index]
+
+
 @pytest.fixture(scope="module")
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
