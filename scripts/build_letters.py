@@ -508,7 +508,7 @@ def build_welcome(path: Path, logo: Path) -> Path:
         "Please arrive 15 minutes before your appointment so we can check you in without rushing. If you "
         "need to change or cancel a visit, call us at ",
         "{{ practice.phone }}",
-        ", if you can at least a day ahead.",
+        ", at least a day ahead if you can.",
     )
     _paragraph(
         doc,
