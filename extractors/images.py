@@ -22,8 +22,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
+from extractors.base import ReadTimeout, time_limit
+
 WORK_DPI = 300
 LETTER_SHORT_IN = 8.5
+MAX_ASPECT = 6.0  # a long side more than six times the short one is no page (and slow to decode if damaged)
 
 
 class UnreadableImage(Exception):
@@ -37,7 +40,12 @@ class UnreadableImage(Exception):
 @dataclass
 class PageImage:
     index: int  # 0-based page of the input file
-    gray: np.ndarray  # uint8, WORK_DPI, square pixels
+    gray: np.ndarray  # uint8, WORK_DPI, square pixels (empty for a PDF page that holds no image)
+
+    @property
+    def drawn(self) -> bool:
+        """False for a PDF page without any image: not a scan, so there is nothing to read by OCR."""
+        return self.gray.size > 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Limits:
     max_pages: int = 100
     max_megapixels: float = 60.0
     rasterise_timeout: float = 30.0
+    decode_timeout: float = 20.0  # one image decoded in-process (a damaged progressive JPEG can crawl)
 
 
 def _plausible_dpi(dpi: object) -> float | None:
@@ -89,6 +98,8 @@ def _pil_gray(im: Image.Image) -> np.ndarray:
 def _check_size(w: int, h: int, limits: Limits) -> None:
     if w <= 0 or h <= 0:
         raise UnreadableImage("image has no pixels")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise UnreadableImage(f"image is {w} x {h} pixels: not the shape of a page, card or photo")
     if w * h > limits.max_megapixels * 1e6:
         raise UnreadableImage(f"image too large ({w * h / 1e6:.0f} megapixels, limit {limits.max_megapixels:g})")
 
@@ -120,10 +131,14 @@ def iter_image_pages(path: Path, limits: Limits) -> Iterator[PageImage]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    frame.load()
+                    with time_limit(limits.decode_timeout):
+                        frame.load()
                     gray = _pil_gray(frame)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise UnreadableImage("image too large (over the decompression-bomb limit)") from None
+            except ReadTimeout:
+                raise UnreadableImage(f"page {i + 1} took longer than {limits.decode_timeout:g} s to decode; "
+                                      "the image may be damaged") from None
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise UnreadableImage(f"damaged or truncated image on page {i + 1} ({exc.__class__.__name__})") from None
             if xdpi is not None and ydpi is None:
@@ -174,6 +189,24 @@ def _pdf_page_image(page: object, limits: Limits) -> np.ndarray | None:
         return None
 
 
+def _has_images(page: object, depth: int = 0) -> bool:
+    """Does the page draw any image (directly or inside a form XObject)? Unknown structure counts as yes."""
+    try:
+        resources = page["/Resources"] if depth == 0 else page.get("/Resources")  # type: ignore[index,attr-defined]
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        if xobjects is None:
+            return False
+        xobjects = xobjects.get_object()
+        for key in xobjects:
+            x = xobjects[key].get_object()
+            sub = x.get("/Subtype")
+            if sub == "/Image" or (sub == "/Form" and depth < 3 and _has_images(x, depth + 1)):
+                return True
+        return False
+    except Exception:
+        return True
+
+
 def _rasterise(path: Path, page_no: int, limits: Limits, scratch: Path) -> np.ndarray:
     """One page through poppler, in a subprocess with a timeout (a hostile PDF can loop or explode)."""
     out = scratch / f"p{page_no}"
@@ -209,6 +242,11 @@ def iter_pdf_pages(path: Path, reader: object, limits: Limits) -> Iterator[PageI
                 w_pt = h_pt = 0.0
             if (w_pt * WORK_DPI / 72) * (h_pt * WORK_DPI / 72) > limits.max_megapixels * 1e6:
                 raise UnreadableImage(f"page {i + 1} is too large to draw at {WORK_DPI} dpi")
+            if not _has_images(page):
+                # Text or drawings whose text cannot be extracted (broken fonts, outlines): not a scan.
+                # Rendering it would cost time on what is most often a damaged file.
+                yield PageImage(i, np.zeros((0, 0), np.uint8))
+                continue
             gray = _pdf_page_image(page, limits)
             if gray is not None and w_pt > 0 and h_pt > 0:
                 # The image must fill the page (a scanner's output), else render to keep the layout. Its

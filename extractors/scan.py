@@ -23,6 +23,8 @@ from extractors.base import RawDocument, RawField, RawFlag
 from extractors.images import Limits, PageImage, UnreadableImage, iter_image_pages, iter_pdf_pages
 from extractors.templates import FormTemplate, TemplateRegistry
 
+MAX_UNKNOWN_RUN = 10  # unrecognised pages read as one document at most
+
 
 @dataclass
 class ScanOptions:
@@ -91,12 +93,19 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
 
     def finish(doc: _Doc | None) -> None:
         if doc is not None:
-            docs.append(_read_doc(doc, opts, eng))
+            left = (opts.deadline or 60.0) + opts.page_seconds * seen - (time.monotonic() - start)
+            docs.append(_read_doc(doc, opts, eng, max(5.0, left)))
 
     for page in pages:
         seen += 1
         if opts.deadline and time.monotonic() - start > opts.deadline + opts.page_seconds * seen:
             raise UnreadableImage(f"reading took longer than {opts.deadline + opts.page_seconds * seen:g} s")
+        if not page.drawn:
+            if current is None or current.template is not None:
+                finish(current)
+                current = _Doc(None)
+            current.unknown.append(_Page(page.index + 1, page.gray, None))
+            continue
         small = register.small(page.gray)
         if is_blank(small):
             blanks.append(page.index + 1)
@@ -106,7 +115,8 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
             match = None
         p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small))
         if match is None:
-            if current is None or current.template is not None:
+            # Unrecognised pages stay in memory until their document ends: hold at most a few at a time.
+            if current is None or current.template is not None or len(current.unknown) >= MAX_UNKNOWN_RUN:
                 finish(current)
                 current = _Doc(None)
             current.unknown.append(p)
@@ -125,7 +135,7 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
     return docs
 
 
-def _read_other(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument | None:
+def _read_other(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine, seconds_left: float) -> RawDocument | None:
     """Pages no form template matched may still be an insurance card or a letter: hand them to the
     classifier when it is installed (extractors.classify); None keeps them ``form.unrecognised``."""
     try:
@@ -134,21 +144,24 @@ def _read_other(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument
         return None
     pages = [classify.PageInput(p.number, gray=p.gray) for p in doc.unknown]
     try:
-        found = classify.read_unrecognised(pages, eng=eng, timeout=opts.deadline or 60.0,
-                                           call_timeout=opts.tesseract_timeout)
-    except ocr.OcrError:
+        found = classify.read_unrecognised(pages, eng=eng, timeout=seconds_left,
+                                           call_timeout=min(opts.tesseract_timeout, seconds_left))
+    except Exception:  # noqa: BLE001 - a classifier failure must not cost the forms in the same stack
         return None
     if found is not None and found.source_pages is None:
         found.source_pages = doc.numbers
     return found
 
 
-def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine) -> RawDocument:
+def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine, seconds_left: float) -> RawDocument:
     if doc.template is None:
         dark = any(p.dark for p in doc.unknown)
         why = ("a page is completely dark (scanner lid open or a bad copy)" if dark
                else "the document matches no known form template")
-        other = None if dark else _read_other(doc, opts, eng)
+        drawn = all(p.gray.size > 0 for p in doc.unknown)
+        if not drawn:
+            why = "the document has no text that can be read and no scanned page images"
+        other = _read_other(doc, opts, eng, seconds_left) if drawn and not dark else None
         if other is not None:
             return other
         return RawDocument(document_type="unknown", method="ocr", pages=len(doc.unknown), source_pages=doc.numbers,

@@ -266,6 +266,29 @@ def _second_opinion(readings: dict[str, Reading], zones: dict[str, Zone], *, eng
                 readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
 
 
+def damaged(page: np.ndarray, view: TemplatePageView, drop: np.ndarray, w: Widget) -> bool:
+    """Is the scan unreliable around this field? The box's own printed border must show, and the white
+    margin around the box must be white: a torn, smeared or corrupt image (a bad fax line, a damaged
+    strip) fails one or the other, and whatever was read inside is not to be trusted."""
+    x0, y0, x1, y1 = _clip(_rect_px(w, grow=16), page.shape)
+    crop = page[y0:y1, x0:x1]
+    if crop.size == 0:
+        return True
+    ix0, iy0, ix1, iy1 = _rect_px(w)
+    ring = np.zeros(crop.shape, bool)
+    ring[max(0, iy0 - y0 - 4):iy1 - y0 + 4, max(0, ix0 - x0 - 4):ix1 - x0 + 4] = True
+    inner = np.zeros(crop.shape, bool)
+    inner[iy0 - y0 + 4:iy1 - y0 - 4, ix0 - x0 + 4:ix1 - x0 - 4] = True
+    border = view.ink[y0:y1, x0:x1] & ring & ~inner
+    if border.sum() < 20:
+        return False  # the form prints no box here: nothing to check against
+    darkest = cv2.erode(crop, np.ones((3, 3), np.uint8))  # tolerate a pixel of registration error
+    shown = float((darkest[border] < 190).mean())
+    margin = ~ring & ~drop[y0:y1, x0:x1]
+    clutter = float((crop[margin] < INK_LEVEL).mean()) if margin.any() else 0.0
+    return shown < 0.6 or clutter > 0.08
+
+
 def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widget], types: dict[str, str],
                 check: Checker, *, page_no: int, eng: ocr.OcrEngine, timeout: float) -> PageFields:
     """Every widget of one registered page (``page`` is already in the template's frame)."""
@@ -273,6 +296,10 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
     page = normalise_paper(page)
     drop = dropout_mask(view)
     text_zones: list[Zone] = []
+    hurt = {w.key for w in widgets if damaged(page, view, drop, w)}
+    for key in sorted(hurt):
+        out.flags.append(RawFlag("low_confidence", "warning", "the scan is damaged or unclear around this field; "
+                                 "please check it", key))
     for w in widgets:
         ftype = types.get(w.key, "text")
         if w.kind == "checkbox" or ftype == "checkbox":
@@ -334,6 +361,11 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
 
     if eng.alt_lang:
         _second_opinion(readings, zones_by_key, eng=eng, timeout=timeout)
+    for k in hurt:
+        if k in out.fields:
+            out.fields[k].confidence = min(out.fields[k].confidence, 0.3)
+        if k in readings:
+            readings[k] = Reading(readings[k].text, min(readings[k].conf, 0.3))
     for k, r in readings.items():
         out.fields[k] = RawField(r.text or None, max(0.0, min(1.0, r.conf)), page_no)
         if not r.text:  # ink in the box but no text came out: blank would be a guess
