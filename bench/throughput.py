@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"end to end / extraction:    {report['overhead_ratio']:8.3f}   (bar: 1.15)")
         if args.baseline:
             print(f"end to end / no-Prefect:    {report['prefect_over_pipeline_ratio']:8.3f}")
+        if args.baseline:
+            print(f"CPU seconds without Prefect: {WATCH_CPU['local']:.1f}")
         print(f"CPU seconds: extraction {EXTRACT_CPU:.1f}, end to end {WATCH_CPU['inline']:.1f} "
               f"(ratio {report['cpu_overhead_ratio']}; the Prefect server's own CPU not counted)")
         print(f"load average while measuring: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
