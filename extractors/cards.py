@@ -153,17 +153,25 @@ def _id_run(tokens: Sequence[Token], max_len: int) -> list[Token]:
             if out:
                 continue
             break
-        if not _ALNUM.match(t.text):
-            break
-        if length + len(t.text) > max_len:
+        core = t.text.strip("-–")
+        if not _ALNUM.match(core) or (t.text != core and not out and t.text.startswith(("-", "–"))):
+            break  # '-GA8' continues an ID ('3AG7 -GA8'), it never starts one
+        if length + len(core) > max_len:
             break
         out.append(t)
-        length += len(t.text)
+        length += len(core)
     return out
 
 
 def _joined(tokens: Sequence[Token]) -> str:
-    return "".join(t.text for t in tokens if t.text not in ("-", "–"))
+    return "".join(t.text.strip("-–") for t in tokens if t.text not in ("-", "–"))
+
+
+def clean_id(text: str) -> str:
+    """An ID as printed, less OCR's doubled capitals: cards print IDs in capitals, so a run of one
+    letter in mixed case ('wWw883...', 'uU363...') is one letter read twice."""
+    return re.sub(r"([A-Za-z])\1+", lambda m: m.group(0) if m.group(0).isupper() else m.group(1).upper(),
+                  text, flags=re.IGNORECASE)
 
 
 def shape_member_id(tokens: Sequence[Token]) -> list[Token] | None:
@@ -315,7 +323,9 @@ class CardFields:
                 if kind.startswith("COPAY"):
                     text = money_text(got)
                 elif kind in ("MEMBER_ID", "GROUP"):
-                    text = doc[got[0].i:got[-1].i + 1].text  # as printed, dashes included
+                    text = clean_id(doc[got[0].i:got[-1].i + 1].text)  # as printed, dashes included
+                elif kind in ("RX_PCN", "RX_GROUP", "PAYER_ID"):
+                    text = clean_id(got[0].text)
                 fields[key] = N.hit(got, f"{where} '{span.text}'", text)
                 break
         if P + "plan_type" not in fields:
@@ -439,6 +449,7 @@ def card_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     ruler.add_patterns(_card_patterns(nlp))  # type: ignore[attr-defined]
     ents = nlp.add_pipe("entity_ruler", name="card_entities", config={"phrase_matcher_attr": "LOWER"})
     ents.add_patterns(_entity_patterns(nlp, N.load_gazetteer(Path(payers))))  # type: ignore[attr-defined]
+    nlp.add_pipe("one_line_entities")
     nlp.add_pipe("card_fields")
     nlp.add_pipe("card_payer", config={"payers": str(payers)})
     return nlp
@@ -504,6 +515,12 @@ def read_card_words(words: Sequence[N.WordBox], payers: Path = N.DEFAULT_PAYERS)
     payer = out.fields.get(P + "payer_name")
     out.payer = payer.raw if payer else None
     entry = gaz.by_name.get(out.payer) if out.payer else None
+    pid = out.fields.get(P + "payer_id")
+    if entry is not None and entry.payer_id and pid is not None and pid.raw and pid.raw != entry.payer_id \
+            and N.levenshtein(pid.raw.upper(), entry.payer_id, 1) <= 1:
+        # One character off this payer's published ID is a misread of it, not another ID.
+        out.fields[P + "payer_id"] = RawField(entry.payer_id, round(min(pid.confidence, 0.85), 3), pid.page)
+        out.how[P + "payer_id"] += "; corrected to the payer's published ID"
     mid = out.fields.get(P + "member_id")
     if entry is not None and entry.member_id is not None and mid is not None and mid.raw:
         canonical = re.sub(r"[\s\-–]", "", mid.raw).upper()

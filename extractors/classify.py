@@ -231,25 +231,30 @@ def _union(a: Sequence[N.WordBox], b: Sequence[N.WordBox]) -> list[N.WordBox]:
     return out
 
 
-def card_face_words(face: np.ndarray, page: int, eng: ocr.OcrEngine, budget: Budget,
-                    payers: Path = N.DEFAULT_PAYERS) -> list[N.WordBox]:
-    """Words of one straightened card face.
-
-    Tesseract's page layout analysis (``--psm 3``) reads a card's rows in order but now and then takes
-    a payer's name beside its logo for part of a picture; sparse-text mode (``--psm 11``) finds such
-    words but splits rows. The second reading is made only when the first lacks the payer or the
-    member ID, and adds the words the first missed. Upside down (a photo taken the other way round) is
-    tried when the first reading finds hardly any text."""
+def card_face_words(face: np.ndarray, page: int, eng: ocr.OcrEngine, budget: Budget) -> tuple[np.ndarray, list[N.WordBox]]:
+    """Words of one straightened card face (and the face the right way up). Upside down (a photo taken
+    the other way round) is tried when the first reading finds hardly any text."""
     words = _ocr_words(face, page, eng, budget)
     if _plausible(words) < 4:
         turned = _ocr_words(cv2.rotate(face, cv2.ROTATE_180), page, eng, budget)
         if _plausible(turned) > _plausible(words):
             face = cv2.rotate(face, cv2.ROTATE_180)
             words = turned
-    reading = cards.read_card_words(words, payers)
-    if reading.vocabulary and (reading.payer is None or reading.fields[cards.P + "member_id"].raw is None):
-        words = _union(words, _ocr_words(face, page, eng, budget, psm=11))
-    return words
+    return face, words
+
+
+def second_reading(looks: Sequence[PageLook], eng: ocr.OcrEngine, budget: Budget) -> None:
+    """Tesseract's page layout analysis (``--psm 3``) reads a card's rows in order but now and then
+    takes a payer's name beside its logo for part of a picture; sparse-text mode (``--psm 11``) finds
+    such words but splits rows. When the card as a whole lacks its payer or member ID, every face is
+    read again that way and the words the first reading missed are added."""
+    for lk in looks:
+        extra: list[N.WordBox] = []
+        for face, offset in lk.faces_read:
+            for w in _ocr_words(face, lk.number, eng, budget, psm=11):
+                extra.append(N.WordBox(w.text, w.x0, w.y0 + offset, w.x1, w.y1 + offset, w.page, w.conf))
+        if extra:
+            lk.words = _union(lk.words, extra)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,6 +270,7 @@ class PageLook:
     faces: int = 0  # card faces found on the page
     units_per_inch: float = SCAN_DPI
     landscape: bool = False  # a photo held sideways, as cards are photographed; pages stand upright
+    faces_read: list[tuple[np.ndarray, float]] = field(default_factory=list)  # face image, its y offset
 
     def text_inches(self) -> tuple[float, float]:
         """Width and height of the area the words cover, in inches at the page's resolution."""
@@ -291,24 +297,25 @@ def look_at(page: PageInput, eng: ocr.OcrEngine | None, budget: Budget,
         # A photo of a card on a table, or card copies on a sheet: read each face cut out and straightened.
         use = big[:1] if big else regions[:2]
         words: list[N.WordBox] = []
+        read: list[tuple[np.ndarray, float]] = []
         offset = 0.0
         for r in use:
-            face = warp_card(gray, r.quad)
-            fw = card_face_words(face, page.number, eng, budget, payers)
+            face, fw = card_face_words(warp_card(gray, r.quad), page.number, eng, budget)
             # Faces of one page are stacked below each other so their lines never mix.
             words += [N.WordBox(w.text, w.x0, w.y0 + offset, w.x1, w.y1 + offset, w.page, w.conf) for w in fw]
+            read.append((face, offset))
             offset += face.shape[0] + 200
         if big or cards.read_card_words(words, payers).vocabulary:
             why = (f"a card outline ({use[0].aspect:.2f}:1) fills {use[0].share:.0%} of the image" if big
                    else f"{len(use)} card outline(s) ({use[0].aspect:.2f}:1) on the page")
-            return PageLook(page.number, words, why, faces=len(use), units_per_inch=CARD_WIDTH_PX / 3.375)
+            return PageLook(page.number, words, why, faces=len(use), units_per_inch=CARD_WIDTH_PX / 3.375,
+                            faces_read=read)
         # A card-shaped box without card words (a letterhead frame, a table): read the page as a page.
     elif card_proportions and (gray.shape[1] > gray.shape[0] or max(gray.shape[:2]) < 2400):
         # Card-proportioned and lying on its side (a page never does), or small: a card scanner's crop.
-        face = fit_width(gray)
-        return PageLook(page.number, card_face_words(face, page.number, eng, budget, payers),
-                        f"the image has a card's proportions ({aspect:.2f}:1)", faces=1,
-                        units_per_inch=CARD_WIDTH_PX / 3.375)
+        face, fw = card_face_words(fit_width(gray), page.number, eng, budget)
+        return PageLook(page.number, fw, f"the image has a card's proportions ({aspect:.2f}:1)", faces=1,
+                        units_per_inch=CARD_WIDTH_PX / 3.375, faces_read=[(face, 0.0)])
     return PageLook(page.number, _ocr_words(gray, page.number, eng, budget), None,
                     landscape=gray.shape[1] > gray.shape[0])
 
@@ -380,6 +387,11 @@ def recognise(pages: Sequence[PageInput], *, eng: ocr.OcrEngine | None = None, t
     if dtype == "insurance_card":
         card_words = [w for lk in looks if lk.shape for w in lk.words] or [w for lk in looks for w in lk.words]
         reading = cards.read_card_words(card_words, payers)
+        if (reading.payer is None or reading.fields[cards.P + "member_id"].raw is None) and eng is not None \
+                and any(lk.faces_read for lk in looks):
+            second_reading(looks, eng, budget)
+            card_words = [w for lk in looks if lk.shape for w in lk.words] or [w for lk in looks for w in lk.words]
+            reading = cards.read_card_words(card_words, payers)
         doc = RawDocument(document_type="insurance_card", method=method, pages=len(pages), fields=reading.fields,
                           flags=[classified, *reading.flags], present=set(cards.CARD_KEYS), source_pages=numbers)
         return Recognition(dtype, reason, doc, evidence)

@@ -467,43 +467,48 @@ class LetterFields:
     # -- sender -------------------------------------------------------------------------------------
 
     def _sender(self, doc: Doc, cues: list[Span], fields: dict[str, N.FieldHit]) -> None:
-        """The letterhead: the most prominent organisation line above the letter's date and address
-        block; else a 'From:' line; else the organisation under the signature."""
+        """The letterhead: the most prominent line above the letter's date that is not an address, a
+        phone number or a web address; else a 'From:' line; else an organisation after the closing."""
         if not len(doc):
             return
         first_page = min(t._.page for t in doc)
         lines: dict[int, list[Token]] = {}
         for t in doc:
-            if t._.page == first_page:
+            if t._.page == first_page and not t.is_space:
                 lines.setdefault(t._.line, []).append(t)
         order = sorted(lines)
         unit = N.text_height(doc)
-        stop_line = next((ln for ln in order if any(t.i >= d.start for d in doc.ents if d.label_ == "DATE"
-                                                     for t in lines[ln][:1]) and _line_has_ent(doc, lines[ln], "DATE")),
-                         None)
-        head = [ln for ln in order[:8] if stop_line is None or ln < stop_line] or order[:3]
+        date_line = next((ln for ln in order if _line_has_ent(doc, lines[ln], "DATE")), None)
+        head = [ln for ln in order[:8] if date_line is None or ln < date_line] or order[:3]
         best: tuple[float, list[Token]] | None = None
-        for ln in head:
-            toks = [t for t in lines[ln] if not t.is_space]
-            if not toks or not any(t.is_alpha for t in toks):
-                continue
-            text = N.tokens_text(toks)
-            if _looks_like_address(toks):
+        for rank, ln in enumerate(head):
+            toks = lines[ln]
+            if not any(t.is_alpha for t in toks) or _looks_like_address(toks):
                 continue
             h = max(N.height(t) for t in toks) / unit
             org = _line_has_ent(doc, toks, "ORG") or _line_has_ent(doc, toks, "PAYER")
-            score = h + (1.0 if org else 0.0) - 0.05 * order.index(ln)
+            score = h + (1.0 if org else 0.0) - 0.05 * rank
             if best is None or score > best[0]:
                 best = (score, _trim_org(toks))
-            del text
         if best and best[1]:
-            fields[C + "sender"] = N.hit(best[1], "letterhead")
+            toks = best[1]
+            # A logo OCR'd into marks before the name: the name starts where an organisation does.
+            ents = [e for e in doc.ents if e.label_ in ("ORG", "PAYER") and e.start in {t.i for t in toks}]
+            if ents and ents[0].start > toks[0].i:
+                toks = [t for t in toks if t.i >= ents[0].start]
+            fields[C + "sender"] = N.hit(toks, "letterhead")
             return
         for cue in cues:
             if cue.label_ == "FROM":
                 cand = _org_run(N.right_of(cue, set()))
                 if cand:
                     fields[C + "sender"] = N.hit(cand, f"after '{cue.text}'")
+                    return
+        closing = min(closing_lines(doc), default=None)
+        if closing is not None:
+            for e in doc.ents:
+                if e.label_ in ("ORG", "PAYER") and e[0]._.line > closing:
+                    fields[C + "sender"] = N.hit(list(e), "organisation under the signature")
                     return
 
 
@@ -515,7 +520,7 @@ def _line_has_ent(doc: Doc, toks: Sequence[Token], label: str) -> bool:
 def _looks_like_address(toks: Sequence[Token]) -> bool:
     """Street, city/state/ZIP, phone and web lines of a letterhead: mostly digits or contact words."""
     words = [t.lower_ for t in toks]
-    digits = sum(any(c.isdigit() for c in t.text) for t in toks)
+    digits = sum(sum(c.isdigit() for c in t.text) >= 3 for t in toks)  # house numbers, ZIP codes, phones
     contact = {"phone", "fax", "tel", "www", "suite", "street", "st", "ave", "avenue", "road", "rd", "blvd",
                "drive", "dr", "box", "p.o.", "po", "lane", "way", "floor", "ste", "tel.", "e-mail", "email"}
     return digits >= max(1, len(toks) // 3) or bool(contact & set(words)) or any("@" in w or "www" in w for w in words)
@@ -649,6 +654,7 @@ def letter_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     ents = nlp.add_pipe("entity_ruler", name="letter_entities")
     gaz = N.load_gazetteer(Path(payers))
     ents.add_patterns([*_date_patterns(), *N.payer_patterns(nlp, gaz), *_org_patterns()])  # type: ignore[attr-defined]
+    nlp.add_pipe("one_line_entities")
     nlp.add_pipe("letter_type")
     nlp.add_pipe("letter_fields", config={"payers": str(payers)})
     return nlp
@@ -702,7 +708,7 @@ def letter_layout(words: Sequence[N.WordBox], units_per_inch: float = 300.0,
     if typed:
         reasons.append(f"letter vocabulary ({doc._.letter_type_reason})")
     is_letter = ((prose >= 3 and (bool(frame) or typed)) or prose >= 6
-                 or (prose >= 1 and len(frame) >= 2)
+                 or (prose >= 1 and len(frame) >= 2) or len(frame) >= 3
                  or (prose >= 2 and len(frame) >= 1 and typed)
                  or (typed and max(scores.values(), default=0) >= 8 and len(words) >= 60))
     return LetterLayout(is_letter, reasons, prose, width)

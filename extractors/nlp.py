@@ -175,6 +175,13 @@ def make_doc(nlp: Language, words: Sequence[WordBox]) -> Doc:
     return doc
 
 
+@Language.component("one_line_entities")
+def one_line_entities(doc: Doc) -> Doc:
+    """Entities never run across lines: a signer's title above an organisation's name is not one name."""
+    doc.ents = [e for e in doc.ents if e[0]._.line is None or e[0]._.line == e[-1]._.line]
+    return doc
+
+
 @Language.component("join_hyphenated")
 def join_hyphenated(doc: Doc) -> Doc:
     """'Mary-Kate', 'SMITH-JONES', 'Saint-Pierre' as one token, as they are one name (the tokenizer

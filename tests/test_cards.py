@@ -224,7 +224,8 @@ def test_the_card_pipeline_is_built_once_per_process() -> None:
         read(big(1, 0, "Cigna") + layout((1, 3, "ID: U1234567801")))
     assert cards.card_nlp() is first
     assert cards.BUILDS["card"] == builds
-    assert [name for name, _ in first.pipeline] == ["join_hyphenated", "card_labels", "card_entities", "card_fields", "card_payer"]
+    assert [name for name, _ in first.pipeline] == ["join_hyphenated", "card_labels", "card_entities",
+                                                    "one_line_entities", "card_fields", "card_payer"]
 
 
 def test_tokens_carry_their_word_positions() -> None:
