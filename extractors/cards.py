@@ -379,6 +379,16 @@ class CardPayer:
             cands.append((score, entry, toks, "payer name on the card"))
         if not cands:
             cands = self._fuzzy(doc, taken, unit, first_page)
+        if not cands and P + "payer_id" in fields:
+            # No name readable (a logo, a short name lost in a band), but an EDI payer ID printed on the
+            # card names exactly one payer of the gazetteer.
+            pid = fields[P + "payer_id"].text.upper()
+            owners = [e for e in self.gaz.entries if e.payer_id == pid and e.kind == "payer"]
+            if len(owners) == 1:
+                toks = [doc[i] for i in fields[P + "payer_id"].tokens]
+                fields[P + "payer_name"] = N.hit(toks, "payer ID printed on the card", owners[0].name)
+                doc._.notes.append("payer named by its payer ID")
+                return doc
         if cands:
             cands.sort(key=lambda c: c[0], reverse=True)
             _score, entry, toks, how = cands[0]
@@ -410,7 +420,7 @@ class CardPayer:
                     for spelled, entry in self.squashed:
                         if entry.kind != "payer":
                             continue
-                        limit = 1 if len(spelled) < 9 else 2
+                        limit = max(1, len(spelled) // 7)  # one slip per 7 letters
                         d = N.levenshtein(text, spelled, limit)
                         if d <= limit:
                             h = max(N.height(t) for t in window) / unit

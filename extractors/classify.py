@@ -107,14 +107,17 @@ def find_cards(gray: np.ndarray) -> list[CardRegion]:
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     found: list[CardRegion] = []
     area_all = float(small.shape[0] * small.shape[1])
-    for c in sorted(contours, key=cv2.contourArea, reverse=True):
-        area = cv2.contourArea(c)
+    # An outline broken where a coloured bar meets the card's edge is an open curve: its convex hull
+    # is still the card.
+    hulls = [cv2.convexHull(c) for c in contours]
+    for hull in sorted(hulls, key=cv2.contourArea, reverse=True):
+        area = cv2.contourArea(hull)
         if area < MIN_CARD_SHARE * area_all:
             break
         if area > 0.97 * area_all:
             continue
-        (cx, cy), (rw, rh), ang = cv2.minAreaRect(c)
-        if min(rw, rh) < 1 or area / (rw * rh) < 0.85:
+        (cx, cy), (rw, rh), ang = cv2.minAreaRect(hull)
+        if min(rw, rh) < 1 or area / (rw * rh) < 0.9:
             continue
         aspect = max(rw, rh) / min(rw, rh)
         if not CARD_ASPECT[0] <= aspect <= PARTIAL_ASPECT:
@@ -125,7 +128,6 @@ def find_cards(gray: np.ndarray) -> list[CardRegion]:
             rw, rh = (long_side, short) if rw >= rh else (short, long_side)
             pts = cv2.boxPoints(((cx, cy), (rw, rh), ang)).astype(np.float32)
         else:
-            hull = cv2.convexHull(c)
             approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
             pts = approx.reshape(-1, 2).astype(np.float32) if len(approx) == 4 else \
                 cv2.boxPoints(((cx, cy), (rw, rh), ang)).astype(np.float32)
@@ -163,18 +165,18 @@ def fit_width(gray: np.ndarray, width: int = CARD_WIDTH_PX) -> np.ndarray:
 
 
 def even_polarity(gray: np.ndarray) -> np.ndarray:
-    """Light print on dark bands (a payer's name in a coloured header) turned into dark print on light,
-    so one OCR pass reads both.
+    """Print on coloured bands (a payer's name in a header, copays in a footer) turned into dark print
+    on white, so one OCR pass with one global threshold reads the whole card.
 
-    A band is a wide, solid dark area: it survives an erosion that removes every dark stroke of ordinary
-    print (strokes are thin, bands are not). Each band's rectangle is inverted whole, white text and all;
-    inverting only around the letters would leave ragged edges that OCR takes for a picture."""
+    A band is a wide, solid area darker than paper: it survives an erosion that removes every stroke of
+    ordinary print. Within each band's rectangle, light print on a dark ground is inverted (more pixels
+    far above the band's median than far below it), and the ground is then brought to white; inverting
+    or stretching only around the letters would leave ragged edges that OCR takes for a picture."""
     h, w = gray.shape[:2]
     f = 4
     small = cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    thr, dark = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    if thr > 200 or thr < 40:  # no two tones worth separating (a blank or a flat image)
-        return gray
+    paper = float(np.percentile(small, 90))
+    dark = (small < min(150.0, paper - 40)).astype(np.uint8) * 255
     k = max(3, (min(small.shape[:2]) // 40) | 1)
     core = cv2.erode(dark, np.ones((k, k), np.uint8))
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
@@ -187,7 +189,12 @@ def even_polarity(gray: np.ndarray) -> np.ndarray:
             out = gray.copy()
         x0, y0 = max(0, (x - k) * f), max(0, (y - k) * f)
         x1, y1 = min(w, (x + bw + k) * f), min(h, (y + bh + k) * f)
-        out[y0:y1, x0:x1] = 255 - out[y0:y1, x0:x1]
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        ground = float(np.median(region))
+        if np.mean(region > ground + 50) > np.mean(region < ground - 50):
+            region = 255.0 - region
+            ground = 255.0 - ground
+        out[y0:y1, x0:x1] = np.clip(region * (245.0 / max(ground, 1.0)), 0, 255).astype(np.uint8)
     return out
 
 

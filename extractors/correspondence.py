@@ -88,7 +88,9 @@ CUES: dict[str, list[list[dict[str, Any]]]] = {
              _w("pre-certification", "<NUM>")],
     "MEMBER_ID": [_w("member", "<ID>"), _w("member", "<NUM>"), _w("subscriber", "<ID>"), _w("<ID>", "<NUM>"),
                   _w("identification", "<NUM>"), _w("policy", "<NUM>"), _w("medicare", "<NUM>"), _w("member", "id", "<NUM>")],
-    "DATE_CUE": [_w("date"), _w("letter", "date"), _w("date", "of", "letter"), _w("notice", "date"), _w("date", "sent")],
+    # "Date" alone is a cue only with its colon: a table's "Date" column header is not the letter's date.
+    "DATE_CUE": [[{"LOWER": "date"}, {"ORTH": ":"}], _w("letter", "date"), _w("date", "of", "letter"),
+                 _w("notice", "date"), _w("date", "sent")],
     "FROM": [_w("from")],
     "SALUTATION": [_w("dear"), _w("to", "whom", "it", "may", "concern")],
     # A closing only counts on a short line of its own (see closing_lines): "Thank you for seeing..." in
@@ -137,6 +139,7 @@ TYPE_CUES: dict[str, list[tuple[str, float]]] = {
                                 ("summary of claims", 2), ("provider charged", 2)],
 }
 TYPE_MIN_SCORE = 4.0
+_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’\-][^\W\d_]+)*\.?$")
 
 # Organisation names: capitalised words ending in one of these.
 ORG_TAILS = ("clinic", "hospital", "associates", "group", "center", "centre", "medical", "health", "healthcare",
@@ -228,6 +231,9 @@ def closing_lines(doc: Doc) -> list[int]:
     return out
 
 
+if not Token.has_extension("name_word"):
+    # A capitalised word of letters (any script's capitals: 'Đức', 'Łucja'), apostrophes and hyphens.
+    Token.set_extension("name_word", getter=lambda t: bool(t.text[:1].isupper() and _NAME_WORD.match(t.text)))
 if not Doc.has_extension("letter_type"):
     Doc.set_extension("letter_type", default=None)
     Doc.set_extension("letter_type_reason", default=None)
@@ -320,7 +326,6 @@ def make_letter_fields(nlp: Language, name: str, payers: str) -> LetterFields:
     return LetterFields(nlp, N.load_gazetteer(Path(payers)))
 
 
-_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’\-][^\W\d_]+)*\.?$")
 _TITLES = {"mr", "mrs", "ms", "miss", "mx", "mr.", "mrs.", "ms.", "mx."}
 _DOCTOR = {"dr", "dr."}
 _NOT_NAME = frozenset({"patient", "dob", "date", "birth", "member", "re", "the", "our", "your", "this", "claim",
@@ -336,10 +341,9 @@ class LetterFields:
     def __init__(self, nlp: Language, gaz: N.Gazetteer) -> None:
         self.gaz = gaz
         self.prose = Matcher(nlp.vocab)
-        name: dict[str, Any] = {"TEXT": {"REGEX": r"^[A-ZÀ-Þ][^\W\d_]*(?:['’\-][^\W\d_]+)*\.?$"}}
+        name: dict[str, Any] = {"_": {"name_word": True}}
         initial: dict[str, Any] = {"TEXT": {"REGEX": r"^[A-Z]\.?$"}, "OP": "?"}
-        person: list[dict[str, Any]] = [
-            name, initial, name, {"TEXT": {"REGEX": r"^[A-ZÀ-Þ][^\W\d_]*(?:['’\-][^\W\d_]+)*$"}, "OP": "?"}]
+        person: list[dict[str, Any]] = [name, initial, name, {"_": {"name_word": True}, "OP": "?"}]
         self.prose.add("PATIENT_PROSE", [
             [{"LOWER": {"IN": ["patient", "member", "client"]}}, {"ORTH": ",", "OP": "?"}, *person],
             [{"LOWER": {"IN": ["patient", "member"]}}, {"LOWER": "named"}, *person],
@@ -492,9 +496,11 @@ class LetterFields:
                 best = (score, _trim_org(toks))
         if best and best[1]:
             toks = best[1]
-            # A logo OCR'd into marks before the name: the name starts where an organisation does.
+            # A logo OCR'd into marks before the name: the name starts where an organisation does,
+            # when what comes before it is no word at all.
             ents = [e for e in doc.ents if e.label_ in ("ORG", "PAYER") and e.start in {t.i for t in toks}]
-            if ents and ents[0].start > toks[0].i:
+            if ents and ents[0].start > toks[0].i and all(
+                    len(t.text) <= 2 or not t.is_alpha for t in toks if t.i < ents[0].start):
                 toks = [t for t in toks if t.i >= ents[0].start]
             fields[C + "sender"] = N.hit(toks, "letterhead")
             return

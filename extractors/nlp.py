@@ -66,15 +66,47 @@ class WordBox:
         return self.y1 - self.y0
 
 
+def ocr_skew(words: Sequence[Any]) -> float:
+    """The page's slope (dy/dx) from tesseract's own lines: a page scanned a degree askew drifts a
+    line's height across a table header, enough to split its words into two lines."""
+    lines: dict[tuple[int, int, int], list[Any]] = {}
+    for w in words:
+        lines.setdefault(w.line, []).append(w)
+    slopes = []
+    for ws in lines.values():
+        if len(ws) < 3:
+            continue
+        xs = [w.left + w.width / 2 for w in ws]
+        if max(xs) - min(xs) < 20 * statistics.median(w.height for w in ws):
+            continue
+        ys = [w.top + w.height for w in ws]  # baselines (descenders aside) follow the skew best
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        den = sum((x - mx) ** 2 for x in xs)
+        if den > 0:
+            slopes.append(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den)
+    return statistics.median(slopes) if len(slopes) >= 3 else 0.0
+
+
 def words_from_ocr(words: Iterable[Any], page: int, scale: float = 1.0) -> list[WordBox]:
-    """From :class:`extractors.ocr.Word` (tesseract TSV rows); ``scale`` maps back to page pixels."""
+    """From :class:`extractors.ocr.Word` (tesseract TSV rows); ``scale`` maps back to page pixels.
+    A skew of the page is taken out of the positions (each word moved, not turned), so lines and
+    columns line up as they were printed."""
+    words = list(words)
+    slope = ocr_skew(words)
+    slope = slope if 0.001 < abs(slope) < 0.06 else 0.0
     out = []
     for w in words:
         text = unicodedata.normalize("NFC", w.text.strip())
+        if len(text) > 1:
+            # A box edge or a letter's stem read as '|' beside a word ('I|', '|Group'); a lone '|' is
+            # a separator and stays.
+            text = text.strip("|") or text
         if not text:
             continue
-        out.append(WordBox(text, w.left / scale, w.top / scale, (w.left + w.width) / scale,
-                           (w.top + w.height) / scale, page, max(0.0, min(1.0, float(w.conf) / 100.0))))
+        cx, cy = w.left + w.width / 2, w.top + w.height / 2
+        dx, dy = slope * cy, -slope * cx  # a small rotation by -atan(slope), as a shift of the word
+        out.append(WordBox(text, (w.left + dx) / scale, (w.top + dy) / scale, (w.left + w.width + dx) / scale,
+                           (w.top + w.height + dy) / scale, page, max(0.0, min(1.0, float(w.conf) / 100.0))))
     return out
 
 
