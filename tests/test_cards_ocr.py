@@ -58,4 +58,5 @@ def test_an_upside_down_photo_is_turned_and_read(sample: list[card_gen.CardCase]
 def test_reading_the_sample_built_the_pipeline_once(sample: list[card_gen.CardCase]) -> None:
     before = cards.BUILDS["card"]
     classify.read_file(sample[0].path)
-    assert cards.BUILDS["card"] == before <= 1
+    assert before >= 1  # the sample fixture already read cards, so the pipeline exists
+    assert cards.BUILDS["card"] == before  # and reading another card did not build it again
