@@ -449,9 +449,13 @@ def _entity_patterns(nlp: Language, gaz: N.Gazetteer) -> list[dict[str, Any]]:
 BUILDS = {"card": 0}
 
 
-@cache
 def card_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     """The card pipeline, built once per process (per payer list)."""
+    return _card_nlp(Path(payers).resolve())
+
+
+@cache
+def _card_nlp(payers: Path) -> Language:
     BUILDS["card"] += 1
     nlp = N.blank_pipeline()
     nlp.add_pipe("join_hyphenated")

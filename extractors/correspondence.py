@@ -649,9 +649,13 @@ def _org_patterns() -> list[dict[str, Any]]:
 BUILDS = {"letter": 0}
 
 
-@cache
 def letter_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
     """The letter pipeline, built once per process (per payer list)."""
+    return _letter_nlp(Path(payers).resolve())
+
+
+@cache
+def _letter_nlp(payers: Path) -> Language:
     BUILDS["letter"] += 1
     nlp = N.blank_pipeline()
     nlp.add_pipe("join_hyphenated")

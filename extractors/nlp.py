@@ -415,10 +415,14 @@ class GazetteerError(ValueError):
     """config/payers.yaml cannot be used; the message names the entry, never document content."""
 
 
-@cache
 def load_gazetteer(path: Path = DEFAULT_PAYERS) -> Gazetteer:
     """Parse once per process. A pattern that does not compile is an error: a silent skip would let
     every member ID through unchecked."""
+    return _load_gazetteer(Path(path).resolve())
+
+
+@cache
+def _load_gazetteer(path: Path) -> Gazetteer:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
