@@ -435,11 +435,12 @@ def test_sigkill_in_the_middle_then_restart_leaves_every_file_exactly_once(tmp_p
     env = watch_env(fd_env, tmp_path, FRONTDESK_WATCH__BATCH_SIZE="4", FRONTDESK_WATCH__INCOMPLETE_GRACE_SECONDS="0")
     proc = start_watcher(env, inbox, "--stable", "0.5")
     procs.append(proc)
-    wait_until(lambda: len(archived(tmp_path)) >= 8, 240, proc)
+    wait_until(lambda: len(archived(tmp_path)) >= 1, 240, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = len(archived(tmp_path))
-    assert done_before < 48  # it really died in the middle
+    if done_before >= 48:  # an idle machine finished every file before the kill landed: nothing was tested
+        pytest.skip("the watcher finished all files before SIGKILL; the crash case was not exercised")
     again = subprocess.run([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--stable", "0.5", "--once",
                             "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
