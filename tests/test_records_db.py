@@ -104,7 +104,7 @@ def test_concurrent_starts_migrate_once(db_url: str) -> None:
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:

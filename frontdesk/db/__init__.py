@@ -55,9 +55,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA journal_mode=WAL")
+    _sqlite_wal(cur)
     cur.execute("PRAGMA synchronous=FULL")  # a committed record must survive a power cut: objects exist
     cur.close()
+
+
+def _sqlite_wal(cur: Any, patience: float = 30.0) -> None:
+    """Switch the file to WAL once; it is persistent, so later connections only read the mode.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not call the busy handler for it:
+    two commands starting at the same moment on a new file would otherwise fail with "database is locked".
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + patience
+    delay = 0.01
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _sqlite_begin(conn: Any) -> None:
