@@ -165,6 +165,11 @@ class Document(Base):
     patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), nullable=True, index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("documents.id"), nullable=True, index=True,
+        comment="the scanned stack this document was cut from (its original holds only its own pages)")
+    source_pages: Mapped[str | None] = mapped_column(
+        String(255), nullable=True, comment="1-based pages of the parent scan, e.g. '3,5'")
 
     patient: Mapped[Patient | None] = relationship(back_populates="documents")
     objects: Mapped[list[StoredObjectRow]] = relationship(back_populates="document",
