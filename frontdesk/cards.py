@@ -422,7 +422,8 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
         if (r.code, r.field) in cleared:
             r.status, r.resolved_at, r.resolved_by = "resolved", now, f"insurance card {doc.id}"
             filing.resolved.append(r.id)
-    new = [f for f in merged.flags if f.code == CONFLICT_CODE or f.code not in RULE_CODES]
+    # The card's own flags (an ID of unusual format) are recorded with its reading, not twice.
+    new = [f for f in merged.flags if (f.code == CONFLICT_CODE or f.code not in RULE_CODES) and f not in card.flags]
     for f in new:
         _flag_row(session, doc, patient.id, extraction_id, f)
     filing.flags.extend(new)

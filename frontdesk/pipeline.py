@@ -363,8 +363,10 @@ class Pipeline:
         letter_due = failed is None and self.needs_missing_insurance_letter(work)
         with self.db.begin() as s:
             doc = records.complete_document(s, work.document_id, result=work.result, outcome=outcome,
-                                            stored=[*work.stored, *kept], error=failed, letter_due=letter_due)
+                                            stored=[*work.stored, *kept], error=failed, letter_due=letter_due,
+                                            vocab=self.reader.vocabulary)
             work.patient_id = doc.patient_id if doc is not None else None
+            outcome = doc.outcome if doc is not None and doc.outcome else outcome  # filing may ask for review
         work.status = outcome
         if failed is not None:
             log.warning("document %s could not be read; filed under failed/", work.document_id)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,6 +41,10 @@ from frontdesk.db.models import (
 )
 from frontdesk.models import ExtractionResult, FieldResult, Flag, StoredObject
 from frontdesk.storage import SpooledObject
+
+if TYPE_CHECKING:
+    from frontdesk.cards import Filing
+    from frontdesk.fields import Vocabulary
 
 # Sections of the vocabulary that describe the patient (kept current on the patient record);
 # consent fields belong to the document that was signed, not to the person.
@@ -252,9 +256,15 @@ def mark_stored(session: Session, obj: StoredObject) -> StoredObjectRow | None:
 
 def complete_document(session: Session, document_id: str, *, result: ExtractionResult | None, outcome: str,
                       stored: Sequence[StoredObject], error: str | None = None,
-                      letter_due: bool = False) -> Document | None:
+                      letter_due: bool = False, vocab: Vocabulary | None = None) -> Document | None:
     """Step 3: everything learned about the document, in one transaction. Returns None when another
-    process completed it first (its records stand; nothing is recorded twice)."""
+    process completed it first (its records stand; nothing is recorded twice).
+
+    An insurance card is filed into its patient's record and a letter attached to its patient (see
+    :func:`file_reading`; ``vocab`` is the field vocabulary the reading was checked with). What filing
+    adds (a conflict between card and record, no patient found) is appended to ``result.flags`` and an
+    error among it makes the document's ``outcome`` ``needs_review``: the caller reports
+    ``doc.outcome`` and ``result.flags`` as the records have them."""
     doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
     if doc is None or doc.state != "pending":
         return None
@@ -268,7 +278,9 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
             session.delete(row)
     doc.outcome, doc.error = outcome, error
     if result is not None:
-        _record_reading(session, doc, result)
+        _record_reading(session, doc, result, vocab=vocab)
+        if doc.outcome == "filed" and result.needs_review():
+            doc.outcome = "needs_review"
     doc.state = "awaiting_letters" if letter_due else "complete"
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
@@ -276,7 +288,11 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     return doc
 
 
-def _record_reading(session: Session, doc: Document, result: ExtractionResult) -> Extraction:
+def _record_reading(session: Session, doc: Document, result: ExtractionResult, *,
+                    vocab: Vocabulary | None = None) -> Extraction:
+    # Flags that filing raises (a card conflict, an unmatched letter) are the records' to decide: a
+    # reading handed in again (a review) carries the old ones, and filing below raises them afresh.
+    result.flags = [f for f in result.flags if f.code not in FILING_CODES]
     doc.document_type, doc.form, doc.method, doc.pages = (result.document_type, result.form,
                                                           result.method, result.pages)
     extraction = Extraction(document_id=doc.id, document_type=result.document_type, form=result.form,
@@ -287,18 +303,85 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult) -
     session.add(extraction)
     session.flush()
     patient = _attach_patient(session, doc, result)
-    for f in result.flags:
-        session.add(FlagRow(document_id=doc.id, extraction_id=extraction.id,
-                            patient_id=patient.id if patient else None, code=f.code, severity=f.severity,
-                            field=f.field, message=f.message))
+    rows = [FlagRow(document_id=doc.id, extraction_id=extraction.id, patient_id=patient.id if patient else None,
+                    code=f.code, severity=f.severity, field=f.field, message=f.message) for f in result.flags]
+    session.add_all(rows)
+    filing = file_reading(session, doc, result, extraction_id=extraction.id, vocab=vocab)
+    if filing is not None:
+        result.flags.extend(f for f in filing.flags if f not in result.flags)
+        if doc.patient_id is not None:
+            # The card's notes on what it gave (an ID of unusual format, a doubtful reading) concern the
+            # patient; what the card itself lacks does not (the record may have it from the form).
+            for row in rows:
+                if row.code not in ("missing", "insurance.missing_info"):
+                    row.patient_id = doc.patient_id
     return extraction
 
 
+# Codes only filing raises (frontdesk.cards), never a reader.
+FILING_CODES = frozenset({"card.conflict", "card.unmatched", "correspondence.unmatched"})
+
+
+def file_reading(session: Session, doc: Document, result: ExtractionResult, *, extraction_id: int | None = None,
+                 vocab: Vocabulary | None = None) -> Filing | None:
+    """Tie a card or a letter to its patient, in the caller's transaction; None for other documents.
+
+    A card fills the gaps of its patient's record (:func:`frontdesk.cards.file_card`): a
+    ``insurance.missing_info`` flag it resolves closes, and a missing-insurance letter for that gap that
+    has not gone out yet is voided (:func:`void_letters_for_resolved`). A letter is attached to its
+    patient (:func:`frontdesk.cards.file_letter`). Either one that finds no patient, or a card that
+    disagrees with the record, adds an error flag for a person."""
+    if result.document_type not in ("insurance_card", "correspondence"):
+        return None
+    from frontdesk import cards  # spaCy and the payer list load only when a card or letter is filed
+
+    if result.document_type == "correspondence":
+        return cards.file_letter(session, doc, result, extraction_id=extraction_id)
+    filing = cards.file_card(session, doc, result, vocab=vocab or _default_vocabulary(),
+                             extraction_id=extraction_id)
+    if filing.resolved:
+        void_letters_for_resolved(session, filing.resolved, reason=f"insurance card {doc.id} filled the gap")
+    return filing
+
+
+def _default_vocabulary() -> Vocabulary:
+    from frontdesk.fields import load_vocabulary
+
+    return load_vocabulary(Path(__file__).resolve().parents[1] / "config" / "fields.yaml")
+
+
+# Letters that exist only because of a flag: when the flag is resolved before the letter goes out, the
+# letter is void. One kind today: the missing-insurance letter asks for what insurance.missing_info names.
+LETTER_FOR_FLAG = {"insurance.missing_info": "missing_insurance"}
+
+
+def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reason: str) -> list[str]:
+    """Void the letters that asked for what the resolved flags ``flag_ids`` were about, on their
+    documents, as long as they have not gone out: ``pending`` letters become ``void`` (the mail batch
+    takes only pending letters); a letter already in a batch (``queued``) or ``mailed`` is left as it is.
+    Each voided letter is an audit event. Returns the ids of the letters voided."""
+    flags = list(session.scalars(select(FlagRow).where(FlagRow.id.in_(list(flag_ids)),
+                                                       FlagRow.status == "resolved")))
+    voided = []
+    for f in flags:
+        kind = LETTER_FOR_FLAG.get(f.code)
+        if kind is None or f.document_id is None:
+            continue
+        for letter in session.scalars(select(Letter).where(Letter.document_id == f.document_id, Letter.kind == kind,
+                                                           Letter.status == "pending")):
+            letter.status = "void"
+            voided.append(letter.id)
+            audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id,
+                         detail=f"void: {reason}")
+    return voided
+
+
 def record_new_reading(session: Session, document_id: str, result: ExtractionResult, *,
-                       outcome: str, resolved_by: str | None = None) -> Extraction:
+                       outcome: str, resolved_by: str | None = None,
+                       vocab: Vocabulary | None = None) -> Extraction:
     """A corrected reading of a filed document (a person's review, a better reader): a new extraction
-    whose flags replace the open ones, and the patient's values updated from it. The earlier reading
-    stays as history."""
+    whose flags replace the open ones, and the patient's values updated from it (a card or letter is
+    filed again, as :func:`complete_document` does). The earlier reading stays as history."""
     doc = session.get(Document, document_id)
     if doc is None:
         raise ValueError(f"no document {document_id}")
@@ -306,8 +389,8 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     for flag in session.scalars(select(FlagRow).where(FlagRow.document_id == document_id,
                                                       FlagRow.status == "open")):
         flag.status, flag.resolved_at, flag.resolved_by = "resolved", now, resolved_by or audit.current_actor()
-    extraction = _record_reading(session, doc, result)
-    doc.outcome = outcome
+    extraction = _record_reading(session, doc, result, vocab=vocab)
+    doc.outcome = "needs_review" if outcome == "filed" and result.needs_review() else outcome
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"new reading; {outcome}; {len(result.flags)} flags")
     return extraction
@@ -369,9 +452,25 @@ def reserve_letter(session: Session, *, document_id: str, kind: str, planned: Pl
         session.add(letter)
         session.flush()
         audit.record(session, "create", "letter", letter.id, patient_id=doc.patient_id, detail=kind)
+        if _gap_filled(session, document_id, kind):
+            # The flag this letter asks about was resolved before it was written (the patient's card came
+            # in the same run): it is filed for the record but never mailed.
+            letter.status = "void"
+            audit.record(session, "update", "letter", letter.id, patient_id=doc.patient_id,
+                         detail="void: the gap was filled before the letter was written")
     letter.storage_key, letter.sha256, letter.context = planned.key, planned.sha256, context
     plan_object(session, planned, letter_id=letter.id)
     return letter
+
+
+def _gap_filled(session: Session, document_id: str, kind: str) -> bool:
+    """The document had the flag a letter of ``kind`` is for, and none of it is open any more."""
+    codes = [c for c, k in LETTER_FOR_FLAG.items() if k == kind]
+    if not codes:
+        return False
+    statuses = set(session.scalars(select(FlagRow.status).where(FlagRow.document_id == document_id,
+                                                                FlagRow.code.in_(codes))))
+    return bool(statuses) and "open" not in statuses
 
 
 def complete_letter(session: Session, letter_id: str, obj: StoredObject) -> None:

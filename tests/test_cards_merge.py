@@ -179,9 +179,8 @@ def test_names_fit_with_middle_initials_hyphens_and_comma_order() -> None:
 @pytest.mark.integration
 def test_filing_a_card_fills_the_form_gap_and_clears_the_flag_in_the_record(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     """An intake form without a member ID is filed (insurance.missing_info open); the patient's card is
-    filed through the same pipeline; filing it into the record fills the member ID with the card as its
-    source and resolves the flag. (The pipeline calls :func:`file_card` once issue #4 wires it in; here
-    the test calls it where the pipeline will.)"""
+    filed through the same pipeline, which files it into the record: the member ID is filled with the card
+    as its source and the flag is resolved. (tests/test_cards_process.py does the same through the CLI.)"""
     from sqlalchemy import select
 
     from frontdesk import records
@@ -207,13 +206,14 @@ def test_filing_a_card_fills_the_form_gap_and_clears_the_flag_in_the_record(tmp_
     assert any(f.code == "insurance.missing_info" for f in form_out.flags)
     card_out, = process_batch([card_case.path], pipeline)
     assert card_out.document_type == "insurance_card", card_out.flags
+    assert card_out.status == "filed", card_out.flags
     with pipeline.db.begin() as s:
-        doc = s.get(Document, card_out.record_id)
-        result = records.extraction_result(s, doc.id)
+        result = records.extraction_result(s, card_out.record_id)
         assert result is not None and result.value(P + "member_id") == card_case.truth[P + "member_id"]
-        filing = file_card(s, doc, result, vocab=pipeline.reader.vocabulary)
-        assert filing.match.matched_by == "name_dob" and not filing.conflicts, filing.match.reason
-        assert P + "member_id" in filing.filled and filing.resolved
+        # Filing it again finds the same patient and nothing left to fill.
+        again = file_card(s, s.get(Document, card_out.record_id), result, vocab=pipeline.reader.vocabulary)
+        assert again.match.matched_by == "name_dob" and not again.conflicts, again.match.reason
+        assert not again.filled and not again.resolved and not again.flags
     with pipeline.db.begin() as s:
         patient = s.scalars(select(Patient)).one()
         field = next(f for f in patient.fields if f.key == P + "member_id")
