@@ -70,3 +70,7 @@ class ProcessOutcome(BaseModel):
     letters: list[StoredObject] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
     error: str | None = None
+    # A scanned stack: the input is filed whole (this record) and each form in it as its own document.
+    source_pages: list[int] | None = None  # a part's 1-based pages of the input
+    parent_record_id: str | None = None  # a part's stack
+    parts: list[ProcessOutcome] = Field(default_factory=list)

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from frontdesk import audit, records
@@ -42,6 +43,7 @@ SUPPORTED_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
 _IGNORED_PREFIXES = (".", "~$", "._")
 MISSING_INSURANCE_CODE = "insurance.missing_info"
 MISSING_INSURANCE_LETTER = "missing_insurance"
+STACK = "scan_stack"  # document_type recorded for a scan that held several documents
 
 
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -96,17 +98,36 @@ class IntakeWork:
     prefix: str = ""
     patient_id: str | None = None
     document_type: str | None = None  # from the records, for a duplicate whose reading is not reloaded
+    parts: list[IntakeWork] = field(default_factory=list)  # a scanned stack: each form in it
+    parent_id: str | None = None  # a part: the stack it was cut from
+    source_pages: list[int] | None = None  # a part: its 1-based pages of the input
+
+    def documents(self) -> list[IntakeWork]:
+        """The documents this input became: itself, or each form of a scanned stack."""
+        return list(self.parts) if self.parts else [self]
 
     def outcome(self) -> ProcessOutcome:
+        parts = [p.outcome() for p in self.parts]
+        status = self.status
+        doc_type = self.result.document_type if self.result else self.document_type
+        if parts:
+            # The input as a whole: it needs a person when any form in it does.
+            if status != "duplicate":
+                status = "needs_review" if any(p.status == "needs_review" for p in parts) else self.status
+            types = {p.document_type for p in parts}
+            doc_type = types.pop() if len(types) == 1 else None
         return ProcessOutcome(
             input=str(self.input),
-            status=self.status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
             record_id=self.document_id,
-            document_type=self.result.document_type if self.result else self.document_type,  # type: ignore[arg-type]
+            document_type=doc_type if doc_type != STACK else None,  # type: ignore[arg-type]
             stored=self.stored,
             letters=self.letters,
             flags=self.result.flags if self.result else [],
             error=self.error,
+            source_pages=self.source_pages,
+            parent_record_id=self.parent_id,
+            parts=parts,
         )
 
 
@@ -203,7 +224,10 @@ class Pipeline:
         except StorageError as exc:  # e.g. access denied: the spool keeps everything, the run goes on
             log.warning("spool not sent: %s", exc)
         with self.db.begin() as s:
-            pending = [(d.id, d.sha256, records.last_source_path(s, d.id)) for d in records.pending_documents(s)]
+            # A pending part of a scanned stack is completed by taking its stack again (which is pending too:
+            # a stack is completed after all its parts).
+            pending = [(d.id, d.sha256, records.last_source_path(s, d.id)) for d in records.pending_documents(s)
+                       if d.parent_id is None]
         for doc_id, sha, source in pending:
             path = Path(source) if source else None
             if path is not None and path.is_file() and _hash_or_none(path) == sha:
@@ -298,30 +322,108 @@ class Pipeline:
         # A retry writes the same bytes as the attempt it repairs: same keys, same receipt time.
         received = received or datetime.now(UTC).replace(microsecond=0)
         try:
-            work.result = self.reader.extract(work.input)
+            results = self.reader.extract_all(work.input)
         except InputFileError as exc:
             work.error = str(exc)
             return self._file(work, size, prefix or self._prefix("failed", work.document_id), received,
                               failed=exc.reason)
+        if len(results) > 1:
+            return self._file_stack(work, size, prefix or self._prefix("documents", work.document_id), received,
+                                    results)
+        work.result = results[0]
         return self._file(work, size, prefix or self._prefix("documents", work.document_id), received)
 
-    def _file(self, work: IntakeWork, size: int, prefix: str, received: datetime, *,
-              failed: str | None = None) -> IntakeWork:
-        """Reserve, store, complete: see the module docstring of :mod:`frontdesk.records`."""
+    def _file_stack(self, work: IntakeWork, size: int, prefix: str, received: datetime,
+                    results: list[ExtractionResult]) -> IntakeWork:
+        """A scan holding several documents: each is filed on its own (an original of only its pages, its
+        reading, its patient, its letters), then the whole scan with a list of its parts.
+
+        The stack is reserved first and completed last, so a crash in between leaves it pending and the
+        next run takes the file again: parts already complete are kept, pending ones are finished."""
+        from frontdesk import stacks
+
         assert work.sha256 and work.document_id
         work.prefix = prefix
-        suffix = _suffix(work.input)
         try:
             original = work.input.read_bytes()
         except OSError as exc:
             work.error = f"{work.input}: cannot read file ({exc.strerror or exc.__class__.__name__})"
             return work
-        if sha256_bytes(original) != work.sha256:  # changed since it was hashed: take it next time, whole
+        if sha256_bytes(original) != work.sha256:
             work.error = f"{work.input}: the file changed while it was read; it will be taken again"
-            work.status = "failed"
             return work
-        objects: list[tuple[PlannedObject, bytes]] = [
+        parts: list[IntakeWork] = []
+        for result in results:
+            pages = list(result.source_pages or [])
+            ident = sha256_bytes(f"{work.sha256}:pages={','.join(map(str, pages))}".encode())
+            parts.append(IntakeWork(input=work.input, sha256=ident, document_id=document_id(ident), result=result,
+                                    parent_id=work.document_id, source_pages=pages))
+        listing = {"document_id": work.document_id, "sha256": work.sha256,
+                   "received_at": received.isoformat(timespec="seconds"),
+                   "parts": [{"document_id": p.document_id, "pages": p.source_pages} for p in parts]}
+        body = json.dumps(listing, indent=2).encode()
+        suffix = _suffix(work.input)
+        objects = [
             (PlannedObject(f"{prefix}/original{suffix}", "original", work.sha256, size, _content_type(suffix)),
+             original),
+            (PlannedObject(f"{prefix}/stack.json", "stack", sha256_bytes(body), len(body), "application/json"), body),
+        ]
+        try:
+            with self.db.begin() as s:
+                records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
+                                         prefix=prefix, objects=[p for p, _ in objects],
+                                         source_path=str(work.input), received_at=received)
+        except (IntegrityError, ValueError):
+            log.info("document %s was recorded by another process", work.document_id)
+            work.status, work.error = "duplicate", None
+            return work
+        for part in parts:
+            assert part.sha256 and part.document_id and part.source_pages is not None
+            with self.db.begin() as s:
+                done = records.document_by_sha(s, part.sha256)
+                state = done.state if done is not None else None
+                done_outcome = (done.outcome if done is not None else None) or "filed"
+                part_prefix = done.storage_prefix if done is not None else self._prefix("documents", part.document_id)
+            if state is not None and state != "pending":  # filed by an attempt that crashed later
+                again = self._work_from_record(part.document_id, work.input, status=done_outcome,
+                                               with_result=True)
+                assert again is not None
+                again.parent_id, again.source_pages = work.document_id, part.source_pages
+                parts[parts.index(part)] = again
+                continue
+            data, part_suffix = stacks.pages_of(work.input, part.source_pages)
+            self._file(part, len(data), part_prefix, received, original=data, suffix=part_suffix)
+        work.parts = parts
+        work.stored = [self.storage.put_bytes(data, planned.key, content_type=planned.content_type)
+                       for planned, data in objects]
+        with self.db.begin() as s:
+            doc = records.complete_document(s, work.document_id, result=None, outcome="filed", stored=work.stored)
+            if doc is not None:
+                doc.document_type, doc.pages = STACK, len(results)
+        work.status, work.document_type = "filed", STACK
+        log.info("filed scan %s as %d documents", work.document_id, len(parts))
+        return work
+
+    def _file(self, work: IntakeWork, size: int, prefix: str, received: datetime, *,
+              failed: str | None = None, original: bytes | None = None, suffix: str | None = None) -> IntakeWork:
+        """Reserve, store, complete: see the module docstring of :mod:`frontdesk.records`. ``original`` is
+        given for a part of a scanned stack (its own pages); otherwise it is the input file."""
+        assert work.sha256 and work.document_id
+        work.prefix = prefix
+        suffix = suffix or _suffix(work.input)
+        if original is None:
+            try:
+                original = work.input.read_bytes()
+            except OSError as exc:
+                work.error = f"{work.input}: cannot read file ({exc.strerror or exc.__class__.__name__})"
+                return work
+            if sha256_bytes(original) != work.sha256:  # changed since it was hashed: take it next time, whole
+                work.error = f"{work.input}: the file changed while it was read; it will be taken again"
+                work.status = "failed"
+                return work
+        original_sha = sha256_bytes(original) if work.parent_id else work.sha256
+        objects: list[tuple[PlannedObject, bytes]] = [
+            (PlannedObject(f"{prefix}/original{suffix}", "original", original_sha, size, _content_type(suffix)),
              original)]
         if failed is not None:
             note = f"{failed}\nsource file: {work.input.name}\nsha256: {work.sha256}\n".encode()
@@ -329,22 +431,28 @@ class Pipeline:
                                           "text/plain"), note))
         else:
             assert work.result is not None
-            record = {
+            record: dict[str, Any] = {
                 "document_id": work.document_id,
                 "sha256": work.sha256,
                 "received_at": received.isoformat(timespec="seconds"),
                 "source_name": work.input.name,
                 "extraction": work.result.model_dump(mode="json"),
             }
+            if work.parent_id:
+                record["sha256"] = original_sha
+                record["source"] = {"document_id": work.parent_id, "pages": work.source_pages}
             body = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")
             objects.append((PlannedObject(f"{prefix}/extraction.json", "extraction", sha256_bytes(body),
                                           len(body), "application/json"), body))
         try:
             with self.db.begin() as s:
                 before = {r.key for r in records.document_objects(s, work.document_id)[0]}
-                records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
-                                         prefix=prefix, objects=[p for p, _ in objects],
-                                         source_path=str(work.input), received_at=received)
+                reserved = records.reserve_document(s, document_id=work.document_id, sha256=work.sha256,
+                                                    size=size, prefix=prefix, objects=[p for p, _ in objects],
+                                                    source_path=str(work.input), received_at=received)
+                if work.parent_id:
+                    reserved.parent_id = work.parent_id
+                    reserved.source_pages = ",".join(map(str, work.source_pages or []))
         except (IntegrityError, ValueError):  # another process recorded the same file a moment ago
             log.info("document %s was recorded by another process", work.document_id)
             work.status, work.result, work.error = "duplicate", None, None
@@ -392,6 +500,15 @@ class Pipeline:
                               document_type=doc.document_type)
             work.stored = [self._as_stored(r) for r in rows]
             work.letters = [self._as_stored(r) for r in letter_rows if r.state != "pending"]
+            work.parent_id = doc.parent_id
+            work.source_pages = [int(n) for n in doc.source_pages.split(",") if n] if doc.source_pages else None
+            child_ids = list(s.scalars(select(Document.id).where(Document.parent_id == doc_id)
+                                       .order_by(Document.source_pages)))
+        for child in child_ids:
+            part = self._work_from_record(child, input_path, status=status, with_result=with_result)
+            if part is not None:
+                work.parts.append(part)
+        work.parts.sort(key=lambda p: p.source_pages or [])
         return work
 
     # --- letters -----------------------------------------------------------------------------------------
@@ -443,6 +560,8 @@ class Pipeline:
         from frontdesk.convert import docx_to_pdf
         from frontdesk.rendering import render_docx
 
+        given = works
+        works = [d for w in works for d in w.documents()]
         candidates: list[IntakeWork] = []
         for w in [*works, *self._letters_due]:
             if w.document_id and w.status != "failed" and not w.letters and self.needs_missing_insurance_letter(w) \
@@ -467,7 +586,7 @@ class Pipeline:
                 for doc_id in no_letter:
                     records.finish_without_letters(s, doc_id)
         if not todo:
-            return list(works)
+            return list(given)
         template = self.settings.letters_dir / f"{MISSING_INSURANCE_LETTER}.docx"
         with tempfile.TemporaryDirectory(prefix="frontdesk-letters-") as tmp:
             tmpdir = Path(tmp)
@@ -480,7 +599,7 @@ class Pipeline:
             for w, pdf, ctx in zip(todo, pdfs, contexts, strict=True):
                 self._file_letter(w, pdf.read_bytes(), ctx)
         log.info("filed %d missing-insurance letters", len(todo))
-        return list(works)
+        return list(given)
 
     def _file_letter(self, work: IntakeWork, pdf: bytes, context: dict[str, Any]) -> None:
         assert work.document_id is not None

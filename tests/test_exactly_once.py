@@ -247,14 +247,14 @@ def test_a_document_that_cannot_be_completed_does_not_block_the_others(
         with pytest.raises(Crash):
             process_batch([cases[0].path], Pipeline(settings))
     pipeline = Pipeline(settings)
-    real = pipeline.reader.extract
+    real = pipeline.reader.extract_all
 
     def reader_bug(path: Path) -> Any:
         if path == cases[0].path:
             raise RuntimeError("a reader bug on this one file")
         return real(path)
 
-    monkeypatch.setattr(pipeline.reader, "extract", reader_bug)
+    monkeypatch.setattr(pipeline.reader, "extract_all", reader_bug)
     assert [o.status for o in process_batch([cases[1].path], pipeline)] == ["filed"]
     report = verify_storage(pipeline.db, pipeline.storage)
     assert len(report.pending_documents) == 1 and report.orphans == []

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     reader = Reader(ctx.settings, args.forms_dir)
     try:
-        result = reader.extract(args.file)
+        results = reader.extract_all(args.file)
     except InputFileError as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return ExitCode.bad_input
@@ -33,15 +33,22 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         print(f"frontdesk: {args.file}: cannot be read ({exc.__class__.__name__})", file=sys.stderr)
         return ExitCode.bad_input
     if args.json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        # The documented shape is the first document; a scanned stack adds every document it holds.
+        out = results[0].model_dump(mode="json")
+        if len(results) > 1:
+            out["documents"] = [r.model_dump(mode="json") for r in results]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
         return ExitCode.ok
     vocab = reader.vocabulary
-    print(f"{args.file}: {result.document_type}" + (f" ({result.form}, read from {result.method})" if result.form else ""))
-    for key, fr in result.fields.items():
-        value = "" if fr.value is None else ("yes" if fr.value is True else "no" if fr.value is False else fr.value)
-        print(f"  {vocab.label(key):<40} {value}")
-    if result.flags:
-        print("Flags:")
-        for f in result.flags:
-            print(f"  [{f.severity}] {f.code}: {f.message}")
+    for result in results:
+        pages = f" [pages {', '.join(map(str, result.source_pages))}]" if len(results) > 1 and result.source_pages else ""
+        print(f"{args.file}{pages}: {result.document_type}"
+              + (f" ({result.form}, read from {result.method})" if result.form else ""))
+        for key, fr in result.fields.items():
+            value = "" if fr.value is None else ("yes" if fr.value is True else "no" if fr.value is False else fr.value)
+            print(f"  {vocab.label(key):<40} {value}")
+        if result.flags:
+            print("Flags:")
+            for f in result.flags:
+                print(f"  [{f.severity}] {f.code}: {f.message}")
     return ExitCode.ok

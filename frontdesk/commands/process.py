@@ -35,18 +35,26 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
 def render_summary(outcomes: list[ProcessOutcome], storage_root: Path) -> str:
     lines = [f"{'input':<40} {'status':<13} {'record':<22} letters"]
+    documents: list[ProcessOutcome] = []
     for o in outcomes:
         name = Path(o.input).name
         lines.append(f"{name[:40]:<40} {o.status:<13} {o.record_id or '-':<22} {len(o.letters)}")
         if o.error:
             lines.append(f"    {o.error}")
-        for f in o.flags:
-            if f.severity == "error":
-                lines.append(f"    [{f.severity}] {f.code}: {f.message}")
-    counts = Counter(o.status for o in outcomes)
-    letters = sum(len(o.letters) for o in outcomes)
+        rows = [o]
+        if o.parts:  # a scanned stack: one line per form in it
+            rows = o.parts
+            for p in o.parts:
+                where = f"  pages {','.join(map(str, p.source_pages or []))}"
+                lines.append(f"{where[:40]:<40} {p.status:<13} {p.record_id or '-':<22} {len(p.letters)}")
+                lines.extend(f"    [{f.severity}] {f.code}: {f.message}" for f in p.flags if f.severity == "error")
+        else:
+            lines.extend(f"    [{f.severity}] {f.code}: {f.message}" for f in o.flags if f.severity == "error")
+        documents.extend(rows)
+    counts = Counter(o.status for o in documents)
+    letters = sum(len(o.letters) for o in documents)
     lines.append("")
-    lines.append(f"{len(outcomes)} documents: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-                 + f"; {letters} letters")
+    lines.append(f"{len(documents)} documents from {len(outcomes)} files: "
+                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f"; {letters} letters")
     lines.append(f"Filed under {storage_root}")
     return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""A stack of forms scanned into one file is filed as one document per form, each with only its own pages."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from frontdesk.db.models import Document, StoredObjectRow
+from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.records import verify_storage
+from tests.fixtures import scans
+
+pytestmark = pytest.mark.integration
+
+
+def _pdf_pages(data: bytes) -> int:
+    import pypdf
+
+    return len(pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+def _read(pipeline: Pipeline, key: str) -> bytes:
+    return pipeline.storage.get_bytes(key)
+
+
+def _scenario_wants_letter(scenario: str) -> bool:
+    return scenario in ("member_id_blank", "payer_blank")
+
+
+def test_a_duplex_stack_is_filed_as_one_document_per_form(tmp_path: Path, settings: Any) -> None:
+    scenarios = ("complete", "member_id_blank", "self_pay", "payer_blank")
+    path, cases, spans = scans.generate_stack(tmp_path / "inbox" / "stack", 4, seed=41, scenarios=scenarios)
+    pipeline = Pipeline(settings)
+    [outcome] = process_batch([path], pipeline)
+
+    assert outcome.status in ("filed", "needs_review")
+    assert [p.source_pages for p in outcome.parts] == spans  # blank backs dropped
+    assert {p.parent_record_id for p in outcome.parts} == {outcome.record_id}
+    assert len({p.record_id for p in outcome.parts}) == 4
+    for case, part in zip(cases, outcome.parts, strict=True):
+        assert part.document_type == "intake_form"
+        original = next(o for o in part.stored if "/original" in o.key)
+        assert _pdf_pages(_read(pipeline, original.key)) == len(case_span := spans[cases.index(case)])
+        assert case_span
+        record = json.loads(_read(pipeline, next(o.key for o in part.stored if o.key.endswith("extraction.json"))))
+        assert record["source"] == {"document_id": outcome.record_id, "pages": part.source_pages}
+        assert record["extraction"]["fields"]["patient.date_of_birth"]["value"] == case.truth["patient.date_of_birth"]
+        assert bool(part.letters) == _scenario_wants_letter(case.scenario), case.scenario
+
+    # The whole scan is kept once, with the list of its parts; nothing in the listing is patient data.
+    listing = json.loads(_read(pipeline, f"{outcome.stored[0].key.rsplit('/', 1)[0]}/stack.json"))
+    assert [p["pages"] for p in listing["parts"]] == spans
+    assert _pdf_pages(_read(pipeline, outcome.stored[0].key)) == 8
+
+    # Each form belongs to its own patient; none of them is linked to the stack as a whole.
+    with pipeline.db.begin() as s:
+        parts = list(s.scalars(select(Document).where(Document.parent_id == outcome.record_id)))
+        assert len({d.patient_id for d in parts}) == 4 and None not in {d.patient_id for d in parts}
+        stack = s.get(Document, outcome.record_id)
+        assert stack is not None and stack.patient_id is None and stack.state == "complete"
+    assert verify_storage(pipeline.db, pipeline.storage).ok
+
+
+def test_the_same_stack_again_is_a_duplicate_with_its_parts(tmp_path: Path, settings: Any) -> None:
+    path, _cases, spans = scans.generate_stack(tmp_path / "inbox" / "stack", 3, seed=42, scenarios=("complete",))
+    first = process_batch([path], Pipeline(settings))[0]
+    pipeline = Pipeline(settings)
+    again = process_batch([path], pipeline)[0]
+    assert again.status == "duplicate" and again.record_id == first.record_id
+    assert [p.record_id for p in again.parts] == [p.record_id for p in first.parts]
+    assert [p.source_pages for p in again.parts] == spans
+    with pipeline.db.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Document)) == 4  # the stack and its three forms
+
+
+def test_a_crash_half_way_through_a_stack_is_finished_by_the_next_run(
+        tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from frontdesk import stacks
+
+    path, _cases, spans = scans.generate_stack(tmp_path / "inbox" / "stack", 3, seed=43, scenarios=("complete",))
+    real = stacks.pages_of
+    calls = {"n": 0}
+
+    def crash_on_second(p: Path, numbers: Any) -> tuple[bytes, str]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("power cut")
+        return real(p, numbers)
+
+    monkeypatch.setattr(stacks, "pages_of", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        process_batch([path], Pipeline(settings))
+    monkeypatch.setattr(stacks, "pages_of", real)
+
+    pipeline = Pipeline(settings)
+    [outcome] = process_batch([path], pipeline)
+    assert outcome.status in ("filed", "needs_review"), [p.flags for p in outcome.parts]
+    assert all(p.status in ("filed", "needs_review") for p in outcome.parts)
+    assert [p.source_pages for p in outcome.parts] == spans
+    with pipeline.db.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Document)) == 4
+        assert s.scalar(select(func.count()).select_from(Document).where(Document.state == "pending")) == 0
+        originals = s.scalar(select(func.count()).select_from(StoredObjectRow)
+                             .where(StoredObjectRow.role == "original"))
+        assert originals == 4
+    assert verify_storage(pipeline.db, pipeline.storage).ok
+
+
+def test_a_faxed_stack_keeps_its_parts_as_fax_tiffs(tmp_path: Path, settings: Any) -> None:
+    path, _cases, spans = scans.generate_stack(tmp_path / "inbox" / "fax", 2, seed=44, tier="fax",
+                                               scenarios=("complete",))
+    pipeline = Pipeline(settings)
+    [outcome] = process_batch([path], pipeline)
+    assert [p.source_pages for p in outcome.parts] == spans
+    for part in outcome.parts:
+        original = next(o for o in part.stored if "/original" in o.key)
+        assert original.key.endswith(".tif")
+        with Image.open(io.BytesIO(_read(pipeline, original.key))) as img:
+            assert img.n_frames == len(part.source_pages or [])
+            assert img.mode == "1" and img.info.get("compression") == "group4"
