@@ -3,7 +3,8 @@
 A scan may hold a stack of forms, scanned duplex with blank backs. Pages are looked at one by one:
 blank pages are dropped; every other page is recognised as a page of some template (or of none). A new
 document begins where the template changes, where a page of the current form comes round again (the next
-form's copy of it), or where unrecognised pages begin. So a two-page form scanned back to front is still
+form's copy of it), where unrecognised pages begin, after a separator sheet (a QR code, see
+``is_separator``) and, when the practice asks for it, after a blank page. So a two-page form scanned back to front is still
 one document, and a form with a page missing gets ``page.missing`` for it rather than invented values.
 Only the current document's pages are held in memory.
 """
@@ -38,6 +39,8 @@ class ScanOptions:
     deadline: float | None = None  # seconds for a file, plus ``page_seconds`` for each of its pages
     page_seconds: float = 8.0
     tessdata_cache: Path | None = None
+    separator_codes: frozenset[str] = frozenset({"PATCHT"})  # QR contents of separator sheets
+    split_on_blank: bool = False  # blank pages end a document (off: duplex backs are blank)
 
 
 @dataclass
@@ -72,6 +75,32 @@ def is_blank(small: np.ndarray) -> bool:
 
 def _is_dark(small: np.ndarray) -> bool:
     return float(np.percentile(small, 90)) < 80
+
+
+_qr = cv2.QRCodeDetector()
+
+
+def is_separator(gray: np.ndarray, codes: frozenset[str]) -> bool:
+    """A separator sheet: a page carrying a QR code whose text is one of ``codes`` (PATCHT, as many
+    scanners and paperless-ngx use, unless the practice configured its own). Only pages no form template
+    matched are looked at, so forms cost nothing; the code is looked for at a resolution of ~150 dpi and,
+    when it is small, at full resolution."""
+    if not codes:
+        return False
+    wanted = {c.strip().upper() for c in codes}
+    h = gray.shape[0]
+    tries = [gray]
+    if h > 1800:
+        f = 1650 / h
+        tries.insert(0, cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
+    for img in tries:
+        try:
+            text, points, _ = _qr.detectAndDecode(img)
+        except cv2.error:
+            continue
+        if points is not None and text and text.strip().upper() in wanted:
+            return True
+    return False
 
 
 def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptions,
@@ -109,10 +138,17 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
         small = register.small(page.gray)
         if is_blank(small):
             blanks.append(page.index + 1)
+            if opts.split_on_blank:
+                finish(current)
+                current = None
             continue
         match, _n = register.best_match(page.gray, templates) if not _is_dark(small) else (None, 0)
         if match is not None and match.inliers < register.MIN_INLIERS:
             match = None
+        if match is None and not _is_dark(small) and is_separator(page.gray, opts.separator_codes):
+            finish(current)
+            current = None
+            continue
         p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small))
         if match is None:
             # Unrecognised pages stay in memory until their document ends: hold at most a few at a time.

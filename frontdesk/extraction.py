@@ -49,6 +49,7 @@ class Reader:
                           rasterise_timeout=ex.tesseract_timeout),
             tesseract_timeout=ex.tesseract_timeout, deadline=ex.read_timeout, page_seconds=ex.scan_page_seconds,
             tessdata_cache=ex.tessdata_cache,
+            separator_codes=frozenset(ex.separator_codes), split_on_blank=ex.split_on_blank_pages,
         )
 
     def read_raw_all(self, path: Path) -> list[RawDocument]:

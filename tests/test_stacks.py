@@ -124,3 +124,74 @@ def test_a_faxed_stack_keeps_its_parts_as_fax_tiffs(tmp_path: Path, settings: An
         with Image.open(io.BytesIO(_read(pipeline, original.key))) as img:
             assert img.n_frames == len(part.source_pages or [])
             assert img.mode == "1" and img.info.get("compression") == "group4"
+
+
+def _letter_page(rnd: Any, lines: int) -> Image.Image:
+    """A typed page that is not a form (a cover letter, a lab report) at 300 dpi."""
+    from PIL import ImageDraw, ImageFont
+
+    page = Image.new("L", (2550, 3300), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype("DejaVuSans.ttf", 42)
+    words = "please find enclosed the results of the examination requested for your patient".split()
+    for i in range(lines):
+        draw.text((250, 300 + i * 70), " ".join(rnd.choice(words) for _ in range(9)), fill=0, font=font)
+    return page
+
+
+def _separator_page(tmp: Path) -> Image.Image:
+    import pypdfium2 as pdfium
+
+    from frontdesk.commands.separator import write_separator_sheet
+
+    pdf = pdfium.PdfDocument(str(write_separator_sheet(tmp / "sep.pdf", "PATCHT")))
+    return pdf[0].render(scale=300 / 72, grayscale=True).to_pil().convert("L")
+
+
+@pytest.mark.parametrize("tier", ["scan300", "fax"])
+def test_separator_sheets_split_documents_that_are_not_forms(tmp_path: Path, settings: Any, tier: str) -> None:
+    import random
+
+    from faker import Faker
+
+    from frontdesk.extraction import Reader
+    from tests.fixtures import generator as gen
+
+    rnd, fake = random.Random(45), Faker("en_US")
+    fake.seed_instance(45)
+    sep = _separator_page(tmp_path)
+
+    def form() -> list[Image.Image]:
+        printed, _truth = gen._make_record(rnd, fake, "complete", gen.date(2026, 11, 15))
+        return scans.print_form(gen.DEFAULT_TEMPLATE, scans._fit_values(gen.DEFAULT_TEMPLATE, printed), rnd)
+
+    printed = [*form(), sep, _letter_page(rnd, 6), _letter_page(rnd, 4), sep, _letter_page(rnd, 5), sep,
+               *form()]
+    pages = [scans.scan_page(p, tier, rnd) for p in printed]
+    path = scans.save_scan(pages, tier, tmp_path / "mixed", rnd)
+    results = Reader(settings).extract_all(path)
+    assert [r.source_pages for r in results] == [[1], [3, 4], [6], [8]]
+    assert [r.document_type == "intake_form" for r in results] == [True, False, False, True]
+
+    if tier != "scan300":
+        return
+    # Without separator codes the two letters run together as one document.
+    off = settings.model_copy(update={"extraction": settings.extraction.model_copy(update={"separator_codes": []})})
+    assert [r.source_pages for r in Reader(off).extract_all(path)] == [[1], [2, 3, 4, 5, 6, 7], [8]]
+
+
+def test_the_separator_sheet_command_writes_a_sheet_the_reader_recognises(tmp_path: Path, fd_env: Any) -> None:
+    import pypdfium2 as pdfium
+
+    from extractors.scan import is_separator
+    from tests.conftest import run_cli
+
+    proc = run_cli("separator-sheet", str(tmp_path / "sheets.pdf"), "--copies", "2", env=fd_env)
+    assert proc.returncode == 0, proc.stderr
+    pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
+    assert len(pdf) == 2
+    import numpy as np
+
+    gray = np.asarray(pdf[0].render(scale=200 / 72, grayscale=True).to_pil().convert("L"))
+    assert is_separator(gray, frozenset({"PATCHT"}))
+    assert not is_separator(gray, frozenset({"SOMETHING-ELSE"}))
