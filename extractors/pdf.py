@@ -98,6 +98,28 @@ def read_text_layer(pdf: pdfplumber.PDF, tpl: FormTemplate, mapping: list[int | 
     return doc
 
 
+MAX_UNRECOGNISED_PAGES = 20  # a letter is a few pages; a long unknown PDF is not read word by word
+
+
+def read_unrecognised_text(pdf: pdfplumber.PDF) -> RawDocument:
+    """A PDF with a text layer that matches no form template: a typed letter (a referral sent as a PDF)
+    or a card printed from a payer's portal is classified and read from its words
+    (:mod:`extractors.classify`); anything else stays ``unknown`` with ``form.unrecognised`` and the
+    reason it is neither."""
+    from extractors import classify, nlp  # spaCy loads only when a PDF is neither a form nor image-only
+
+    pages = [classify.PageInput(i + 1, words=nlp.words_from_pdfplumber(page, i + 1), units_per_inch=72.0)
+             for i, page in enumerate(pdf.pages[:MAX_UNRECOGNISED_PAGES])]
+    found = classify.recognise(pages, method="text")
+    if found.document is not None:
+        found.document.pages = len(pdf.pages)
+        return found.document
+    return RawDocument(
+        document_type="unknown", method="text", pages=len(pdf.pages),
+        flags=[RawFlag("form.unrecognised", "error", f"the document matches no known form template ({found.reason})")],
+    )
+
+
 def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument | None:
     """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template.
     None when the PDF has no text at all: its pages are images and need the scan reader."""
@@ -120,10 +142,7 @@ def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float =
                 return None  # no text layer: the pages are images, for the scan reader
             tpl, mapping, _score = registry.by_words(words, match_threshold)
             if tpl is None:
-                return RawDocument(
-                    document_type="unknown", method="text", pages=len(pdf.pages),
-                    flags=[RawFlag("form.unrecognised", "error", "the document matches no known form template")],
-                )
+                return read_unrecognised_text(pdf)
             return read_text_layer(pdf, tpl, mapping)
     except UnreadablePDF:
         raise

@@ -151,3 +151,43 @@ def test_form_and_card_in_one_run_write_no_letter_that_would_be_mailed(tmp_path:
         letters = list(s.scalars(select(Letter)))
         assert [(lt.kind, lt.status) for lt in letters] == [("missing_insurance", "void")]
         assert not pending_pieces(s, settings, "letters")
+
+
+@pytest.mark.integration
+def test_a_typed_letter_is_filed_to_its_patient_and_a_strangers_letter_is_left_for_a_person(
+        tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from faker import Faker
+
+    from frontdesk import records
+    from frontdesk.db.models import Document
+    from frontdesk.pipeline import Pipeline, process_batch
+    from tests.fixtures import letters as letter_gen
+
+    case = intake_case(tmp_path / "forms", "complete")
+    t = case.truth
+    r = random.Random(4)
+    fake = Faker("en_US")
+    fake.seed_instance(4)
+    out = tmp_path / "letters"
+    out.mkdir()
+    ours = letter_gen.make_letter(r, fake, "referral", (str(t["patient.first_name"]), str(t["patient.last_name"]),
+                                                        date.fromisoformat(str(t["patient.date_of_birth"]))),
+                                  date(2026, 11, 15), None)
+    letter_gen.draw_letter(ours, r, out / "referral.pdf")
+    theirs = letter_gen.make_letter(r, fake, "records_request", ("Quentin", "Abernathy", date(1950, 3, 3)),
+                                    date(2026, 11, 15), None)
+    letter_gen.draw_letter(theirs, r, out / "request.pdf")
+
+    pipeline = Pipeline(settings)
+    form_out, ours_out, theirs_out = process_batch([case.path, out / "referral.pdf", out / "request.pdf"], pipeline)
+    assert (ours_out.document_type, ours_out.status) == ("correspondence", "filed"), ours_out.flags
+    assert (theirs_out.document_type, theirs_out.status) == ("correspondence", "needs_review")
+    unmatched = [f for f in theirs_out.flags if f.code == "correspondence.unmatched"]
+    assert len(unmatched) == 1 and unmatched[0].severity == "error"
+    assert "Quentin" not in unmatched[0].message and "Abernathy" not in unmatched[0].message
+    with pipeline.db.begin() as s:
+        patient_id = s.get(Document, form_out.record_id).patient_id
+        view = records.show_patient(s, patient_id)
+        assert view is not None
+        assert {d.id for d in view.documents} == {form_out.record_id, ours_out.record_id}
+        assert s.get(Document, theirs_out.record_id).patient_id is None

@@ -133,3 +133,57 @@ def test_frontdesk_extract_reads_a_card_photo_as_an_insurance_card(tmp_path: Pat
     assert data["document_type"] == "insurance_card"
     assert data["fields"]["insurance.primary.payer_name"]["value"] == "Aetna"
     assert data["fields"]["insurance.primary.member_id"]["value"] == case.truth["insurance.primary.member_id"]
+
+
+# -- PDFs with a text layer that match no form template ---------------------------------------------
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from extractors import TemplateRegistry
+
+    return TemplateRegistry([Path(__file__).resolve().parents[1] / "templates" / "forms"])
+
+
+def test_a_typed_letter_pdf_is_correspondence_not_an_unrecognised_form(tmp_path: Path) -> None:
+    """A referral typed and sent as a PDF (text layer, no template): the dispatcher classifies and reads
+    it from its words instead of calling it an unrecognised form."""
+    from extractors import read_document
+
+    cases, _ = letter_gen.generate_letters(tmp_path, 6, seed=8, kinds=("typed",), n_patients=10)
+    for case in cases:
+        doc = read_document(case.path, _registry())
+        assert (doc.document_type, doc.method) == ("correspondence", "text"), [f.message for f in doc.flags]
+        assert doc.fields["correspondence.type"].raw == case.letter_type
+        codes = [f.code for f in doc.flags]
+        assert "form.unrecognised" not in codes and codes[0] == "document.classified"
+        assert doc.source_pages == list(range(1, doc.pages + 1))
+
+
+def test_a_text_pdf_that_is_neither_form_card_nor_letter_stays_unrecognised_with_the_reason(tmp_path: Path) -> None:
+    from reportlab.pdfgen import canvas
+
+    from extractors import read_document
+
+    path = tmp_path / "note.pdf"
+    c = canvas.Canvas(str(path), pagesize=(612, 792))
+    for i, line in enumerate(("Staff parking", "Level 2 is closed on Friday.", "Use the east gate.")):
+        c.drawString(72, 700 - 20 * i, line)
+    c.save()
+    doc = read_document(path, _registry())
+    assert (doc.document_type, doc.method, doc.form) == ("unknown", "text", None)
+    flag, = doc.flags
+    assert flag.code == "form.unrecognised" and flag.severity == "error"
+    assert "matches no known form template" in flag.message and "neither a card nor a letter" in flag.message
+
+
+@pytest.mark.integration
+def test_frontdesk_extract_reads_a_typed_referral_pdf(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    cases, _ = letter_gen.generate_letters(tmp_path, 1, seed=3, kinds=("typed",), types=("referral",))
+    out = run_cli("extract", str(cases[0].path), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["document_type"] == "correspondence"
+    assert data["fields"]["correspondence.type"]["value"] == "referral"
+    assert "form.unrecognised" not in {f["code"] for f in data["flags"]}
