@@ -34,6 +34,7 @@ from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
 from extractors import nlp as N
+from extractors import spacy_model
 from extractors.base import RawField, RawFlag
 
 P = "insurance.primary."
@@ -450,14 +451,14 @@ BUILDS = {"card": 0}
 
 
 def card_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
-    """The card pipeline, built once per process (per payer list)."""
-    return _card_nlp(Path(payers).resolve())
+    """The card pipeline, built once per process (per payer list and spaCy model)."""
+    return _card_nlp(Path(payers).resolve(), spacy_model.current())
 
 
 @cache
-def _card_nlp(payers: Path) -> Language:
+def _card_nlp(payers: Path, model: str | None) -> Language:
     BUILDS["card"] += 1
-    nlp = N.blank_pipeline()
+    nlp = N.blank_pipeline(model)
     nlp.add_pipe("join_hyphenated")
     ruler = nlp.add_pipe("span_ruler", name="card_labels", config={"spans_key": LABEL_KEY, "phrase_matcher_attr": "LOWER"})
     ruler.add_patterns(_card_patterns(nlp))  # type: ignore[attr-defined]

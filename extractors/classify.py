@@ -376,7 +376,7 @@ def decide(looks: Sequence[PageLook], payers: Path = N.DEFAULT_PAYERS) -> tuple[
 
 
 def recognise(pages: Sequence[PageInput], *, eng: ocr.OcrEngine | None = None, timeout: float = 60.0,
-              call_timeout: float = 30.0, payers: Path = N.DEFAULT_PAYERS, letter_model: str | None = None,
+              call_timeout: float = 30.0, payers: Path = N.DEFAULT_PAYERS,
               method: str | None = None) -> Recognition:
     """Classify pages no template matched, and read them when they are a card or a letter.
 
@@ -404,7 +404,7 @@ def recognise(pages: Sequence[PageInput], *, eng: ocr.OcrEngine | None = None, t
         return Recognition(dtype, reason, doc, evidence)
     if dtype == "correspondence":
         words = [w for lk in looks for w in lk.words]
-        letter = correspondence.read_letter_words(words, payers=payers, model=letter_model)
+        letter = correspondence.read_letter_words(words, payers=payers)
         doc = RawDocument(document_type="correspondence", method=method, pages=len(pages), fields=letter.fields,
                           flags=[classified, *letter.flags], present=set(correspondence.LETTER_KEYS),
                           source_pages=numbers)

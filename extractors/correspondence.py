@@ -35,6 +35,7 @@ from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
 from extractors import nlp as N
+from extractors import spacy_model
 from extractors.base import RawField, RawFlag
 
 C = "correspondence."
@@ -652,14 +653,14 @@ BUILDS = {"letter": 0}
 
 
 def letter_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
-    """The letter pipeline, built once per process (per payer list)."""
-    return _letter_nlp(Path(payers).resolve())
+    """The letter pipeline, built once per process (per payer list and spaCy model)."""
+    return _letter_nlp(Path(payers).resolve(), spacy_model.current())
 
 
 @cache
-def _letter_nlp(payers: Path) -> Language:
+def _letter_nlp(payers: Path, model: str | None) -> Language:
     BUILDS["letter"] += 1
-    nlp = N.blank_pipeline()
+    nlp = N.blank_pipeline(model)
     nlp.add_pipe("join_hyphenated")
     ruler = nlp.add_pipe("span_ruler", name="letter_cues", config={"spans_key": CUE_KEY})
     ruler.add_patterns([{"label": k, "pattern": p} for k, ps in CUES.items() for p in ps])  # type: ignore[attr-defined]
@@ -739,15 +740,12 @@ class LetterReading:
     how: dict[str, str] = field(default_factory=dict)
 
 
-def read_letter_words(words: Sequence[N.WordBox], *, payers: Path = N.DEFAULT_PAYERS,
-                      model: str | None = None) -> LetterReading:
+def read_letter_words(words: Sequence[N.WordBox], *, payers: Path = N.DEFAULT_PAYERS) -> LetterReading:
     """Type and fields of a letter from its words (all pages)."""
     nlp = letter_nlp(payers)
     doc = nlp(N.make_doc(nlp, words))
     hits: dict[str, N.FieldHit] = doc._.fields
-    stat = N.optional_model(model)
-    if stat is not None:
-        _fill_from_model(stat, doc, hits)
+    _fill_from_model(doc, hits)
     out = LetterReading(type_reason=doc._.letter_type_reason or "")
     out.fields[C + "type"] = RawField(doc._.letter_type or "other", 1.0, 1)
     out.how[C + "type"] = out.type_reason
@@ -764,20 +762,20 @@ def read_letter_words(words: Sequence[N.WordBox], *, payers: Path = N.DEFAULT_PA
     return out
 
 
-def _fill_from_model(stat: Language, doc: Doc, hits: dict[str, N.FieldHit]) -> None:
-    """Where rules found no patient or sender, a statistical model's PERSON/ORG entities (first page,
-    outside the salutation and signature) are used, with lower confidence."""
-    text_doc = stat(doc.text)
+def _fill_from_model(doc: Doc, hits: dict[str, N.FieldHit]) -> None:
+    """Where rules found no patient or sender, the PERSON/ORG entities of a statistical model (when the
+    pipeline is built on one, see :mod:`extractors.spacy_model`) are used, with lower confidence. A blank
+    pipeline has none: nothing changes."""
+    found = [e for e in N.model_entities(doc) if e[0]._.line == e[-1]._.line]
     if C + "patient_name" not in hits:
-        for e in text_doc.ents:
+        for e in found:
             if e.label_ == "PERSON" and len(e.text.split()) >= 2 and not e.text.lower().startswith(("dr", "dear")):
-                toks = [doc[i] for i in range(len(doc)) if doc[i].idx >= e.start_char and doc[i].idx < e.end_char]
-                if toks:
-                    hits[C + "patient_name"] = N.FieldHit(e.text, min(0.7, min(float(t._.conf) for t in toks)),
-                                                          toks[0]._.page, "statistical model (PERSON)")
-                    break
+                hits[C + "patient_name"] = N.FieldHit(e.text, min(0.7, min(float(t._.conf) for t in e)),
+                                                      e[0]._.page, "statistical model (PERSON)", tuple(t.i for t in e))
+                break
     if C + "sender" not in hits:
-        for e in text_doc.ents:
+        for e in found:
             if e.label_ == "ORG":
-                hits[C + "sender"] = N.FieldHit(e.text, 0.7, 1, "statistical model (ORG)")
+                hits[C + "sender"] = N.FieldHit(e.text, 0.7, e[0]._.page, "statistical model (ORG)",
+                                                tuple(t.i for t in e))
                 break

@@ -8,10 +8,12 @@ components (SpanRuler, EntityRuler, Matcher) find the words and small geometric 
 neighbours.
 
 Why a blank English pipeline: the tokenizer, the rule matchers and custom components are all that is
-needed and they run in milliseconds. A statistical model is optional (letters only; see
-:func:`optional_model`). Pipelines are built once per process by the ``cache``-decorated builders in
-:mod:`extractors.cards` and :mod:`extractors.correspondence`; building one takes ~0.2 s, reading with one
-takes a few milliseconds.
+needed and they run in milliseconds. A statistical model is optional: named in the setting
+``extraction.spacy_model`` (:mod:`extractors.spacy_model`), it is loaded instead of the blank pipeline
+and the project's components are added after its own; its PERSON and ORG entities then name a letter's
+patient or sender where the rules found none. Pipelines are built once per process (per model) by the
+``cache``-decorated builders in :mod:`extractors.cards` and :mod:`extractors.correspondence`; building
+one takes ~0.2 s, reading with one takes a few milliseconds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span, Token
 from spacy.util import compile_infix_regex, compile_suffix_regex
+
+from extractors import spacy_model
 
 log = logging.getLogger("frontdesk.extractors.nlp")
 
@@ -168,10 +172,17 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
-def blank_pipeline() -> Language:
-    """``spacy.blank("en")`` with a tokenizer that also splits what OCR glues together on cards
-    (``Copay$60``, ``ID#W123``, ``ER:$150``) and the plural letters write as ``Date(s)``."""
-    nlp = spacy.blank("en")
+MODEL_EXCLUDE = ("lemmatizer", "attribute_ruler", "textcat", "textcat_multilabel")  # nothing here uses them
+
+
+def blank_pipeline(model: str | None = None) -> Language:
+    """``spacy.blank("en")``, or the spaCy model ``model`` (a package name or a folder), with a tokenizer
+    that also splits what OCR glues together on cards (``Copay$60``, ``ID#W123``, ``ER:$150``) and the
+    plural letters write as ``Date(s)``. Raises :class:`extractors.spacy_model.ModelUnavailable` when the
+    model cannot be loaded."""
+    nlp = _load_model(model) if model else spacy.blank("en")
+    if model:
+        nlp.add_pipe("set_aside_model_entities")
     tokenizer: Tokenizer = nlp.tokenizer
     infixes = [*(nlp.Defaults.infixes or ()), r"(?<=[A-Za-z])\$(?=\d)", r"(?<=[A-Za-z])#(?=[A-Za-z0-9])",
                r"(?<=[A-Za-z]):(?=[\$\d])", r"\(s\)"]
@@ -490,16 +501,33 @@ def levenshtein(a: str, b: str, limit: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-@cache
-def optional_model(name: str | None) -> Language | None:
-    """A statistical spaCy model, when one is named (settings) and installed; else None, and the rule
-    pipeline works alone. Loaded once per process; only its entity recogniser is kept."""
-    if not name:
-        return None
+def _load_model(name: str) -> Language:
+    """A fresh copy of the model (each pipeline adds its own components to it)."""
+    why = spacy_model.problem(name)
+    if why is not None:
+        raise spacy_model.ModelUnavailable(why)
     try:
-        model = spacy.load(name, exclude=["lemmatizer", "textcat", "attribute_ruler"])
-    except (OSError, ImportError, ValueError) as exc:
-        log.warning("spaCy model %s is not usable (%s); using the rule-based pipeline only", name,
-                    exc.__class__.__name__)
-        return None
-    return model
+        nlp = spacy.load(name, exclude=list(MODEL_EXCLUDE))
+    except (OSError, ImportError, ValueError, KeyError) as exc:
+        raise spacy_model.ModelUnavailable(
+            f"spaCy model {name!r} ({spacy_model.SETTING}) cannot be loaded ({exc.__class__.__name__}); "
+            f"install a version for spaCy {spacy.__version__} or leave the setting empty") from None
+    log.info("spaCy pipelines built on model %s", name)
+    return nlp
+
+
+MODEL_ENTS = "model_ents"
+
+
+@Language.component("set_aside_model_entities")
+def set_aside_model_entities(doc: Doc) -> Doc:
+    """A model's own entities (its DATE, ORG, PERSON...) moved to ``doc.spans["model_ents"]``, so the
+    project's rules see only the entities they make themselves and read the same with or without a model;
+    readers consult the model's where the rules found nothing."""
+    doc.spans[MODEL_ENTS] = list(doc.ents)
+    doc.ents = ()
+    return doc
+
+
+def model_entities(doc: Doc) -> list[Span]:
+    return list(doc.spans[MODEL_ENTS]) if MODEL_ENTS in doc.spans else []

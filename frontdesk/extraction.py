@@ -5,8 +5,16 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from extractors import Limits, RawDocument, ScanOptions, TemplateRegistry, UnreadableDocument, read_documents
-from frontdesk.exceptions import EncryptedInputError, InputFileError
+from extractors import (
+    Limits,
+    RawDocument,
+    ScanOptions,
+    TemplateRegistry,
+    UnreadableDocument,
+    read_documents,
+    spacy_model,
+)
+from frontdesk.exceptions import ConfigError, EncryptedInputError, InputFileError
 from frontdesk.fields import Vocabulary, load_vocabulary
 from frontdesk.models import ExtractionResult, Flag
 from frontdesk.settings import Settings
@@ -19,6 +27,10 @@ class Reader:
     def __init__(self, settings: Settings, extra_forms_dirs: list[Path] | None = None) -> None:
         self.settings = settings
         self.forms_dirs = [*settings.forms_dirs, *(extra_forms_dirs or [])]
+        try:  # what card and letter pipelines are built on (checked when settings load, too)
+            spacy_model.use(settings.extraction.spacy_model)
+        except spacy_model.ModelUnavailable as exc:
+            raise ConfigError(str(exc)) from None
 
     @cached_property
     def registry(self) -> TemplateRegistry:

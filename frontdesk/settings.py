@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,20 @@ class ExtractionSettings(BaseModel):
     # blank pages split documents only when asked, since duplex scans have blank backs.
     separator_codes: list[str] = Field(default_factory=lambda: ["PATCHT"])
     split_on_blank_pages: bool = False
+    # Cards and letters: a statistical spaCy model (package name or folder) to build on; empty: the
+    # rule-based pipeline on blank English, which is all the tests and accuracy bars need.
+    spacy_model: str | None = None
+
+    @field_validator("spacy_model")
+    @classmethod
+    def _model_installed(cls, value: str | None) -> str | None:
+        from extractors import spacy_model
+
+        value = spacy_model.normalise(value)
+        why = spacy_model.problem(value)
+        if why is not None:
+            raise ValueError(why)
+        return value
 
 
 class WatchSettings(BaseModel):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -140,16 +141,70 @@ def test_a_letter_without_a_patient_says_so() -> None:
     assert any(f.code == "correspondence.no_patient" and f.severity == "warning" for f in got.flags)
 
 
-def test_the_letter_pipeline_is_built_once_and_a_missing_model_is_not_fatal() -> None:
+def test_the_letter_pipeline_is_built_once_on_blank_english_by_default(settings) -> None:  # type: ignore[no-untyped-def]
+    from extractors import spacy_model
+    from frontdesk.extraction import Reader
+
+    assert settings.extraction.spacy_model is None
+    Reader(settings)
+    assert spacy_model.current() is None
     first = correspondence.letter_nlp()
     builds = correspondence.BUILDS["letter"]
     for _ in range(3):
         correspondence.read_letter_words(DENIAL)
     assert correspondence.letter_nlp() is first and correspondence.BUILDS["letter"] == builds
-    assert N.optional_model(None) is None
-    assert N.optional_model("frontdesk_no_such_model") is None
-    got = correspondence.read_letter_words(DENIAL, model="frontdesk_no_such_model")
-    assert got.fields[C + "patient_name"].raw == "JANE DOE"
+    assert "ner" not in first.pipe_names and first.pipe_names[0] == "join_hyphenated"
+    assert correspondence.read_letter_words(DENIAL).fields[C + "patient_name"].raw == "JANE DOE"
+
+
+def test_a_spacy_model_that_is_not_installed_is_a_configuration_error_naming_the_setting(tmp_path: Path) -> None:
+    from frontdesk.exceptions import ConfigError
+    from frontdesk.settings import load_settings
+    from tests.conftest import run_cli
+
+    with pytest.raises(ConfigError, match=r"extraction\.spacy_model.*frontdesk_no_such_model.*not installed"):
+        load_settings(extraction={"spacy_model": "frontdesk_no_such_model"})
+    letter = tmp_path / "letter.pdf"
+    letter_gen.generate_letters(tmp_path, 1, seed=3, kinds=("typed",))[0][0].path.rename(letter)
+    env = {**os.environ, "FRONTDESK_EXTRACTION__SPACY_MODEL": "frontdesk_no_such_model"}
+    proc = run_cli("extract", str(letter), "--json", env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "extraction.spacy_model" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_named_model_is_loaded_under_the_rules_which_read_as_before(tmp_path: Path) -> None:
+    """A model folder named in the setting: its components run first, its entities are set aside (the
+    rules read the same), and its PERSON/ORG name the patient and sender only where rules found none."""
+    import spacy
+
+    from extractors import spacy_model
+    from frontdesk.settings import load_settings
+
+    model = spacy.blank("en")
+    ruler = model.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": "Lena Fischer"},  # type: ignore[attr-defined]
+                        {"label": "ORG", "pattern": "Lakeshore Health Insurance"},
+                        {"label": "DATE", "pattern": "last week"}])
+    model.to_disk(tmp_path / "model")
+    settings = load_settings(extraction={"spacy_model": str(tmp_path / "model")})
+    assert settings.extraction.spacy_model == str(tmp_path / "model")
+    blank = {k: v.raw for k, v in correspondence.read_letter_words(DENIAL).fields.items()}
+    no_patient = page("Springfield Imaging Center", "10/01/2026", "Dear Doctor:",
+                      "We saw Lena Fischer last week and enclose the report of her visit today.", "Sincerely,", big=1)
+    try:
+        spacy_model.use(settings.extraction.spacy_model)
+        nlp = correspondence.letter_nlp()
+        assert nlp.pipe_names[:3] == ["entity_ruler", "set_aside_model_entities", "join_hyphenated"]
+        assert {"letter_cues", "letter_entities", "letter_type", "letter_fields"} <= set(nlp.pipe_names)
+        assert {k: v.raw for k, v in correspondence.read_letter_words(DENIAL).fields.items()} == blank
+        got = correspondence.read_letter_words(no_patient)
+        assert got.fields[C + "patient_name"].raw == "Lena Fischer"
+        assert got.how[C + "patient_name"] == "statistical model (PERSON)"
+        assert got.fields[C + "patient_name"].confidence <= 0.7
+    finally:
+        spacy_model.use(None)
+    assert correspondence.read_letter_words(no_patient).fields[C + "patient_name"].raw is None
 
 
 # -- typed letters end to end ---------------------------------------------------------------------
