@@ -25,16 +25,13 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
-from spacy.util import filter_spans
 
 from extractors import nlp as N
-from extractors import spacy_model
 from extractors.base import RawField, RawFlag
 
 P = "insurance.primary."
@@ -274,8 +271,7 @@ LABEL_KEY = "card_labels"
 def labels_of(doc: Doc) -> list[Span]:
     """Label spans within one line, overlaps resolved in favour of the longer wording ('Member Services'
     over 'Member'). A label never runs across lines: 'EPO Plan' above 'Name:' is not 'Plan Name'."""
-    one_line = [s for s in doc.spans.get(LABEL_KEY, []) if s[0]._.line == s[-1]._.line]
-    return sorted(filter_spans(one_line), key=lambda s: s.start)
+    return N.one_line_spans(doc, LABEL_KEY)
 
 
 @Language.factory("card_fields")
@@ -447,24 +443,16 @@ def _entity_patterns(nlp: Language, gaz: N.Gazetteer) -> list[dict[str, Any]]:
     return pats
 
 
-BUILDS = {"card": 0}
+BUILDS = N.BUILDS  # BUILDS["card"]: card pipelines built in this process
 
 
-def card_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
+@N.built_once("card")
+def card_nlp(payers: Path, model: str | None) -> Language:
     """The card pipeline, built once per process (per payer list and spaCy model)."""
-    return _card_nlp(Path(payers).resolve(), spacy_model.current())
-
-
-@cache
-def _card_nlp(payers: Path, model: str | None) -> Language:
-    BUILDS["card"] += 1
-    nlp = N.blank_pipeline(model)
-    nlp.add_pipe("join_hyphenated")
-    ruler = nlp.add_pipe("span_ruler", name="card_labels", config={"spans_key": LABEL_KEY, "phrase_matcher_attr": "LOWER"})
-    ruler.add_patterns(_card_patterns(nlp))  # type: ignore[attr-defined]
-    ents = nlp.add_pipe("entity_ruler", name="card_entities", config={"phrase_matcher_attr": "LOWER"})
-    ents.add_patterns(_entity_patterns(nlp, N.load_gazetteer(Path(payers))))  # type: ignore[attr-defined]
-    nlp.add_pipe("one_line_entities")
+    gaz = N.load_gazetteer(Path(payers))
+    nlp = N.rule_pipeline(model, spans=("card_labels", LABEL_KEY), span_patterns=_card_patterns,
+                          entities="card_entities", entity_patterns=lambda n: _entity_patterns(n, gaz),
+                          match_lower=True)
     nlp.add_pipe("card_fields")
     nlp.add_pipe("card_payer", config={"payers": str(payers)})
     return nlp

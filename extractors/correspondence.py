@@ -25,17 +25,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from spacy.language import Language
 from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span, Token
-from spacy.util import filter_spans
 
 from extractors import nlp as N
-from extractors import spacy_model
 from extractors.base import RawField, RawFlag
 
 C = "correspondence."
@@ -213,8 +210,7 @@ CUE_KEY = "letter_cues"
 
 
 def cues_of(doc: Doc) -> list[Span]:
-    one_line = [s for s in doc.spans.get(CUE_KEY, []) if s[0]._.line == s[-1]._.line]
-    return sorted(filter_spans(one_line), key=lambda s: s.start)
+    return N.one_line_spans(doc, CUE_KEY)
 
 
 def _line_tokens(doc: Doc, line: int) -> list[Token]:
@@ -649,25 +645,17 @@ def _org_patterns() -> list[dict[str, Any]]:
     return pats
 
 
-BUILDS = {"letter": 0}
+BUILDS = N.BUILDS  # BUILDS["letter"]: letter pipelines built in this process
 
 
-def letter_nlp(payers: Path = N.DEFAULT_PAYERS) -> Language:
+@N.built_once("letter")
+def letter_nlp(payers: Path, model: str | None) -> Language:
     """The letter pipeline, built once per process (per payer list and spaCy model)."""
-    return _letter_nlp(Path(payers).resolve(), spacy_model.current())
-
-
-@cache
-def _letter_nlp(payers: Path, model: str | None) -> Language:
-    BUILDS["letter"] += 1
-    nlp = N.blank_pipeline(model)
-    nlp.add_pipe("join_hyphenated")
-    ruler = nlp.add_pipe("span_ruler", name="letter_cues", config={"spans_key": CUE_KEY})
-    ruler.add_patterns([{"label": k, "pattern": p} for k, ps in CUES.items() for p in ps])  # type: ignore[attr-defined]
-    ents = nlp.add_pipe("entity_ruler", name="letter_entities")
     gaz = N.load_gazetteer(Path(payers))
-    ents.add_patterns([*_date_patterns(), *N.payer_patterns(nlp, gaz), *_org_patterns()])  # type: ignore[attr-defined]
-    nlp.add_pipe("one_line_entities")
+    nlp = N.rule_pipeline(model, spans=("letter_cues", CUE_KEY),
+                          span_patterns=lambda _n: [{"label": k, "pattern": p} for k, ps in CUES.items() for p in ps],
+                          entities="letter_entities",
+                          entity_patterns=lambda n: [*_date_patterns(), *N.payer_patterns(n, gaz), *_org_patterns()])
     nlp.add_pipe("letter_type")
     nlp.add_pipe("letter_fields", config={"payers": str(payers)})
     return nlp

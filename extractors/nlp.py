@@ -22,7 +22,7 @@ import logging
 import re
 import statistics
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -33,9 +33,10 @@ import yaml
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span, Token
-from spacy.util import compile_infix_regex, compile_suffix_regex
+from spacy.util import compile_infix_regex, compile_suffix_regex, filter_spans
 
 from extractors import spacy_model
+from extractors.names import payer_key
 
 log = logging.getLogger("frontdesk.extractors.nlp")
 
@@ -190,6 +191,54 @@ def blank_pipeline(model: str | None = None) -> Language:
     # "Date(s):" -> "Date", "(s)", ":" rather than "Date(s", "):".
     tokenizer.suffix_search = compile_suffix_regex([r"\(s\)", *(nlp.Defaults.suffixes or ())]).search
     return nlp
+
+
+BUILDS: dict[str, int] = {}  # pipeline kind -> how many times it was built in this process
+
+
+def built_once(kind: str) -> Callable[[Callable[[Path, str | None], Language]], Callable[..., Language]]:
+    """Turn a builder ``(payer list, spaCy model) -> Language`` into ``(payers=DEFAULT_PAYERS) ->
+    Language`` that builds once per process per payer list and model (the one the settings name, see
+    :mod:`extractors.spacy_model`); ``BUILDS[kind]`` counts the builds."""
+    def wrap(build: Callable[[Path, str | None], Language]) -> Callable[..., Language]:
+        BUILDS.setdefault(kind, 0)
+
+        @cache
+        def cached(payers: Path, model: str | None) -> Language:
+            BUILDS[kind] += 1
+            return build(payers, model)
+
+        def get(payers: Path = DEFAULT_PAYERS) -> Language:
+            return cached(Path(payers).resolve(), spacy_model.current())
+
+        get.__doc__ = build.__doc__
+        return get
+    return wrap
+
+
+def rule_pipeline(model: str | None, *, spans: tuple[str, str], span_patterns: Callable[[Language], list[dict[str, Any]]],
+                  entities: str, entity_patterns: Callable[[Language], list[dict[str, Any]]],
+                  match_lower: bool = False) -> Language:
+    """The start every reader's pipeline shares: :func:`blank_pipeline` (or the model), hyphenated names
+    joined, a SpanRuler ``spans = (name, spans key)`` marking labels or cues, an EntityRuler ``entities``,
+    and entities kept within one line. Patterns are built against the pipeline's own tokenizer;
+    ``match_lower`` matches phrase patterns without case. The caller adds its own components."""
+    nlp = blank_pipeline(model)
+    nlp.add_pipe("join_hyphenated")
+    attr = {"phrase_matcher_attr": "LOWER"} if match_lower else {}
+    ruler = nlp.add_pipe("span_ruler", name=spans[0], config={"spans_key": spans[1], **attr})
+    ruler.add_patterns(span_patterns(nlp))  # type: ignore[attr-defined]
+    ents = nlp.add_pipe("entity_ruler", name=entities, config=attr)
+    ents.add_patterns(entity_patterns(nlp))  # type: ignore[attr-defined]
+    nlp.add_pipe("one_line_entities")
+    return nlp
+
+
+def one_line_spans(doc: Doc, key: str) -> list[Span]:
+    """The spans of ``doc.spans[key]`` (labels, cues) that stay within one line, overlaps resolved in
+    favour of the longer wording ('Member Services' over 'Member'), in reading order."""
+    one_line = [s for s in doc.spans.get(key, []) if s[0]._.line == s[-1]._.line]
+    return sorted(filter_spans(one_line), key=lambda s: s.start)
 
 
 def make_doc(nlp: Language, words: Sequence[WordBox]) -> Doc:
@@ -377,16 +426,6 @@ def hit(tokens: Sequence[Token], how: str, text: str | None = None) -> FieldHit:
 # --------------------------------------------------------------------------------------------------
 # Payer gazetteer
 # --------------------------------------------------------------------------------------------------
-
-
-def payer_key(name: str) -> str:
-    """Case, accents, punctuation and a trailing "Inc." do not matter: 'UnitedHealthcare, Inc.' and
-    'unitedhealthcare' are one payer."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().replace("&", " and ")
-    words = re.findall(r"[a-z0-9]+", text)
-    while words and words[-1] in ("inc", "co", "corp", "company", "llc"):
-        words.pop()
-    return " ".join(words)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from extractors.cards import CARD_KEYS
-from extractors.nlp import DEFAULT_PAYERS, load_gazetteer, payer_key
+from extractors.names import payer_key
+from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
 from frontdesk.normalize import parse_date

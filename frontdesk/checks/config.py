@@ -7,7 +7,6 @@ a check silently stop firing, and a worklist that says "ready" when it is not is
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -17,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from extractors.names import payer_key
 from frontdesk.exceptions import ConfigError
 
 #: Every check the rule engine knows, in the order findings are listed on the worklist.
@@ -114,15 +114,6 @@ class ChecksConfig(BaseModel):
 
     def rule(self, name: str) -> RuleConfig:
         return self.rules[name]
-
-
-def payer_key(name: str) -> str:
-    """Payer names as staff and patients write them: case, punctuation and "Inc." do not matter."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().replace("&", " and ")
-    words = re.findall(r"[a-z0-9]+", text)
-    while words and words[-1] in ("inc", "co", "corp", "company", "llc"):
-        words.pop()
-    return " ".join(words)
 
 
 @dataclass(frozen=True)
