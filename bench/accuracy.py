@@ -12,7 +12,11 @@ Measures, per tier (``scan300``, ``noisy``, ``fax``):
 * review share: filled fields that carry a flag (a person looks at them);
 * seconds per page (wall clock, reading only).
 
-Run: ``python bench/accuracy.py --n 40 [--tiers scan300,noisy,fax] [--seed 11] [--show-errors]``.
+Then the card and letter tables of ``bench/accuracy_cards.py`` (generated insurance cards and letters,
+read as the dispatcher reads what no form template matches).
+
+Run: ``python bench/accuracy.py --n 40 [--tiers scan300,noisy,fax] [--seed 11] [--show-errors]
+[--kinds forms,cards,letters] [--cards 60] [--letters 40] [--card-seed 5]``.
 The same functions back the accuracy floors in ``tests/test_scan_accuracy.py``.
 """
 
@@ -36,6 +40,7 @@ from tests.fixtures import generator as gen  # noqa: E402
 from tests.fixtures import scans  # noqa: E402
 
 MARK_TYPES = ("checkbox", "signature")
+KINDS = ("forms", "cards", "letters")
 
 
 @dataclass
@@ -194,19 +199,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rotations", default="0", help="comma-separated, e.g. 0,90,180,270")
     parser.add_argument("--show-errors", action="store_true", help="list every wrong field (synthetic data)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="comma-separated: forms (scanned forms per tier), cards, letters")
+    parser.add_argument("--cards", type=int, default=60, help="generated insurance cards")
+    parser.add_argument("--letters", type=int, default=40, help="generated letters (typed and scanned)")
+    parser.add_argument("--card-seed", type=int, default=5, help="seed of the cards and letters")
     args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"--kinds: unknown {', '.join(unknown)}; choose from {', '.join(KINDS)}")
     reader = Reader(load_settings())
-    rotations = [int(r) for r in args.rotations.split(",")]
-    tallies = []
-    with tempfile.TemporaryDirectory(prefix="frontdesk-accuracy-") as tmp:
-        for tier in [t.strip() for t in args.tiers.split(",") if t.strip()]:
-            tally = run_tier(reader, tier, args.n, args.seed, Path(tmp), rotations=rotations)
-            tallies.append(tally)
-            if args.show_errors:
-                print(f"--- {tier}: {len(tally.errors)} wrong fields")
-                for e in tally.errors:
-                    print("  " + e)
-    print(table(tallies))
+    if "forms" in kinds:
+        rotations = [int(r) for r in args.rotations.split(",")]
+        tallies = []
+        with tempfile.TemporaryDirectory(prefix="frontdesk-accuracy-") as tmp:
+            for tier in [t.strip() for t in args.tiers.split(",") if t.strip()]:
+                tally = run_tier(reader, tier, args.n, args.seed, Path(tmp), rotations=rotations)
+                tallies.append(tally)
+                if args.show_errors:
+                    print(f"--- {tier}: {len(tally.errors)} wrong fields")
+                    for e in tally.errors:
+                        print("  " + e)
+        print(table(tallies))
+    if "cards" in kinds or "letters" in kinds:
+        from bench import accuracy_cards as ac
+
+        if "cards" in kinds and args.cards:
+            print()
+            cards = ac.bench_cards(args.cards, args.card_seed, args.show_errors)
+            ac.print_card_table(cards)
+            for e in cards.errors:
+                print("  " + e)
+        if "letters" in kinds and args.letters:
+            print()
+            letters, matching = ac.bench_letters(args.letters, args.card_seed, args.show_errors)
+            ac.print_letter_table(letters, matching)
+            for e in letters.errors:
+                print("  " + e)
     return 0
 
 
