@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Sequence
@@ -31,7 +32,8 @@ from pathlib import Path
 
 from frontdesk.exceptions import ConversionError
 
-__all__ = ["BatchConversionError", "CHUNK_SIZE", "default_workers", "docx_to_pdf", "soffice_binary"]
+__all__ = ["BatchConversionError", "CHUNK_SIZE", "WarmOffice", "default_workers", "docx_to_pdf", "keep_warm",
+           "soffice_binary"]
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +115,164 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+#: Exit code of a LibreOffice that created its profile and asks to be started again.
+_RESTART_REQUESTED = 81
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the process that started it dies, even by SIGKILL, so a
+    killed watcher worker never leaves a LibreOffice running."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class WarmOffice:
+    """One LibreOffice kept running for the conversions of a long-lived process.
+
+    Starting LibreOffice costs about a second of CPU, converting a letter well under a tenth of one.
+    ``soffice --convert-to`` run with the profile of a LibreOffice that is already running hands the
+    work to it over LibreOffice's own single-instance pipe and waits for it, so every call after the
+    first costs its documents only. An open, empty document keeps the office from quitting after each
+    conversion. Everything else stays as with a cold call (staging, verification, timeouts, stragglers
+    one by one); a call that times out stops the office, and a dead office is started again on the next
+    call. Private profile and temporary folder, removed on :meth:`close`.
+    """
+
+    STARTUP_TIMEOUT = 120.0  # a loaded two-core machine; a hang guard, not an expectation
+
+    def __init__(self, binary: str | None = None) -> None:
+        self.binary = binary or soffice_binary()
+        real = Path(os.path.realpath(self.binary))
+        program = real.with_name("soffice.bin")
+        # soffice.bin directly (not the wrapper): this process is its parent, so it is reaped here and
+        # its CPU counted where it was spent.
+        self.program = str(program) if program.is_file() else self.binary
+        self.root = Path(tempfile.mkdtemp(prefix="frontdesk-office-"))
+        self.profile = self.root / "profile"
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir()
+        self.keep_open = self.root / "keep-open.txt"
+        self.keep_open.write_bytes(b"")
+        self.pipe_name = f"frontdesk-{os.getpid()}-{os.urandom(6).hex()}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._lock = threading.Lock()
+
+    def _ready_marker(self) -> list[Path]:
+        name = f"OSL_PIPE_{os.getuid()}_{self.pipe_name}"
+        return [Path("/tmp") / name, Path("/var/tmp") / name]
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        command = [
+            self.program,
+            f"-env:UserInstallation={self.profile.as_uri()}",
+            "--headless", "--invisible", "--nologo", "--norestore", "--nolockcheck",
+            f"--accept=pipe,name={self.pipe_name};urp;",
+            str(self.keep_open),
+        ]
+        env = dict(os.environ, HOME=str(self.profile), TMPDIR=str(self.tmp))
+        with (self.root / "office.log").open("ab") as sink:
+            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                    env=env, cwd=self.root, start_new_session=True,
+                                    preexec_fn=_die_with_parent)  # prctl only: safe between fork and exec
+
+    def ensure(self) -> bool:
+        """Running and accepting calls (started when needed); False when it cannot be, and the caller
+        converts the cold way."""
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return True
+            if self.proc is not None:
+                log.info("the kept LibreOffice exited (code %s); starting another", self.proc.returncode)
+                self.proc = None
+            for _ in range(3):
+                started = time.monotonic()
+                proc = self._launch()
+                self.starts += 1
+                while time.monotonic() - started < self.STARTUP_TIMEOUT:
+                    if proc.poll() is not None:
+                        break
+                    if any(p.exists() for p in self._ready_marker()):
+                        self.proc = proc
+                        return True
+                    time.sleep(0.05)
+                if proc.poll() is None:  # never became ready
+                    _kill_group(proc.pid)
+                    proc.wait()
+                    break
+                if proc.returncode != _RESTART_REQUESTED:  # 81: first start of a profile, start it again
+                    break
+            log.warning("could not keep a LibreOffice running; converting without it")
+            return False
+
+    def stop(self) -> None:
+        """End the office (it is started again when needed) and reap it."""
+        with self._lock:
+            proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        _kill_group(proc.pid)
+        proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_WARM: WarmOffice | None = None
+
+
+def keep_warm(enabled: bool = True) -> WarmOffice | None:
+    """From now on, single-process conversions in this process go to one LibreOffice kept running (for
+    a watcher's workers, which convert a few letters per batch all day); it is stopped when the process
+    exits. ``keep_warm(False)`` stops it."""
+    global _WARM
+    if not enabled:
+        if _WARM is not None:
+            _WARM.close()
+            _WARM = None
+        return None
+    if _WARM is None:
+        try:
+            _WARM = WarmOffice()
+        except ConversionError:  # no LibreOffice: conversions will say so themselves
+            return None
+        from multiprocessing import util
+
+        # Runs at interpreter exit and in multiprocessing workers, which skip atexit handlers.
+        util.Finalize(_WARM, _WARM.close, exitpriority=50)
+    return _WARM
+
+
 @dataclass
 class _RunResult:
     converted: dict[Path, Path] = field(default_factory=dict)  # input -> PDF inside the work directory
     timed_out: bool = False
 
 
-def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float) -> _RunResult:
-    """One LibreOffice process converting ``docs`` with a private profile; never raises on failure."""
+def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float,
+                 office: WarmOffice | None = None) -> _RunResult:
+    """One LibreOffice call converting ``docs``; never raises on failure. With a private profile of its
+    own, or, when ``office`` is running, with that office's profile: the call is then handed to the
+    running LibreOffice instead of starting one."""
     result = _RunResult()
     root = Path(tempfile.mkdtemp(prefix="frontdesk-soffice-"))
     out = Path(tempfile.mkdtemp(dir=work, prefix="run-"))
+    warm = office is not None and office.ensure()
     try:
         profile, inbox, tmp = root / "profile", root / "in", root / "tmp"
-        for directory in (profile, inbox, tmp):
+        for directory in (inbox, tmp) if warm else (profile, inbox, tmp):
             directory.mkdir()
+        if warm:
+            assert office is not None
+            profile, tmp = office.profile, office.tmp
         staged: list[Path] = []
         for index, doc in enumerate(docs):
             target = inbox / f"{index:04d}.docx"
@@ -168,11 +313,15 @@ def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float) 
                 result.timed_out = True
                 _kill_group(process.pid)
                 process.wait()
+                if warm:  # it is still busy with what hung: start afresh next time
+                    assert office is not None
+                    office.stop()
             else:
                 _kill_group(process.pid)  # leftovers of a finished run must not outlive its profile
         failures = output.read_text("utf-8", "replace").count("source file could not be loaded")
         log.debug(
-            "soffice: %d document(s), exit %s, %d load error(s), %.1f s%s",
+            "soffice%s: %d document(s), exit %s, %d load error(s), %.1f s%s",
+            " (warm)" if warm else "",
             len(docs),
             process.returncode,
             failures,
@@ -189,14 +338,14 @@ def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float) 
 
 
 def _convert_chunk(
-    binary: str, chunk: Sequence[Path], work: Path, timeout: float
+    binary: str, chunk: Sequence[Path], work: Path, timeout: float, office: WarmOffice | None = None
 ) -> tuple[dict[Path, Path], dict[Path, str]]:
     """Convert a chunk: one call, the remainder once more after a timeout, stragglers one by one."""
     converted: dict[Path, Path] = {}
     pending = list(chunk)
     timeouts = 0
     while pending:
-        run = _run_soffice(binary, pending, work, timeout)
+        run = _run_soffice(binary, pending, work, timeout, office)
         converted.update(run.converted)
         pending = [doc for doc in pending if doc not in run.converted]
         if not run.timed_out:
@@ -211,7 +360,7 @@ def _convert_chunk(
 
     failed: dict[Path, str] = {}
     for doc in pending:  # LibreOffice finished but skipped these: isolate each one
-        run = _run_soffice(binary, [doc], work, timeout)
+        run = _run_soffice(binary, [doc], work, timeout, office)
         if doc in run.converted:
             converted[doc] = run.converted[doc]
         elif run.timed_out:
@@ -250,13 +399,16 @@ def docx_to_pdf(
     timeout: float = 180.0,
     chunk_size: int = CHUNK_SIZE,
     workers: int = 1,
+    office: WarmOffice | None = None,
 ) -> list[Path]:
     """Convert ``docs`` to ``out_dir/<name>.pdf``; return the PDF paths in input order.
 
     ``timeout`` applies to each LibreOffice call (one per chunk of ``chunk_size`` documents); up to
-    ``workers`` calls run at once, each with its own profile. A PDF appears in ``out_dir`` only once
-    complete and verified. If any document fails, the others are still converted and
-    BatchConversionError (a ConversionError) names the failed files.
+    ``workers`` calls run at once, each with its own profile. With one worker, calls go to ``office``
+    (default: the office :func:`keep_warm` keeps for this process, if any) instead of starting a
+    LibreOffice each. A PDF appears in ``out_dir`` only once complete and verified. If any document
+    fails, the others are still converted and BatchConversionError (a ConversionError) names the
+    failed files.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -309,8 +461,9 @@ def docx_to_pdf(
             failed.update(chunk_failed)
 
         if workers == 1 or len(chunks) == 1:
+            warm = (office or _WARM) if workers == 1 else None
             for chunk in chunks:
-                finish(*_convert_chunk(binary, chunk, work, timeout))
+                finish(*_convert_chunk(binary, chunk, work, timeout, warm))
         else:
             # Each call makes its own profile and staging folder under ``work``, so calls never share one.
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soffice") as pool:
