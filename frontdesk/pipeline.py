@@ -426,7 +426,7 @@ class Pipeline:
             (PlannedObject(f"{prefix}/original{suffix}", "original", original_sha, size, _content_type(suffix)),
              original)]
         if failed is not None:
-            note = f"{failed}\nsource file: {work.input.name}\nsha256: {work.sha256}\n".encode()
+            note = f"{failed}\nsha256: {work.sha256}\n".encode()  # no file name: often a patient name
             objects.append((PlannedObject(f"{prefix}/reason.txt", "reason", sha256_bytes(note), len(note),
                                           "text/plain"), note))
         else:
