@@ -41,6 +41,7 @@ class UnreadableImage(Exception):
 class PageImage:
     index: int  # 0-based page of the input file
     gray: np.ndarray  # uint8, WORK_DPI, square pixels (empty for a PDF page that holds no image)
+    source_dpi: float | None = None  # the coarser of the scan's own resolutions, when it said
 
     @property
     def drawn(self) -> bool:
@@ -143,7 +144,8 @@ def iter_image_pages(path: Path, limits: Limits) -> Iterator[PageImage]:
                 raise UnreadableImage(f"damaged or truncated image on page {i + 1} ({exc.__class__.__name__})") from None
             if xdpi is not None and ydpi is None:
                 ydpi = xdpi
-            yield PageImage(i, _to_work(gray, xdpi, ydpi))
+            coarse = min(xdpi, ydpi) if xdpi is not None and ydpi is not None else None
+            yield PageImage(i, _to_work(gray, xdpi, ydpi), coarse)
     finally:
         im.close()
 

@@ -56,6 +56,7 @@ class OcrEngine:
     tessdata: Path
     lang: str  # "Latin" when available, else "eng"
     alt_lang: str | None = None  # a second, independently trained model for second opinions
+    name_lang: str | None = None  # names read again with this (Vietnamese first: stacked diacritics)
 
     @property
     def knows_diacritics(self) -> bool:
@@ -111,8 +112,11 @@ def engine(cache_dir: Path | None = None) -> OcrEngine:
         langs = [lang for lang in ("Latin", "eng") if (system / f"{lang}.traineddata").is_file()]
         if not langs:
             raise OcrError("tesseract has neither Latin nor eng language data")
+        # Vietnamese names (Nguyễn, Trần, Thảo) carry two marks on one letter, which the Latin model misreads
+        # as other letters (å, ñ); the Vietnamese model, placed first, reads them and still knows Latin.
+        vie = (system / "vie.traineddata").is_file() and langs[0] == "Latin"
         try:
-            for lang in langs:
+            for lang in [*langs, *(["vie"] if vie else [])]:
                 src = system / f"{lang}.traineddata"
                 target = dest / f"{lang}.traineddata"
                 stamp = dest / f"{lang}.source"
@@ -129,7 +133,8 @@ def engine(cache_dir: Path | None = None) -> OcrEngine:
         except (OSError, subprocess.SubprocessError, OcrError):
             # No writable cache or no combine_tessdata: the stock data works, it only starts slower.
             where = system
-        return OcrEngine(where, langs[0], langs[1] if len(langs) > 1 else None)
+        return OcrEngine(where, langs[0], langs[1] if len(langs) > 1 else None,
+                         name_lang="vie+Latin" if vie else None)
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -168,6 +173,39 @@ def run(img: np.ndarray, *, eng: OcrEngine, psm: int = 6, lang: str | None = Non
     if proc.returncode != 0:
         raise OcrError(f"tesseract failed (exit {proc.returncode})")
     return parse_tsv(proc.stdout.decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """One recognised character and its box (pixels of the image read)."""
+
+    text: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+_GLYPH = re.compile(r"x_bboxes (\d+) (\d+) (\d+) (\d+); x_conf [\d.]+'>([^<]+)<")
+
+
+def run_glyphs(img: np.ndarray, *, eng: OcrEngine, psm: int = 7, lang: str | None = None,
+               timeout: float = 60.0, dpi: int = 300) -> list[Glyph]:
+    """Characters with their own boxes (hOCR), for checks that need a glyph's shape: where its bottom is."""
+    cmd = [TESSERACT, "stdin", "stdout", "--tessdata-dir", str(eng.tessdata), "-l", lang or eng.lang,
+           "--psm", str(psm), "--dpi", str(dpi), "-c", "hocr_char_boxes=1", "-c", "tessedit_create_hocr=1"]
+    try:
+        proc = subprocess.run(cmd, input=_encode(img), capture_output=True, timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        raise OcrError(f"tesseract took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise OcrError(f"tesseract could not be started ({exc.__class__.__name__})") from None
+    if proc.returncode != 0:
+        raise OcrError(f"tesseract failed (exit {proc.returncode})")
+    import html
+
+    return [Glyph(html.unescape(m.group(5)), int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+            for m in _GLYPH.finditer(proc.stdout.decode("utf-8", "replace"))]
 
 
 def parse_tsv(tsv: str) -> list[Word]:

@@ -25,6 +25,7 @@ from extractors.images import Limits, PageImage, UnreadableImage, iter_image_pag
 from extractors.templates import FormTemplate, TemplateRegistry
 
 MAX_UNKNOWN_RUN = 10  # unrecognised pages read as one document at most
+COARSE_DPI = 150  # below this (a 204x98 fax), one letter of an ID can turn into another with no trace
 
 
 @dataclass
@@ -49,6 +50,7 @@ class _Page:
     gray: np.ndarray
     match: register.PageMatch | None
     dark: bool = False
+    coarse: bool = False  # scanned below COARSE_DPI in one direction (a standard-resolution fax)
 
 
 @dataclass
@@ -149,7 +151,8 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
             finish(current)
             current = None
             continue
-        p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small))
+        p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small),
+                  coarse=page.source_dpi is not None and page.source_dpi < COARSE_DPI)
         if match is None:
             # Unrecognised pages stay in memory until their document ends: hold at most a few at a time.
             if current is None or current.template is not None or len(current.unknown) >= MAX_UNKNOWN_RUN:
@@ -228,6 +231,14 @@ def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine, seconds_left: fl
                                 page_no=p.number, eng=eng, timeout=opts.tesseract_timeout)
         raw.fields.update(got.fields)
         raw.flags.extend(got.flags)
+        if p.coarse:
+            # Half the lines of a fine scan: Q reads as 0, I as 1, and the result still fits the format.
+            flagged = {f.field for f in got.flags}
+            for w in tpage.widgets:
+                rf = got.fields.get(w.key)
+                if opts.types.get(w.key) == "id" and rf is not None and rf.raw and w.key not in flagged:
+                    raw.flags.append(RawFlag("low_confidence", "warning", "read from a standard-resolution fax, "
+                                             "where letters and digits look alike; please check it", w.key))
         p.gray = np.empty((0, 0), np.uint8)  # done with it: free the page before the next one is read
     return raw
 

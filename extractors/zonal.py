@@ -14,6 +14,7 @@ format is read again alone with other settings before it is given up.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -231,6 +232,8 @@ def tidy(text: str, ftype: str) -> tuple[str, float]:
     factor = 1.0
     if ftype == "name" and any(w[:1].islower() for w in text.replace("-", " ").split()):
         factor = 0.5
+        # The left edge of the box read as a letter before the capital: "tŁukasiewicz", "lOrtiz".
+        text = re.sub(r"(?<![\w'])[a-z](?=[A-ZÀ-ÖØ-ÞĀ-Ž])", "", text)
     if ftype == "id" and _AMBIGUOUS_ID.search(text.upper()):
         factor = min(factor, 0.75)
     return text, factor
@@ -264,6 +267,71 @@ def _second_opinion(readings: dict[str, Reading], zones: dict[str, Zone], *, eng
                     readings[z.key] = Reading(first.text, max(first.conf, AGREED_CONF))
             else:
                 readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
+
+
+def _names_again(names: Sequence[Zone], *, eng: ocr.OcrEngine, timeout: float) -> list[Reading]:
+    """Every name read again with the name model (Vietnamese + Latin)."""
+    assert eng.name_lang
+    return read_strip(names, eng=eng, whitelist=None, timeout=timeout, lang=eng.name_lang)
+
+
+_VIET_MARKS = frozenset("\u0309\u0323\u031b\u0306")  # hook above, dot below, horn, breve
+
+
+def _fold(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch)).lower()
+
+
+def _vietnamese(text: str) -> bool:
+    """Marks only Vietnamese puts on Latin letters: a hook, a dot below, a horn, a breve, đ, or two marks
+    on one letter (ầ, ễ)."""
+    decomposed = unicodedata.normalize("NFD", text)
+    if "đ" in text.lower() or any(ch in _VIET_MARKS for ch in decomposed):
+        return True
+    run = 0
+    for ch in decomposed:
+        run = run + 1 if unicodedata.combining(ch) else 0
+        if run >= 2:
+            return True
+    return False
+
+
+def _merge_names(readings: dict[str, Reading], names: Sequence[Zone], again: Sequence[Reading]) -> None:
+    """The Latin model turns Thảo into Thåo and Nguyễn into Nguyêñ, or drops the marks altogether, with a
+    confidence that looks fine. Where the Vietnamese model sees Vietnamese marks on the same letters, its
+    reading is taken; since the two models disagreed, a person checks it. Elsewhere the Vietnamese model
+    is not asked: it reads Latin names worse (l as L, O as 0)."""
+    for z, alt in zip(names, again, strict=True):
+        first = readings[z.key]
+        text, factor = tidy(alt.text, z.ftype)
+        if not text or text == first.text or not _vietnamese(text) or _fold(text) != _fold(first.text):
+            continue
+        readings[z.key] = Reading(text, min(alt.conf * factor, DISAGREED_CONF))
+
+
+def _zero_tails(zone: Zone, reading: Reading, *, eng: ocr.OcrEngine, timeout: float) -> Reading | None:
+    """Both OCR models read the Q of an ID ("595Q7677") as a zero, sure of it, and no format can tell. The
+    glyph can: a Q's tail reaches below the line the other characters stand on; a zero's does not. Returns
+    the reading with such zeros made Q (and sent to a person), or None when nothing changes."""
+    padded = cv2.copyMakeBorder(zone.image, STRIP_PAD, STRIP_PAD, STRIP_PAD, STRIP_PAD, cv2.BORDER_CONSTANT,
+                                value=255)
+    glyphs = [g for g in ocr.run_glyphs(padded, eng=eng, psm=7, timeout=timeout) if g.text.isalnum()]
+    wanted = [ch for ch in reading.text if ch.isalnum()]
+    if len(glyphs) < 3 or [g.text for g in glyphs] != wanted:
+        return None  # a different reading: not this check's business
+    base = float(np.median([g.bottom for g in glyphs]))
+    height = float(np.median([g.bottom - g.top for g in glyphs]))
+    tails = {i for i, g in enumerate(glyphs) if g.text == "0" and g.bottom - base > max(2.0, 0.1 * height)}
+    if not tails:
+        return None
+    out, n = [], 0
+    for ch in reading.text:
+        if ch.isalnum():
+            out.append("Q" if n in tails else ch)
+            n += 1
+        else:
+            out.append(ch)
+    return Reading("".join(out), min(reading.conf, DISAGREED_CONF))
 
 
 def damaged(page: np.ndarray, view: TemplatePageView, drop: np.ndarray, w: Widget) -> bool:
@@ -349,7 +417,9 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         z = zones_by_key[k]
         # Alone as one line at a larger scale; numbers with the digit whitelist this time.
         wl = DIGITS_WHITELIST if z.ftype in NUMERIC_TYPES else None
-        alt[k] = ocr.pool().submit(read_single, z, eng=eng, lang=None, whitelist=wl, scale=1.5, timeout=timeout)
+        # An e-mail address is ASCII: the English model cannot produce the marks (ę) the Latin one slipped in.
+        lang = eng.alt_lang if z.ftype == "email" else None
+        alt[k] = ocr.pool().submit(read_single, z, eng=eng, lang=lang, whitelist=wl, scale=1.5, timeout=timeout)
     for k, pending in alt.items():
         second = pending.result()
         text, factor = tidy(second.text, zones_by_key[k].ftype)
@@ -359,8 +429,19 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         else:
             readings[k] = Reading(readings[k].text or second.text, min(readings[k].conf, second.conf) * 0.5)
 
+    names = [zones_by_key[k] for k, r in readings.items() if r.text and zones_by_key[k].ftype == "name"]
+    names_again = (ocr.pool().submit(_names_again, names, eng=eng, timeout=timeout)
+                   if names and eng.name_lang else None)
+    zeros = {k: ocr.pool().submit(_zero_tails, zones_by_key[k], r, eng=eng, timeout=timeout)
+             for k, r in readings.items() if zones_by_key[k].ftype == "id" and "0" in r.text}
     if eng.alt_lang:
         _second_opinion(readings, zones_by_key, eng=eng, timeout=timeout)
+    for k, tail in zeros.items():
+        fixed = tail.result()
+        if fixed is not None:
+            readings[k] = Reading(fixed.text, min(fixed.conf, readings[k].conf))
+    if names_again is not None:
+        _merge_names(readings, names, names_again.result())
     for k in hurt:
         if k in out.fields:
             out.fields[k].confidence = min(out.fields[k].confidence, 0.3)

@@ -105,7 +105,9 @@ def norm_phone(raw: str | None) -> Result:
     return digits, None
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+# ASCII only: the address must work in the practice's own mail and portal systems, and a letter with
+# a mark (ę, ı) in an address read from a scan is an OCR slip, which this sends back for a second reading.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 def norm_email(raw: str | None) -> Result:

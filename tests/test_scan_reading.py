@@ -28,7 +28,6 @@ from tests.fixtures import generator as gen
 # Issue #3 is open: on a fresh set-up these floors were missed on small samples (Vietnamese letters such as
 # ả/ễ/ư that tesseract's Latin model lacks, O/0 in group numbers read silently, one 204x98 fax). They stay
 # as the acceptance tests of the issue and are expected to pass again once it is finished.
-OPEN_3 = "issue #3 open: scan floors not yet met on every fresh run (see the issue's closing note)"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,6 @@ def _types(reader: Reader) -> dict[str, str]:
 FLOORS = {"scan300": 0.97, "noisy": 0.92, "fax": 0.85}
 
 
-@pytest.mark.xfail(reason=OPEN_3, strict=False)
 @pytest.mark.integration
 @pytest.mark.parametrize("tier", scans.TIERS)
 def test_each_tier_meets_its_floors(tmp_path: Path, reader: Reader, tier: str) -> None:
@@ -70,7 +68,6 @@ def test_pages_turned_sideways_or_upside_down_read_like_upright(tmp_path: Path, 
     assert fax_turned.field_accuracy >= 0.85 and fax_turned.mark_accuracy >= 0.97, "\n".join(fax_turned.errors)
 
 
-@pytest.mark.xfail(reason=OPEN_3, strict=False)
 @pytest.mark.integration
 def test_duplex_stack_of_ten_forms_becomes_ten_documents(tmp_path: Path, reader: Reader) -> None:
     path, cases, spans = scans.generate_stack(tmp_path / "stack", 10, seed=31)
@@ -104,7 +101,6 @@ def form2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.xfail(reason=OPEN_3, strict=False)
 @pytest.mark.integration
 @pytest.mark.parametrize("tier", ["scan300", "fax"])
 def test_a_second_form_is_read_without_code(tmp_path: Path, form2_dir: Path, tier: str) -> None:
@@ -166,18 +162,25 @@ def test_names_keep_their_diacritics(tmp_path: Path, reader: Reader) -> None:
         assert result.value("patient.last_name") == last
 
 
-@pytest.mark.xfail(reason=OPEN_3, strict=False)
 @pytest.mark.integration
 def test_fax_at_standard_resolution_is_resampled_square(tmp_path: Path, reader: Reader) -> None:
-    case = scans.generate_scans(tmp_path, 1, seed=12, tiers=("fax",), scenarios=("complete",))[0]
-    fine = Image.open(case.path)
-    standard = fine.resize((fine.width, fine.height // 2), Image.Resampling.NEAREST)  # 204x98 dpi
-    path = tmp_path / "standard.tif"
-    standard.save(path, compression="group4", dpi=(204, 98))
-    result = reader.extract(path)
-    assert result.form == "new_patient_intake"
-    right = sum(result.value(k) == v for k, v in case.truth.items())
-    assert right / len(case.truth) >= 0.85
+    """A 204x98 dpi fax has half the lines of a fine one: it is still read, and what it gets wrong is flagged."""
+    right = total = silent = 0
+    for seed in (12, 13, 14):
+        case = scans.generate_scans(tmp_path / str(seed), 1, seed=seed, tiers=("fax",), scenarios=("complete",))[0]
+        fine = Image.open(case.path)
+        standard = fine.resize((fine.width, fine.height // 2), Image.Resampling.NEAREST)  # 204x98 dpi
+        path = tmp_path / f"standard-{seed}.tif"
+        standard.save(path, compression="group4", dpi=(204, 98))
+        result = reader.extract(path)
+        assert result.form == "new_patient_intake"
+        flagged = {f.field for f in result.flags}
+        for k, v in case.truth.items():
+            total += 1
+            right += result.value(k) == v
+            silent += result.value(k) != v and k not in flagged
+    assert right / total >= 0.85
+    assert silent == 0
 
 
 def test_unrecognised_scan_is_flagged_not_an_error(tmp_path: Path) -> None:

@@ -100,3 +100,45 @@ def test_slim_latin_model_reads_diacritics_and_starts_fast(tmp_path: Path) -> No
     words = ocr.run(np.asarray(img), eng=eng, psm=7)
     assert time.perf_counter() - t0 < 5
     assert " ".join(w.text for w in words) == "Müller Gonçalves"
+
+
+def _zone(text: str, key: str = "insurance.primary.group_number", ftype: str = "id", px: int = 42) -> zonal.Zone:
+    font = ImageFont.truetype(str(scans.VALUE_FONT), px)
+    img = Image.new("L", (40 + px * len(text), px * 2), 255)
+    ImageDraw.Draw(img).text((20, px // 3), text, font=font, fill=0)
+    return zonal.Zone(key, ftype, np.asarray(img))
+
+
+@pytest.mark.skipif(not Path("/usr/bin/tesseract").exists(), reason="tesseract is installed by ./run setup")
+def test_a_q_in_an_id_is_not_taken_for_a_zero() -> None:
+    eng = ocr.engine()
+    fixed = zonal._zero_tails(_zone("595Q7677"), zonal.Reading("59507677", 0.95), eng=eng, timeout=30)
+    assert fixed is not None and fixed.text == "595Q7677"
+    assert fixed.conf <= zonal.DISAGREED_CONF  # the models disagreed with the glyph: a person checks
+    assert zonal._zero_tails(_zone("5950767"), zonal.Reading("5950767", 0.95), eng=eng, timeout=30) is None
+
+
+def test_a_box_edge_read_before_a_capital_is_dropped_but_still_checked() -> None:
+    assert zonal.tidy("tŁukasiewicz", "name") == ("Łukasiewicz", 0.5)
+    assert zonal.tidy("Craig lOrtiz", "name") == ("Craig Ortiz", 0.5)
+    assert zonal.tidy("McDonald", "name") == ("McDonald", 1.0)
+    assert zonal.tidy("van der Berg", "name")[0] == "van der Berg"
+
+
+def test_vietnamese_marks_come_from_the_vietnamese_model_and_go_to_review() -> None:
+    names = [zonal.Zone("a", "name", np.zeros((1, 1), np.uint8)), zonal.Zone("b", "name", np.zeros((1, 1), np.uint8)),
+             zonal.Zone("c", "name", np.zeros((1, 1), np.uint8))]
+    readings = {"a": zonal.Reading("Thåo Peña", 0.6), "b": zonal.Reading("Joseph O'Neil", 0.9),
+                "c": zonal.Reading("Pham", 0.92)}
+    zonal._merge_names(readings, names, [zonal.Reading("Thảo Peña", 0.92), zonal.Reading('Joseph 0"NeiL', 0.72),
+                                         zonal.Reading("Phạm", 0.9)])
+    assert readings["a"].text == "Thảo Peña" and readings["a"].conf <= zonal.DISAGREED_CONF
+    assert readings["b"] == zonal.Reading("Joseph O'Neil", 0.9)  # not Vietnamese: the Latin reading stands
+    assert readings["c"].text == "Phạm" and readings["c"].conf <= zonal.DISAGREED_CONF  # marks it had dropped
+
+
+def test_an_email_with_a_marked_letter_is_read_again() -> None:
+    from frontdesk.normalize import norm_email
+
+    assert norm_email("zwilliamsę@example.com")[1] is not None
+    assert norm_email("Z.Williams+clinic@example.co.uk") == ("z.williams+clinic@example.co.uk", None)
