@@ -222,6 +222,8 @@ def read_single(zone: Zone, *, eng: ocr.OcrEngine, lang: str | None, whitelist: 
 # In an identifier, a zero at the start or next to a letter (or the letter O next to a digit) is where O and 0, which
 # look alike on a degraded scan, are most often confused; no model can tell them apart there.
 _AMBIGUOUS_ID = re.compile(r"^[0O]|(?<=[A-Z])[0O]|[0O](?=[A-Z])|(?<=\d)O|O(?=\d)")
+_SMALL_WORDS = frozenset({"of", "the", "and", "de", "del", "la", "le", "van", "von", "der", "den", "da", "do",
+                          "dos", "das", "di", "y", "e", "on", "at", "in", "by", "apt", "ste", "st"})
 _FIXES = str.maketrans({"ı": "i"})  # a fax loses the dot of an i; dotless i is not a letter of US forms
 
 
@@ -234,6 +236,19 @@ def tidy(text: str, ftype: str) -> tuple[str, float]:
         factor = 0.5
         # The left edge of the box read as a letter before the capital: "tŁukasiewicz", "lOrtiz".
         text = re.sub(r"(?<![\w'])[a-z](?=[A-ZÀ-ÖØ-ÞĀ-Ž])", "", text)
+    if ftype == "name":
+        # No name has a digit: a zero at the start of a name word is the letter (0'Connor is O'Connor).
+        text = re.sub(r"(?<![\w'])0(?=['’]?[A-Za-z])", "O", text)
+        # The Latin model's rendering of a Vietnamese letter with two marks (Nguyễn as Nguyêñ, Trần as Trâñ,
+        # Trâħ): no name spells a marked vowel before ñ, nor uses ħ.
+        if re.search(r"[âêôăơưÂÊÔĂƠƯ][ñÑ]|[ħĦ]", text):
+            factor = min(factor, 0.5)
+    if ftype == "text":
+        # "44845 Teresa field": where every other word is capitalised, one that is not is likely a misread.
+        words = [w for w in text.split() if w[:1].isalpha() and w.lower() not in _SMALL_WORDS]
+        lower = [w for w in words if w[:1].islower()]
+        if len(words) >= 2 and len(lower) == 1:
+            factor = min(factor, 0.75)
     if ftype == "id" and _AMBIGUOUS_ID.search(text.upper()):
         factor = min(factor, 0.75)
     return text, factor
@@ -298,15 +313,15 @@ def _vietnamese(text: str) -> bool:
 
 def _merge_names(readings: dict[str, Reading], names: Sequence[Zone], again: Sequence[Reading]) -> None:
     """The Latin model turns Thảo into Thåo and Nguyễn into Nguyêñ, or drops the marks altogether, with a
-    confidence that looks fine. Where the Vietnamese model sees Vietnamese marks on the same letters, its
-    reading is taken; since the two models disagreed, a person checks it. Elsewhere the Vietnamese model
-    is not asked: it reads Latin names worse (l as L, O as 0)."""
+    confidence that looks fine. Where the Vietnamese model sees Vietnamese marks on the same letters and
+    the two disagree, a person checks the name. Neither reading is taken over the other: the Vietnamese
+    model also puts its marks on European names (Jürgen as Jủrgen), and reads Latin names worse (l as L)."""
     for z, alt in zip(names, again, strict=True):
         first = readings[z.key]
-        text, factor = tidy(alt.text, z.ftype)
+        text, _factor = tidy(alt.text, z.ftype)
         if not text or text == first.text or not _vietnamese(text) or _fold(text) != _fold(first.text):
             continue
-        readings[z.key] = Reading(text, min(alt.conf * factor, DISAGREED_CONF))
+        readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
 
 
 def _zero_tails(zone: Zone, reading: Reading, *, eng: ocr.OcrEngine, timeout: float) -> Reading | None:

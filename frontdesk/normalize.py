@@ -118,6 +118,9 @@ def norm_email(raw: str | None) -> Result:
     return text, None if _EMAIL.match(text) else "not an e-mail address"
 
 
+_STATE_DIGITS = str.maketrans({"0": "O", "1": "I"})
+
+
 def norm_state(raw: str | None) -> Result:
     text = collapse(raw)
     if text is None:
@@ -125,6 +128,10 @@ def norm_state(raw: str | None) -> Result:
     code = text.replace(".", "").upper()
     if code in US_STATES:
         return code, None
+    # A state code has no digits: a scan's 0 or 1 there is the letter (0K is OK, 1L is IL).
+    letters = code.translate(_STATE_DIGITS)
+    if len(code) == 2 and letters != code and letters in US_STATES:
+        return letters, None
     by_name = _STATE_BY_NAME.get(text.lower())
     if by_name:
         return by_name, None

@@ -123,18 +123,29 @@ def test_a_box_edge_read_before_a_capital_is_dropped_but_still_checked() -> None
     assert zonal.tidy("Craig lOrtiz", "name") == ("Craig Ortiz", 0.5)
     assert zonal.tidy("McDonald", "name") == ("McDonald", 1.0)
     assert zonal.tidy("van der Berg", "name")[0] == "van der Berg"
+    assert zonal.tidy("Sean 0'Connor-Hale", "name") == ("Sean O'Connor-Hale", 1.0)
+    assert zonal.tidy("Tyler Nguyêñ", "name")[1] < 0.8 and zonal.tidy("Peña", "name")[1] == 1.0
+    assert zonal.tidy("44845 Teresa field", "text")[1] < 0.8
+    assert zonal.tidy("12 Avenue of the Americas", "text")[1] == 1.0
 
 
-def test_vietnamese_marks_come_from_the_vietnamese_model_and_go_to_review() -> None:
+def test_a_state_read_with_a_digit_is_the_letter() -> None:
+    from frontdesk.normalize import norm_state
+
+    assert norm_state("0K") == ("OK", None) and norm_state("1L") == ("IL", None)
+    assert norm_state("0X")[1] is not None
+
+
+def test_names_the_vietnamese_model_reads_with_other_marks_go_to_review() -> None:
     names = [zonal.Zone("a", "name", np.zeros((1, 1), np.uint8)), zonal.Zone("b", "name", np.zeros((1, 1), np.uint8)),
              zonal.Zone("c", "name", np.zeros((1, 1), np.uint8))]
     readings = {"a": zonal.Reading("Thåo Peña", 0.6), "b": zonal.Reading("Joseph O'Neil", 0.9),
                 "c": zonal.Reading("Pham", 0.92)}
     zonal._merge_names(readings, names, [zonal.Reading("Thảo Peña", 0.92), zonal.Reading('Joseph 0"NeiL', 0.72),
                                          zonal.Reading("Phạm", 0.9)])
-    assert readings["a"].text == "Thảo Peña" and readings["a"].conf <= zonal.DISAGREED_CONF
+    assert readings["a"].conf <= zonal.DISAGREED_CONF  # Thåo or Thảo: a person decides
     assert readings["b"] == zonal.Reading("Joseph O'Neil", 0.9)  # not Vietnamese: the Latin reading stands
-    assert readings["c"].text == "Phạm" and readings["c"].conf <= zonal.DISAGREED_CONF  # marks it had dropped
+    assert readings["c"].conf <= zonal.DISAGREED_CONF  # marks the Latin model may have dropped
 
 
 def test_an_email_with_a_marked_letter_is_read_again() -> None:
