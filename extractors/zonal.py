@@ -324,13 +324,23 @@ def _merge_names(readings: dict[str, Reading], names: Sequence[Zone], again: Seq
         readings[z.key] = Reading(first.text, min(first.conf, DISAGREED_CONF))
 
 
-def _zero_tails(zone: Zone, reading: Reading, *, eng: ocr.OcrEngine, timeout: float) -> Reading | None:
+def _zero_tails(zones: Sequence[Zone], readings: Sequence[Reading], *, eng: ocr.OcrEngine,
+                timeout: float) -> list[Reading | None]:
     """Both OCR models read the Q of an ID ("595Q7677") as a zero, sure of it, and no format can tell. The
-    glyph can: a Q's tail reaches below the line the other characters stand on; a zero's does not. Returns
-    the reading with such zeros made Q (and sent to a person), or None when nothing changes."""
-    padded = cv2.copyMakeBorder(zone.image, STRIP_PAD, STRIP_PAD, STRIP_PAD, STRIP_PAD, cv2.BORDER_CONSTANT,
-                                value=255)
-    glyphs = [g for g in ocr.run_glyphs(padded, eng=eng, psm=7, timeout=timeout) if g.text.isalnum()]
+    glyph can: a Q's tail reaches below the line the other characters stand on; a zero's does not. One
+    tesseract call with character boxes for all the zones; for each, the reading with such zeros made Q
+    (and sent to a person), or None when nothing changes."""
+    strip, spans = _strip(zones)
+    glyphs = ocr.run_glyphs(strip, eng=eng, psm=6, timeout=timeout)
+    out: list[Reading | None] = []
+    for (a, b), reading in zip(spans, readings, strict=True):
+        mine = [g for g in glyphs if g.text.isalnum() and a - STRIP_GAP / 2 <= (g.top + g.bottom) / 2 < b + STRIP_GAP / 2]
+        mine.sort(key=lambda g: g.left)
+        out.append(_q_for_zero(mine, reading))
+    return out
+
+
+def _q_for_zero(glyphs: Sequence[ocr.Glyph], reading: Reading) -> Reading | None:
     wanted = [ch for ch in reading.text if ch.isalnum()]
     if len(glyphs) < 3 or [g.text for g in glyphs] != wanted:
         return None  # a different reading: not this check's business
@@ -444,15 +454,17 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         else:
             readings[k] = Reading(readings[k].text or second.text, min(readings[k].conf, second.conf) * 0.5)
 
-    names = [zones_by_key[k] for k, r in readings.items() if r.text and zones_by_key[k].ftype == "name"]
+    # Only names the Latin model read with marks: its misreadings of Vietnamese all carry some (Thåo, Trâñ).
+    names = [zones_by_key[k] for k, r in readings.items()
+             if zones_by_key[k].ftype == "name" and not r.text.isascii()]
     names_again = (ocr.pool().submit(_names_again, names, eng=eng, timeout=timeout)
                    if names and eng.name_lang else None)
-    zeros = {k: ocr.pool().submit(_zero_tails, zones_by_key[k], r, eng=eng, timeout=timeout)
-             for k, r in readings.items() if zones_by_key[k].ftype == "id" and "0" in r.text}
+    zero_keys = [k for k, r in readings.items() if zones_by_key[k].ftype == "id" and "0" in r.text]
+    zeros = (ocr.pool().submit(_zero_tails, [zones_by_key[k] for k in zero_keys], [readings[k] for k in zero_keys],
+                               eng=eng, timeout=timeout) if zero_keys else None)
     if eng.alt_lang:
         _second_opinion(readings, zones_by_key, eng=eng, timeout=timeout)
-    for k, tail in zeros.items():
-        fixed = tail.result()
+    for k, fixed in zip(zero_keys, zeros.result() if zeros is not None else [], strict=True):
         if fixed is not None:
             readings[k] = Reading(fixed.text, min(fixed.conf, readings[k].conf))
     if names_again is not None:
