@@ -39,16 +39,10 @@ def intake_document_flow(path: str, config_file: str | None = None) -> dict[str,
     deployment (which writes its letters after a person confirmed the values), any other gets its letters
     now; then the outcome (ids, keys, flag codes) is left beside the claimed file for the watcher. ``path`` is the
     opaque claim in the shared processing area, so the run's parameters carry no patient data."""
-    work = intake_document(Path(path), config_file)
-    review_run = None
-    if work.status == "needs_review":
-        from flows.intake import pipeline_for
-        from flows.review import request_review
+    from flows.review import hold_for_review
 
-        settings = pipeline_for(config_file).settings
-        if settings.prefect.review:
-            review_run = request_review(work.outcome(), settings, config_file)
-    if review_run is None:  # else the review sends the letters, with the values a person confirmed
+    work = intake_document(Path(path), config_file)
+    if not hold_for_review(work, config_file):  # else the review sends the letters, with the confirmed values
         work = send_letters([work], config_file)[0]
     outcome = work.outcome()
     create_markdown_artifact(summary_markdown([outcome]), key="intake-document",

@@ -83,10 +83,21 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
 
 @flow(name="intake", persist_result=False, log_prints=False)
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
+    """Every document read, checked and filed; one that needs review goes to a person first (its letters
+    follow the review), the others get their letters in one batch."""
+    from flows.review import hold_for_review
+
     recover(config_file)
     inputs = collect_inputs(Path(p) for p in paths)
-    works = [intake_document(p, config_file) for p in inputs]
-    works = send_letters(works, config_file)
+    works: list[IntakeWork] = []
+    held: set[int] = set()
+    for p in inputs:
+        work = intake_document(p, config_file)
+        if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
+            held.add(len(works))
+        works.append(work)
+    lettered = iter(send_letters([w for i, w in enumerate(works) if i not in held], config_file))
+    works = [w if i in held else next(lettered) for i, w in enumerate(works)]
     outcomes = [w.outcome() for w in works]
     create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
     return outcomes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from frontdesk.validation import validate
 log = logging.getLogger("frontdesk.review")
 
 REVIEW_KEY = "review"
+#: A review deployment found missing is looked for again after this long, not for every document.
+NOT_DEPLOYED_RECHECK_SECONDS = 60.0
+_NOT_DEPLOYED: dict[str, float] = {}
 #: Flags that validation recomputes from the fields; every other flag (page.missing, ...) is kept.
 _RECOMPUTED = {"invalid", "missing", "low_confidence"}
 _BOOL_TYPES = {"checkbox", "signature"}
@@ -177,21 +181,44 @@ def review_flow(extraction_key: str, config_file: str | None = None) -> dict[str
     return {"document_id": doc_id, "status": status, "changed": len(changed), "letters": letters}
 
 
+def hold_for_review(work: IntakeWork, config_file: str | None = None) -> bool:
+    """A document in ``needs_review`` goes to a person before any letter does. Starts its review run and
+    returns True when one was started: its letters are then the review's to write, with the values the
+    person confirmed, and the document stops being "letters due" (a later run's recovery would otherwise
+    write them first). False (letters go now) when review is off, or there is no review deployment."""
+    pipeline = pipeline_for(config_file)
+    if work.status != "needs_review" or work.document_id is None or not pipeline.settings.prefect.review:
+        return False
+    if request_review(work.outcome(), pipeline.settings, config_file) is None:
+        return False
+    from frontdesk import records
+
+    with pipeline.db.begin() as s:
+        records.finish_without_letters(s, work.document_id)
+    log.info("document %s waits for review before its letters", work.document_id)
+    return True
+
+
 def request_review(outcome: ProcessOutcome, settings: Settings, config_file: str | None) -> str | None:
     """Start the review deployment for a document that needs it; None when there is nothing to start
     (no deployment registered, no server). Keyed by the document so a retry does not ask twice."""
     key = next((s.key for s in outcome.stored if s.key.endswith("/extraction.json")), None)
     if key is None or outcome.record_id is None:
         return None
+    name = settings.prefect.review_deployment
+    if time.monotonic() < _NOT_DEPLOYED.get(name, 0.0):
+        return None
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(name=settings.prefect.review_deployment,
-                             parameters={"extraction_key": key, "config_file": config_file},
+        run = run_deployment(name=name, parameters={"extraction_key": key, "config_file": config_file},
                              idempotency_key=f"review-{outcome.record_id}",
                              flow_run_name=f"review-{outcome.record_id}", tags=["frontdesk", "review"],
-                             timeout=0)
+                             timeout=0, as_subflow=False)  # it outlives the intake run; a subflow cannot suspend
     except Exception as exc:  # no review deployment: the document stays in needs_review, as filed
+        if isinstance(exc, ObjectNotFound):  # not deployed: do not ask again for every document
+            _NOT_DEPLOYED[name] = time.monotonic() + NOT_DEPLOYED_RECHECK_SECONDS
         log.info("no review run for %s (%s)", outcome.record_id, exc.__class__.__name__)
         return None
     return str(run.id)  # type: ignore[union-attr]

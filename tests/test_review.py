@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -138,3 +139,81 @@ def test_review_pauses_for_input_and_resumes_with_corrected_values(tmp_path: Pat
     assert kept["review"]["fields_changed"] == []
     assert any(f["code"] == "insurance.missing_info" for f in kept["extraction"]["flags"])
     assert len(list((storage / kept_key).parent.glob("letters/*.pdf"))) == 1  # confirmed blank: the letter goes
+
+
+def _storage_letters(storage: Path) -> list[Path]:
+    return sorted(storage.rglob("letters/*.pdf"))
+
+
+@pytest.mark.integration
+def test_intake_holds_the_letter_of_a_document_in_review_until_a_person_confirms(  # type: ignore[no-untyped-def]
+        tmp_path: Path, fd_env, prefect_server: PrefectServer) -> None:
+    """`frontdesk process` files a document with a blank member ID: it goes to review, and no
+    missing-insurance letter is written before a person has looked; once the person confirms the ID really
+    is blank, the review writes the letter."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.conftest import FRONTDESK
+
+    storage = Path(fd_env["FRONTDESK_STORAGE__ROOT"])
+    env = prefect_server.env(fd_env)
+    env.update(PYTHONPATH=str(ROOT), PREFECT_RUNNER_POLL_FREQUENCY="2")
+    serve = subprocess.Popen([FRONTDESK, "serve", "--no-watch"], env=env, cwd=ROOT, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # hang guards for a loaded machine, not speed checks
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}), get_client(sync_client=True) as client:
+            while True:
+                assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
+                try:
+                    client.read_deployment_by_name("review/review")
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline, "the review deployment was never served"
+                    time.sleep(1)
+
+        case = generate(tmp_path / "in", 1, seed=33, kinds=("digital",), scenarios=("member_id_blank",))[0]
+        proc = subprocess.run([FRONTDESK, "process", str(case.path), "--json"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        [outcome] = json.loads(proc.stdout)
+        assert outcome["status"] == "needs_review" and outcome["letters"] == []
+        assert _storage_letters(storage) == []  # no letter before a person has looked
+
+        run_name = f"review-{outcome['record_id']}"
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}), get_client(sync_client=True) as client:
+            while True:
+                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+                if runs and runs[0].state is not None and runs[0].state.is_paused():
+                    break
+                assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
+                assert time.monotonic() < deadline + 240, "the review never waited for a person"
+                time.sleep(1)
+            run_id = runs[0].id
+            assert _storage_letters(storage) == []  # still none while the review waits
+            resume_flow_run(run_id, run_input={})  # the person confirms: the member ID really is blank
+            while True:
+                state = client.read_flow_run(UUID(str(run_id))).state
+                if state is not None and state.is_final():
+                    break
+                assert time.monotonic() < deadline + 480, "the resumed review never finished"
+                time.sleep(1)
+            assert state.is_completed(), state
+    finally:
+        if serve.poll() is None:
+            serve.send_signal(signal.SIGTERM)
+            try:
+                serve.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+                serve.wait()
+
+    [letter] = _storage_letters(storage)  # after the review: exactly one letter, beside the reviewed reading
+    reading = json.loads((letter.parent.parent / "extraction.json").read_text())
+    assert reading["review"]["fields_changed"] == []
+    assert any(f["code"] == "insurance.missing_info" for f in reading["extraction"]["flags"])
