@@ -12,11 +12,11 @@ Why it is built this way (see ``shared/design/lessons-from-anchors.md``, "Watche
   any point leaves rows that say what to redo. Documents are keyed by SHA-256 there, so the same content
   dropped again is recognised as a duplicate instead of being filed twice.
 * The original leaves the processing area only after its filed copy is confirmed by storage; unreadable
-  files go to the failed area with a ``.reason.txt`` beside them.
+  files go to the failed area (``failed/<id>/<id>.<ext>``) with a ``reason.txt`` beside them.
 
 File names in the processing and archive areas are opaque (claim ids, document ids); logs carry only
-those. The original name is kept in the local ledger, and a failed file gets its name back in the failed
-area, because staff must recognise what they dropped.
+those. File names are often patient names ("Smith_John_intake.pdf"), so the original name is kept only
+in the local ledger; ``frontdesk watch --failed`` lists failed items with it, on the staff's terminal.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from frontdesk.exceptions import ConfigError
 from frontdesk.models import ProcessOutcome
@@ -139,7 +139,7 @@ def incomplete_reason(path: Path) -> str | None:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
     claim        TEXT PRIMARY KEY,   -- opaque file name in the processing area
-    source       TEXT NOT NULL,      -- path relative to the inbox, to give failed files their name back
+    source       TEXT NOT NULL,      -- path relative to the inbox (PHI: shown only by `watch --failed`)
     state        TEXT NOT NULL,      -- claiming, claimed, processing, submitted, done, finished
     sha256       TEXT,
     document_id  TEXT,
@@ -179,6 +179,18 @@ class Claim:
     final_path: str | None
 
 
+@dataclass(frozen=True)
+class FailedItem:
+    """A file in the failed area. ``source`` is its name in the inbox: PHI, for the staff's eyes only."""
+
+    id: str
+    source: str
+    reason: str | None
+    document_id: str | None
+    path: str | None
+    when: datetime
+
+
 class Ledger:
     """Durable state of the watcher. Every change is committed before the step it announces, so after a
     SIGKILL the rows tell exactly what to redo (WAL + ``synchronous=FULL``: committed means on disk)."""
@@ -190,7 +202,8 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0
 
     def close(self) -> None:
         self.db.close()
@@ -198,13 +211,28 @@ class Ledger:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._depth:  # inside transaction(): one commit for all
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
             self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self.db
             except BaseException:
+                self._depth = 0
                 self.db.execute("ROLLBACK")
                 raise
+            self._depth = 0
             self.db.execute("COMMIT")
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """Several writes, one commit (each commit is an fsync): for the rows of a whole batch, written
+        together before the step they all announce."""
+        return self._tx()
 
     def _rows(self, sql: str, *args: Any) -> list[Claim]:
         with self._lock:
@@ -265,9 +293,23 @@ class Ledger:
                 (sha256, other_than)).fetchone()
         return row is not None
 
+    def failed(self) -> list[FailedItem]:
+        """Every file that ended in the failed area, oldest first, with the name it had in the inbox."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT claim, source, reason, document_id, final_path, updated_at FROM claims "
+                "WHERE status = 'failed' AND state IN ('done', 'finished') ORDER BY updated_at, claim").fetchall()
+        return [FailedItem(failed_id(r[0]), r[1], r[2], r[3], r[4], datetime.fromtimestamp(r[5], UTC))
+                for r in rows]
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self.db.execute("SELECT state, count(*) FROM claims GROUP BY state").fetchall())
+
+
+def failed_id(claim: str) -> str:
+    """The opaque id of a failed item: its claim name without the suffix (logs print the claim)."""
+    return Path(claim).stem
 
 
 # ---------------------------------------------------------------------------------------------- receipts
@@ -300,43 +342,47 @@ def read_receipt(processing_file: Path) -> ProcessOutcome | None:
 # -------------------------------------------------------------------------------------------- dispatching
 
 
-class Dispatcher(Protocol):
-    """How claimed documents get processed: in this process, or as flow runs on workers."""
-
-    #: True when ``submit`` returns at once and ``poll`` later reports each outcome.
-    asynchronous: bool
+@runtime_checkable
+class BatchDispatcher(Protocol):
+    """Processes a batch of claimed documents and returns when every one has an outcome (in this process
+    or in its worker processes)."""
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]: ...
+
+
+@runtime_checkable
+class FlowRunDispatcher(Protocol):
+    """Hands each claimed document to somebody else (a flow run on a work pool) and returns at once;
+    ``poll`` later reports its outcome, or a reason when the run ended without one."""
 
     def submit(self, path: Path, sha256: str, attempt: int) -> str: ...
 
     def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None: ...
 
 
+#: The watcher takes either kind and picks its path by type.
+Dispatcher = BatchDispatcher | FlowRunDispatcher
+
+
 class LocalDispatcher:
     """The pipeline stages without Prefect: for machines without a server and as the benchmark's baseline."""
 
-    asynchronous = False
-
     def __init__(self, settings: Settings) -> None:
+        from frontdesk.convert import keep_warm
         from frontdesk.pipeline import Pipeline
 
         self.pipeline = Pipeline(settings)
+        keep_warm()  # letters all day: one LibreOffice kept running, not one started per batch
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
         works = [self.pipeline.intake(p) for p in paths]
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
-    def submit(self, path: Path, sha256: str, attempt: int) -> str:  # pragma: no cover - synchronous
-        raise NotImplementedError
-
-    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:  # pragma: no cover
-        raise NotImplementedError
 
 
 class InlineDispatcher(LocalDispatcher):
     """One ``intake`` flow run per batch, in this process's main thread (the read time limit needs it).
-    Documents that need review are handed to the review deployment when one exists."""
+    Documents that need review are handed to the review deployment (when one exists) before letters."""
 
     def __init__(self, settings: Settings, config_file: str | None) -> None:
         super().__init__(settings)
@@ -350,29 +396,19 @@ class InlineDispatcher(LocalDispatcher):
         from flows.intake import intake_flow
 
         outcomes: list[ProcessOutcome] = intake_flow([str(p) for p in paths], self.config_file)
-        if self.settings.prefect.review:
-            from flows.review import request_review
-
-            for o in outcomes:
-                if o.status == "needs_review":
-                    request_review(o, self.settings, self.config_file)
-        return outcomes
+        return outcomes  # documents that need review went to the review deployment, before their letters
 
 
 class DeploymentDispatcher:
     """One flow run per document on the work pool (``run_deployment``, SHA-256 as idempotency key, so a
     watcher that crashed after submitting gets the same run back instead of a second one)."""
 
-    asynchronous = True
     STATE_CHECK_SECONDS = 5.0
 
     def __init__(self, settings: Settings, config_file: str | None) -> None:
         self.deployment = settings.prefect.intake_deployment
         self.config_file = config_file
         self._checked: dict[str, float] = {}
-
-    def run(self, paths: list[Path]) -> list[ProcessOutcome]:  # pragma: no cover - asynchronous
-        raise NotImplementedError
 
     def submit(self, path: Path, sha256: str, attempt: int) -> str:
         from prefect.deployments import run_deployment
@@ -424,14 +460,34 @@ def _run_chunk(paths: list[Path]) -> list[ProcessOutcome]:
     return _WORKER.run(paths)
 
 
+def balanced_chunks(paths: list[Path], n: int) -> list[list[Path]]:
+    """``n`` shares of about equal work, so no worker idles at the end of a batch while another still
+    reads: largest files first, each to the least loaded share (a scan's bytes are pixels to OCR, a
+    digital form's are a few pages of text). Each share keeps the batch's order."""
+    if n <= 1:
+        return [list(paths)]
+
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:
+            return 0
+
+    loads = [0] * n
+    shares: list[list[int]] = [[] for _ in range(n)]
+    for i in sorted(range(len(paths)), key=lambda i: -size(paths[i])):
+        j = loads.index(min(loads))
+        shares[j].append(i)
+        loads[j] += size(paths[i]) + 1
+    return [[paths[i] for i in sorted(share)] for share in shares if share]
+
+
 class PooledDispatcher:
     """Documents of a batch spread over worker processes, one per core: OCR is CPU-bound and tesseract
     runs single-threaded here, so one process per core is the concurrency limit that fills the machine
     without oversubscribing it. Each worker runs the stages (or the intake flow) in its own main thread,
     where the read time limit works; a hostile file that crashes a worker does not take the watcher
     down (the batch is retried, then failed)."""
-
-    asynchronous = False
 
     def __init__(self, settings: Settings, config_file: str | None, mode: str, workers: int) -> None:
         import multiprocessing
@@ -446,8 +502,7 @@ class PooledDispatcher:
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
         from concurrent.futures.process import BrokenProcessPool
 
-        n = min(self.workers, len(paths))
-        chunks = [paths[i::n] for i in range(n)]  # interleaved: scans and forms spread evenly
+        chunks = balanced_chunks(paths, min(self.workers, len(paths)))
         try:
             return [o for part in self.pool.map(_run_chunk, chunks) for o in part]
         except BrokenProcessPool:
@@ -458,11 +513,6 @@ class PooledDispatcher:
     def close(self) -> None:
         self.pool.shutdown(wait=not self.broken, cancel_futures=True)
 
-    def submit(self, path: Path, sha256: str, attempt: int) -> str:  # pragma: no cover - synchronous
-        raise NotImplementedError
-
-    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:  # pragma: no cover
-        raise NotImplementedError
 
 
 def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
@@ -597,24 +647,41 @@ class Watcher:
     def claim(self, path: Path) -> str | None:
         """Atomic rename into the processing area. The ledger row is written first, so a crash between
         the two is resolved at start-up by looking where the file is."""
-        self.candidates.pop(path, None)
-        source = path.relative_to(self.areas.inbox).as_posix()
-        suffix = path.suffix.lower() if len(path.suffix) <= 6 and path.suffix[1:].isalnum() else ""
-        claim = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}{suffix}"
-        self.ledger.add(claim, source)
-        try:
-            os.rename(path, self.areas.processing / claim)
-        except FileNotFoundError:  # another watcher won the race: nothing to do
-            self.ledger.forget(claim)
-            return None
-        except OSError as exc:
-            self.ledger.forget(claim)
-            log.warning("could not claim a file (%s)", exc.__class__.__name__)
-            return None
-        self.ledger.update(claim, state="claimed")
-        self.stats.claimed += 1
-        log.info("claimed %s", claim)
-        return claim
+        return self.claim_all([path])[0]
+
+    def claim_all(self, paths: list[Path]) -> list[str | None]:
+        """:meth:`claim` for several files, with one commit before the renames and one after."""
+        planned: list[tuple[Path, str]] = []
+        with self.ledger.transaction():
+            for path in paths:
+                self.candidates.pop(path, None)
+                source = path.relative_to(self.areas.inbox).as_posix()
+                suffix = path.suffix.lower() if len(path.suffix) <= 6 and path.suffix[1:].isalnum() else ""
+                claim = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}{suffix}"
+                self.ledger.add(claim, source)
+                planned.append((path, claim))
+        taken: list[str | None] = []
+        for path, claim in planned:
+            try:
+                os.rename(path, self.areas.processing / claim)
+            except FileNotFoundError:  # another watcher won the race: nothing to do
+                taken.append(None)
+                continue
+            except OSError as exc:
+                log.warning("could not claim a file (%s)", exc.__class__.__name__)
+                taken.append(None)
+                continue
+            taken.append(claim)
+        with self.ledger.transaction():
+            for (_, claim), took in zip(planned, taken, strict=True):
+                if took is None:
+                    self.ledger.forget(claim)
+                else:
+                    self.ledger.update(claim, state="claimed")
+        for claim in filter(None, taken):
+            self.stats.claimed += 1
+            log.info("claimed %s", claim)
+        return taken
 
     def _hash(self, c: Claim) -> Claim | None:
         """Hash once, in the processing area (nothing writes there); spot content already processed."""
@@ -633,6 +700,10 @@ class Watcher:
     # ----------------------------------------------------------------------------------- dispatching
 
     def _due(self) -> list[Claim]:
+        with self.ledger.transaction():  # hashes and duplicates of the whole round: one commit
+            return self._due_claims()
+
+    def _due_claims(self) -> list[Claim]:
         now = time.time()
         due: list[Claim] = []
         for c in self.ledger.in_state("claimed"):
@@ -655,29 +726,37 @@ class Watcher:
 
     def dispatch(self) -> None:
         due = self._due()
-        if self.dispatcher.asynchronous:
+        dispatcher = self.dispatcher
+        if isinstance(dispatcher, FlowRunDispatcher):
             for c in due:
-                self._submit(c)
-            self._poll()
+                self._submit(dispatcher, c)
+            self._poll(dispatcher)
             return
         for start in range(0, len(due), self.opts.batch_size):
             if self.stop_event.is_set():
                 return
-            self._run_batch(due[start:start + self.opts.batch_size])
+            self._run_batch(dispatcher, due[start:start + self.opts.batch_size])
+            self.finish_all()  # each batch's originals leave processing as soon as they are filed
 
-    def _run_batch(self, batch: list[Claim]) -> None:
-        for c in batch:
-            self.ledger.update(c.claim, state="processing", attempts=c.attempts + 1)
+    def _run_batch(self, dispatcher: BatchDispatcher, batch: list[Claim]) -> None:
+        with self.ledger.transaction():
+            for c in batch:
+                self.ledger.update(c.claim, state="processing", attempts=c.attempts + 1)
         paths = [self.areas.processing / c.claim for c in batch]
         try:
-            outcomes = self.dispatcher.run(paths)
+            outcomes = dispatcher.run(paths)
         except Exception as exc:  # storage down, server gone, a worker crashed: keep the files, try later
             if getattr(self._dispatcher, "broken", False):
                 self._dispatcher = None  # a fresh pool next time
-            for c in batch:
-                self._retry_later(c, c.attempts + 1, f"processing failed ({exc.__class__.__name__})")
+            with self.ledger.transaction():
+                for c in batch:
+                    self._retry_later(c, c.attempts + 1, f"processing failed ({exc.__class__.__name__})")
             return
         by_input = {Path(o.input).name: o for o in outcomes}
+        with self.ledger.transaction():
+            self._record_all(batch, by_input)
+
+    def _record_all(self, batch: list[Claim], by_input: dict[str, ProcessOutcome]) -> None:
         for c in batch:
             outcome = by_input.get(c.claim)
             if outcome is None:
@@ -685,33 +764,33 @@ class Watcher:
                 continue
             self._record(c, outcome)
 
-    def _submit(self, c: Claim) -> None:
+    def _submit(self, dispatcher: FlowRunDispatcher, c: Claim) -> None:
         attempt = c.attempts + 1
         assert c.sha256 is not None
         # Written first: a crash right after the submission finds the run again by its idempotency key.
         self.ledger.update(c.claim, state="submitted", attempts=attempt)
         try:
-            run_id = self.dispatcher.submit(self.areas.processing / c.claim, c.sha256, attempt)
+            run_id = dispatcher.submit(self.areas.processing / c.claim, c.sha256, attempt)
         except Exception as exc:
             self._retry_later(c, attempt, f"could not submit ({exc.__class__.__name__})")
             return
         self.ledger.update(c.claim, flow_run_id=run_id)
         log.info("claim %s submitted as flow run %s", c.claim, run_id)
 
-    def _poll(self) -> None:
+    def _poll(self, dispatcher: FlowRunDispatcher) -> None:
         for c in self.ledger.in_state("submitted"):
             path = self.areas.processing / c.claim
             if c.flow_run_id is None:  # crashed between the two writes: submit again, same key
                 assert c.sha256 is not None
                 try:
-                    run_id = self.dispatcher.submit(path, c.sha256, c.attempts)
+                    run_id = dispatcher.submit(path, c.sha256, c.attempts)
                 except Exception as exc:
                     self._retry_later(c, c.attempts, f"could not submit ({exc.__class__.__name__})")
                     continue
                 self.ledger.update(c.claim, flow_run_id=run_id)
                 continue
             try:
-                result = self.dispatcher.poll(path, c.flow_run_id)
+                result = dispatcher.poll(path, c.flow_run_id)
             except Exception as exc:
                 log.warning("cannot read flow run %s (%s)", c.flow_run_id, exc.__class__.__name__)
                 continue
@@ -744,61 +823,83 @@ class Watcher:
     # ------------------------------------------------------------------------------------- finishing
 
     def finish_all(self) -> None:
-        for c in self.ledger.in_state("done"):
-            self.finish(c)
+        self._finish(self.ledger.in_state("done"))
 
     def finish(self, c: Claim) -> None:
         """Move the original out of processing: archive (or delete) after a confirmed filing, failed
         area with a reason file otherwise. Safe to repeat after a crash at any point."""
-        src = self.areas.processing / c.claim
-        final: Path | None = None
-        if c.status == "failed":
-            final = self._move_failed(c, src)
-        elif self.opts.after_filing == "delete":
-            src.unlink(missing_ok=True)
-        else:
-            final = self._move_archive(c, src)
-        receipt_path(src).unlink(missing_ok=True)
-        self.ledger.update(c.claim, state="finished", final_path=str(final) if final else None)
-        self.stats.finished[c.status or "?"] = self.stats.finished.get(c.status or "?", 0) + 1
+        self._finish([c])
 
-    def _move_archive(self, c: Claim, src: Path) -> Path | None:
+    def _finish(self, claims: list[Claim]) -> None:
+        """Where each file goes is committed first (one commit for all), then the files move, then they
+        are marked finished (one more commit): a crash in between repeats the moves, which are idempotent."""
+        if not claims:
+            return
+        with self.ledger.transaction():
+            for c in claims:
+                if c.final_path is None and (c.status == "failed" or self.opts.after_filing != "delete"):
+                    c.final_path = str(self._destination(c))
+                    self.ledger.update(c.claim, final_path=c.final_path)
+        finals: list[Path | None] = []
+        for c in claims:
+            src = self.areas.processing / c.claim
+            if c.status == "failed":
+                finals.append(self._move_failed(c, src))
+            elif self.opts.after_filing == "delete":
+                src.unlink(missing_ok=True)
+                finals.append(None)
+            else:
+                finals.append(self._move_archive(c, src))
+            receipt_path(src).unlink(missing_ok=True)
+        with self.ledger.transaction():
+            for c, final in zip(claims, finals, strict=True):
+                self.ledger.update(c.claim, state="finished", final_path=str(final) if final else None)
+        for c in claims:
+            self.stats.finished[c.status or "?"] = self.stats.finished.get(c.status or "?", 0) + 1
+
+    def _destination(self, c: Claim) -> Path:
+        if c.status == "failed":
+            return self.areas.failed / failed_id(c.claim) / c.claim
         now = datetime.now(UTC)
         folder = self.areas.archive / f"{now:%Y}" / f"{now:%m}"
         name = c.document_id or Path(c.claim).stem
         if c.status == "duplicate":
             name = f"{name}-duplicate-{Path(c.claim).stem}"
         dest = folder / f"{name}{Path(c.claim).suffix}"
-        if c.final_path:  # a previous attempt chose the place already (crash after the move)
-            dest = Path(c.final_path)
-        if not src.exists():
+        if dest.exists() and sha256_file(dest) != c.sha256:  # another file holds the name: not ours
+            dest = folder / f"{name}-{Path(c.claim).stem}{Path(c.claim).suffix}"
+        return dest
+
+    def _move_archive(self, c: Claim, src: Path) -> Path | None:
+        assert c.final_path is not None
+        dest = Path(c.final_path)
+        if not src.exists():  # moved before a crash
             return dest if dest.exists() else None
-        self.ledger.update(c.claim, final_path=str(dest))
-        folder.mkdir(parents=True, exist_ok=True)
         if dest.exists() and sha256_file(dest) == c.sha256:
             src.unlink()
             return dest
-        if dest.exists():
-            dest = folder / f"{name}-{Path(c.claim).stem}{Path(c.claim).suffix}"
-            self.ledger.update(c.claim, final_path=str(dest))
         _move(src, dest)
         return dest
 
     def _move_failed(self, c: Claim, src: Path) -> Path | None:
-        """Back under its own name, so staff recognise it, with the reason beside it."""
-        if c.final_path:
-            dest = Path(c.final_path)
-        else:
-            dest = _free_name(self.areas.failed / Path(c.source).name)
-            self.ledger.update(c.claim, final_path=str(dest))
-        if src.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
+        """``failed/<id>/<id>.<ext>`` with ``reason.txt`` beside it. The id is the claim's opaque name:
+        staff often name files after the patient, so the original name stays in the ledger (a protected
+        local store) and ``frontdesk watch --failed`` shows it on the staff's terminal, never here."""
+        assert c.final_path is not None
+        dest = Path(c.final_path)
+        item = failed_id(c.claim)
+        moved = src.exists()
+        if moved:
             _move(src, dest)
-        note = dest.with_name(dest.name + ".reason.txt")
         text = (f"Frontdesk could not process this file.\nReason: {c.reason or 'unknown'}\n"
-                f"Record: {c.document_id or '-'}\nClaim: {c.claim}\nSHA-256: {c.sha256}\n"
-                f"When: {datetime.now(UTC).isoformat(timespec='seconds')}\n")
-        _atomic_write(note, text)
+                f"Failed item: {item}\nRecord: {c.document_id or '-'}\nSHA-256: {c.sha256}\n"
+                f"When: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+                "The name the file had in the inbox is not written here (names often carry patient names);\n"
+                "`frontdesk watch --failed` lists it for this item.\n")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(dest.parent / "reason.txt", text)
+        if moved:  # once per item, not again on a recovery
+            log.warning("failed %s: %s (see %s)", item, c.reason or "unknown", dest.parent)
         return dest if dest.exists() else None
 
     # -------------------------------------------------------------------------------------- recovery
@@ -818,7 +919,7 @@ class Watcher:
                 else:
                     log.warning("claim %s vanished from processing", c.claim)
                     self.ledger.update(c.claim, state="finished", reason="vanished from processing")
-            elif c.state == "submitted" and not self.dispatcher.asynchronous:
+            elif c.state == "submitted" and not isinstance(self.dispatcher, FlowRunDispatcher):
                 # Submitted by a deployment-mode run; this run processes in-process: same content, same
                 # document id, so filing it again overwrites nothing new.
                 self.ledger.update(c.claim, state="claimed", flow_run_id=None)
@@ -838,10 +939,9 @@ class Watcher:
     def tick(self) -> None:
         if self.clock() - self._last_rescan >= self.opts.rescan_seconds:
             self.rescan()
-        for path in self.ready():
-            if self.stop_event.is_set():
-                break
-            self.claim(path)
+        ready = self.ready()
+        if ready and not self.stop_event.is_set():
+            self.claim_all(ready)
         self.dispatch()
         self.finish_all()
 
@@ -905,16 +1005,6 @@ def _move(src: Path, dest: Path) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
         src.unlink()
-
-
-def _free_name(path: Path) -> Path:
-    if not path.exists() and not path.with_name(path.name + ".reason.txt").exists():
-        return path
-    for i in range(2, 10_000):
-        cand = path.with_name(f"{path.stem} ({i}){path.suffix}")
-        if not cand.exists() and not cand.with_name(cand.name + ".reason.txt").exists():
-            return cand
-    return path.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
 def _atomic_write(path: Path, text: str) -> None:

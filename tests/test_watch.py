@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -50,8 +51,6 @@ class FakeClock:
 class RecordingDispatcher:
     """Stands in for the pipeline: files each path, remembers what it was given and what it read."""
 
-    asynchronous = False
-
     def __init__(self, fail_names: set[str] | None = None) -> None:
         self.seen: list[str] = []
         self.fail_names = fail_names or set()
@@ -68,12 +67,6 @@ class RecordingDispatcher:
                                      size=p.stat().st_size)],
                 error=f"{p}: not a PDF" if status == "failed" else None))
         return out
-
-    def submit(self, path: Path, sha256: str, attempt: int) -> str:
-        raise NotImplementedError
-
-    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:
-        raise NotImplementedError
 
 
 @pytest.fixture
@@ -163,10 +156,78 @@ def test_a_stable_but_truncated_pdf_waits_then_goes_to_failed_with_a_reason(wset
     w.tick()
     w.tick()
     assert not target.exists()
-    assert (w.areas.failed / "broken.pdf").read_bytes().startswith(b"junk")
-    reason = (w.areas.failed / "broken.pdf.reason.txt").read_text()
+    [item] = list(w.areas.failed.iterdir())
+    assert sorted(p.name for p in item.iterdir()) == sorted(["reason.txt", f"{item.name}.pdf"])
+    assert (item / f"{item.name}.pdf").read_bytes().startswith(b"junk")
+    reason = (item / "reason.txt").read_text()
     assert "not a PDF" in reason and str(w.areas.processing) not in reason
     assert list(w.areas.processing.iterdir()) == []
+
+
+def test_a_failed_file_named_after_a_patient_keeps_its_name_out_of_the_failed_area_and_logs(  # type: ignore[no-untyped-def]
+        wsettings, tmp_path: Path, caplog, fd_env) -> None:
+    """Staff name scans after the patient; the failed area and the log show an opaque id and the reason,
+    and only ``frontdesk watch --failed`` (the staff's terminal) tells which file it was."""
+    import logging
+
+    clock = FakeClock()
+    wsettings.watch.incomplete_grace_seconds = 0
+    w = Watcher(wsettings, tmp_path / "inbox", dispatcher=RecordingDispatcher(), clock=clock)
+    (w.areas.inbox / "Smith_John_intake.pdf").write_bytes(b"junk, not a pdf")
+    w.rescan()
+    with caplog.at_level(logging.INFO, logger="frontdesk.watch"):
+        for _ in range(3):
+            clock.now += 3
+            w.tick()
+    [item] = list(w.areas.failed.iterdir())
+    files = [p for p in w.areas.failed.rglob("*")]
+    assert len(files) == 3 and not any("smith" in str(p).lower() for p in files)
+    assert "Smith" not in (item / "reason.txt").read_text()
+    assert "Smith" not in caplog.text
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert item.name in line and "not a PDF" in line  # the one line staff see: which item, and why
+
+    env = dict(fd_env, FRONTDESK_WATCH__LEDGER=str(wsettings.watch.ledger))
+    listed = subprocess.run([FRONTDESK, "watch", "--failed"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    [row] = listed.stdout.strip().splitlines()
+    assert item.name in row and "Smith_John_intake.pdf" in row and "not a PDF" in row
+
+
+def test_a_flow_run_dispatcher_is_submitted_to_and_polled_until_its_outcome(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A dispatcher that only submits and polls (flow runs on workers) is driven that way: each document
+    submitted once, archived when its outcome arrives, not before."""
+
+    class Submitting:
+        def __init__(self) -> None:
+            self.submitted: list[tuple[str, int]] = []
+            self.ready: set[str] = set()
+
+        def submit(self, path: Path, sha256: str, attempt: int) -> str:
+            self.submitted.append((sha256, attempt))
+            return f"run-{len(self.submitted)}"
+
+        def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:
+            if flow_run_id not in self.ready:
+                return None
+            return ProcessOutcome(input=str(path), status="filed", record_id=f"doc-{sha(path)[:16]}")
+
+    clock = FakeClock()
+    disp = Submitting()
+    w = Watcher(wsettings, tmp_path / "inbox", dispatcher=disp, clock=clock)
+    src = make_pdfs(tmp_path / "src", 1, seed=11)[0]
+    (w.areas.inbox / "a.pdf").write_bytes(src.read_bytes())
+    w.rescan()
+    for _ in range(3):
+        clock.now += 3
+        w.tick()
+    assert disp.submitted == [(sha(src), 1)]
+    assert [p for p in w.areas.archive.rglob("*") if p.is_file()] == []  # submitted, not finished
+    disp.ready.add("run-1")
+    w.tick()
+    assert disp.submitted == [(sha(src), 1)]
+    [archived] = [p for p in w.areas.archive.rglob("*") if p.is_file()]
+    assert sha(archived) == sha(src) and list(w.areas.processing.iterdir()) == []
 
 
 def test_same_content_dropped_twice_is_processed_once_and_archived_as_duplicate(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +282,7 @@ def test_delete_after_filing_removes_the_original_only_when_filed(wsettings, tmp
         clock.now += 3
         w.tick()
     assert [p for p in w.areas.archive.rglob("*") if p.is_file()] == []
-    assert (w.areas.failed / "bad.pdf").exists()
+    assert [p.read_bytes() for p in w.areas.failed.rglob("*.pdf")] == [b"junk"]
     assert list(w.areas.processing.iterdir()) == []
 
 
@@ -379,7 +440,7 @@ def check_each_exactly_once(tmp_path: Path, sources: dict[str, str], storage: Pa
     in_storage = stored_originals(storage)
     assert set(in_storage) == expected and all(v == 1 for v in in_storage.values())
     arch = Counter(sha(p) for p in archived(tmp_path))
-    failed = Counter(sha(p) for p in (tmp_path / "failed").glob("*") if not p.name.endswith(".reason.txt"))
+    failed = Counter(sha(p) for p in (tmp_path / "failed").rglob("*") if p.is_file() and p.name != "reason.txt")
     assert arch + failed == Counter(expected)
     assert list((tmp_path / "processing").iterdir()) == []
     assert [p for p in (tmp_path / "inbox").iterdir() if not p.name.startswith(".")] == []
@@ -445,8 +506,13 @@ def test_sigkill_in_the_middle_then_restart_leaves_every_file_exactly_once(tmp_p
                             "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     check_each_exactly_once(tmp_path, sources, Path(env["FRONTDESK_STORAGE__ROOT"]))
-    failed = sorted(p.name for p in (tmp_path / "failed").iterdir())
-    assert failed == ["bad-1.pdf", "bad-1.pdf.reason.txt", "bad-2.jpg", "bad-2.jpg.reason.txt"]
+    items = sorted((tmp_path / "failed").iterdir())
+    assert sorted(p.suffix for item in items for p in item.iterdir()) == [".jpg", ".pdf", ".txt", ".txt"]
+    listed = subprocess.run([FRONTDESK, "watch", "--failed", "--json"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    names = {i["id"]: i["original_name"] for i in json.loads(listed.stdout)}
+    assert set(names) == {item.name for item in items} and sorted(names.values()) == ["bad-1.pdf", "bad-2.jpg"]
     db = sqlite3.connect(tmp_path / "ledger.sqlite")
     assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 50
     assert db.execute("SELECT count(*) FROM claims WHERE state != 'finished'").fetchone()[0] == 0

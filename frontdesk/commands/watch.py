@@ -16,7 +16,9 @@ def register(sub: Any) -> None:
     add_watch_options(p)
     p.add_argument("--once", action="store_true",
                    help="take what is in the inbox now, wait until it is all filed, then exit")
-    p.add_argument("--json", action="store_true", help="with --once: print counts as JSON")
+    p.add_argument("--json", action="store_true", help="with --once or --failed: print JSON")
+    p.add_argument("--failed", action="store_true",
+                   help="list the files in the failed area with the names they had in the inbox, then exit")
     p.set_defaults(handler=run)
 
 
@@ -48,10 +50,37 @@ def watch_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     return s
 
 
+def list_failed(settings: Settings, as_json: bool) -> int:
+    """For staff at their terminal: which file each failed item was. The names are patient data, so they
+    are printed here only, from the ledger, never written to logs or into the failed area."""
+    from frontdesk.watch import Ledger
+
+    if not settings.watch.ledger.exists():
+        items = []
+    else:
+        ledger = Ledger(settings.watch.ledger)
+        try:
+            items = ledger.failed()
+        finally:
+            ledger.close()
+    if as_json:
+        print(json.dumps([{"id": i.id, "original_name": i.source, "reason": i.reason, "record_id": i.document_id,
+                           "path": i.path, "when": i.when.isoformat(timespec="seconds")} for i in items], indent=2))
+        return ExitCode.ok
+    if not items:
+        print("no failed files")
+        return ExitCode.ok
+    for i in items:
+        print(f"{i.id}  {i.when:%Y-%m-%d %H:%M}  {i.source}  {i.reason or 'unknown'}")
+    return ExitCode.ok
+
+
 def run(args: argparse.Namespace, ctx: Any) -> int:
     from frontdesk.watch import Watcher, make_dispatcher
 
     settings = watch_settings(args, ctx.settings)
+    if args.failed:
+        return list_failed(settings, args.json)
     config = str(args.config) if args.config else None
     dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
     watcher = Watcher(settings, args.inbox, config_file=config, dispatcher=dispatcher)
