@@ -54,7 +54,8 @@ def render_summary(outcomes: list[ProcessOutcome], storage_root: Path) -> str:
     counts = Counter(o.status for o in documents)
     letters = sum(len(o.letters) for o in documents)
     lines.append("")
-    lines.append(f"{len(documents)} documents from {len(outcomes)} files: "
+    files = f"{len(outcomes)} file" + ("s" if len(outcomes) != 1 else "")
+    lines.append(f"{len(documents)} documents from {files}: "
                  + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f"; {letters} letters")
     lines.append(f"Filed under {storage_root}")
     return "\n".join(lines)
