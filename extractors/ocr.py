@@ -164,6 +164,11 @@ def run(img: np.ndarray, *, eng: OcrEngine, psm: int = 6, lang: str | None = Non
            "--psm", str(psm), "--dpi", str(dpi), "-c", "tessedit_create_tsv=1"]
     if whitelist:
         cmd += ["-c", f"tessedit_char_whitelist={whitelist}"]
+    return parse_tsv(_tesseract(cmd, img, timeout))
+
+
+def _tesseract(cmd: list[str], img: np.ndarray, timeout: float) -> str:
+    """Run one bounded tesseract process on ``img`` (fed through stdin); its output as text."""
     try:
         proc = subprocess.run(cmd, input=_encode(img), capture_output=True, timeout=timeout, env=_env())
     except subprocess.TimeoutExpired:
@@ -172,7 +177,7 @@ def run(img: np.ndarray, *, eng: OcrEngine, psm: int = 6, lang: str | None = Non
         raise OcrError(f"tesseract could not be started ({exc.__class__.__name__})") from None
     if proc.returncode != 0:
         raise OcrError(f"tesseract failed (exit {proc.returncode})")
-    return parse_tsv(proc.stdout.decode("utf-8", "replace"))
+    return proc.stdout.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -194,18 +199,10 @@ def run_glyphs(img: np.ndarray, *, eng: OcrEngine, psm: int = 7, lang: str | Non
     """Characters with their own boxes (hOCR), for checks that need a glyph's shape: where its bottom is."""
     cmd = [TESSERACT, "stdin", "stdout", "--tessdata-dir", str(eng.tessdata), "-l", lang or eng.lang,
            "--psm", str(psm), "--dpi", str(dpi), "-c", "hocr_char_boxes=1", "-c", "tessedit_create_hocr=1"]
-    try:
-        proc = subprocess.run(cmd, input=_encode(img), capture_output=True, timeout=timeout, env=_env())
-    except subprocess.TimeoutExpired:
-        raise OcrError(f"tesseract took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise OcrError(f"tesseract could not be started ({exc.__class__.__name__})") from None
-    if proc.returncode != 0:
-        raise OcrError(f"tesseract failed (exit {proc.returncode})")
     import html
 
     return [Glyph(html.unescape(m.group(5)), int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
-            for m in _GLYPH.finditer(proc.stdout.decode("utf-8", "replace"))]
+            for m in _GLYPH.finditer(_tesseract(cmd, img, timeout))]
 
 
 def parse_tsv(tsv: str) -> list[Word]:
