@@ -125,6 +125,8 @@ class PrefectSettings(BaseModel):
     mail_cron: str = "0 16 * * 1-5"
     timezone: str = "America/Chicago"
     limit: int | None = None  # concurrent flow runs for `frontdesk serve` (default: the cores)
+    task_runner: Literal["thread", "dask"] = "thread"  # dask: a batch's documents over a Dask cluster
+    dask_address: str | None = None  # Dask scheduler (tcp://host:8786); None: a local cluster, one per core
 
 
 class ChecksSettings(BaseModel):
