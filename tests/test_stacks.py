@@ -133,7 +133,7 @@ def _letter_page(rnd: Any, lines: int) -> Image.Image:
     page = Image.new("L", (2550, 3300), 255)
     draw = ImageDraw.Draw(page)
     font = ImageFont.truetype("DejaVuSans.ttf", 42)
-    words = "please find enclosed the results of the examination requested for your patient".split()
+    words = ["please", "find", "enclosed", "the", "results", "of", "the", "examination", "requested", "for", "your", "patient"]
     for i in range(lines):
         draw.text((250, 300 + i * 70), " ".join(rnd.choice(words) for _ in range(9)), fill=0, font=font)
     return page
