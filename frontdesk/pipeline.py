@@ -328,20 +328,28 @@ class Pipeline:
             return self._file(work, size, prefix or self._prefix("failed", work.document_id), received,
                               failed=exc.reason)
         if len(results) > 1:
+            from frontdesk import stacks
+
+            try:  # before anything is recorded: a stack whose pages cannot be cut apart is set aside whole
+                cuts = [stacks.pages_of(work.input, r.source_pages or []) for r in results]
+            except (InputFileError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, InputFileError) else "its documents could not be told apart"
+                work.error = f"{work.input}: {reason}"
+                return self._file(work, size, prefix or self._prefix("failed", work.document_id), received,
+                                  failed=reason)
             return self._file_stack(work, size, prefix or self._prefix("documents", work.document_id), received,
-                                    results)
+                                    results, cuts)
         work.result = results[0]
         return self._file(work, size, prefix or self._prefix("documents", work.document_id), received)
 
     def _file_stack(self, work: IntakeWork, size: int, prefix: str, received: datetime,
-                    results: list[ExtractionResult]) -> IntakeWork:
+                    results: list[ExtractionResult], cuts: list[tuple[bytes, str]]) -> IntakeWork:
         """A scan holding several documents: each is filed on its own (an original of only its pages, its
         reading, its patient, its letters), then the whole scan with a list of its parts.
 
         The stack is reserved first and completed last, so a crash in between leaves it pending and the
-        next run takes the file again: parts already complete are kept, pending ones are finished."""
-        from frontdesk import stacks
-
+        next run takes the file again: parts already complete are kept, pending ones are finished.
+        ``cuts`` holds each part's own pages as a file (bytes, suffix)."""
         assert work.sha256 and work.document_id
         work.prefix = prefix
         try:
@@ -377,7 +385,7 @@ class Pipeline:
             log.info("document %s was recorded by another process", work.document_id)
             work.status, work.error = "duplicate", None
             return work
-        for part in parts:
+        for part, (data, part_suffix) in zip(list(parts), cuts, strict=True):
             assert part.sha256 and part.document_id and part.source_pages is not None
             with self.db.begin() as s:
                 done = records.document_by_sha(s, part.sha256)
@@ -391,7 +399,6 @@ class Pipeline:
                 again.parent_id, again.source_pages = work.document_id, part.source_pages
                 parts[parts.index(part)] = again
                 continue
-            data, part_suffix = stacks.pages_of(work.input, part.source_pages)
             self._file(part, len(data), part_prefix, received, original=data, suffix=part_suffix)
         work.parts = parts
         work.stored = [self.storage.put_bytes(data, planned.key, content_type=planned.content_type)

@@ -81,22 +81,20 @@ def test_the_same_stack_again_is_a_duplicate_with_its_parts(tmp_path: Path, sett
 
 def test_a_crash_half_way_through_a_stack_is_finished_by_the_next_run(
         tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from frontdesk import stacks
-
     path, _cases, spans = scans.generate_stack(tmp_path / "inbox" / "stack", 3, seed=43, scenarios=("complete",))
-    real = stacks.pages_of
+    real = Pipeline._file
     calls = {"n": 0}
 
-    def crash_on_second(p: Path, numbers: Any) -> tuple[bytes, str]:
+    def crash_on_second(self: Pipeline, work: Any, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("power cut")
-        return real(p, numbers)
+        return real(self, work, *args, **kwargs)
 
-    monkeypatch.setattr(stacks, "pages_of", crash_on_second)
+    monkeypatch.setattr(Pipeline, "_file", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         process_batch([path], Pipeline(settings))
-    monkeypatch.setattr(stacks, "pages_of", real)
+    monkeypatch.setattr(Pipeline, "_file", real)
 
     pipeline = Pipeline(settings)
     [outcome] = process_batch([path], pipeline)
@@ -195,3 +193,26 @@ def test_the_separator_sheet_command_writes_a_sheet_the_reader_recognises(tmp_pa
     gray = np.asarray(pdf[0].render(scale=200 / 72, grayscale=True).to_pil().convert("L"))
     assert is_separator(gray, frozenset({"PATCHT"}))
     assert not is_separator(gray, frozenset({"SOMETHING-ELSE"}))
+
+
+def test_a_stack_whose_pages_cannot_be_cut_apart_is_set_aside_whole(
+        tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from frontdesk import stacks
+    from frontdesk.exceptions import InputFileError
+
+    path, _cases, _spans = scans.generate_stack(tmp_path / "inbox" / "stack", 2, seed=46, scenarios=("complete",))
+    other = tmp_path / "inbox" / "single.pdf"
+    scans.generate_scans(tmp_path / "one", 1, seed=47, tiers=("scan300",))[0].path.rename(other)
+
+    def broken(p: Path, numbers: Any) -> tuple[bytes, str]:
+        raise InputFileError(p, "its pages could not be cut out for filing (PdfReadError)")
+
+    monkeypatch.setattr(stacks, "pages_of", broken)
+    pipeline = Pipeline(settings)
+    stack_out, single_out = process_batch([path, other], pipeline)
+    assert stack_out.status == "failed" and stack_out.parts == []
+    assert "could not be cut out" in (stack_out.error or "") and str(path) in (stack_out.error or "")
+    assert any(o.key.endswith("reason.txt") for o in stack_out.stored)
+    assert single_out.status in ("filed", "needs_review")  # the batch went on
+    with pipeline.db.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Document).where(Document.state == "pending")) == 0
