@@ -10,6 +10,7 @@ due): a retried or re-run flow is safe because every document is recorded before
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
-from frontdesk.exceptions import StorageError
+from frontdesk.exceptions import ConfigError, StorageError
 from frontdesk.models import ProcessOutcome
 from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
+from frontdesk.settings import Settings
 
 _PIPELINES: dict[str | None, Pipeline] = {}
 
@@ -81,6 +83,33 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
     return "\n".join(lines)
 
 
+def _spread_over_cluster() -> bool:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
+
+
+def intake_flow_for(settings: Settings) -> Any:
+    """The intake flow with the task runner the settings ask for: as it is (documents one after another
+    in the flow's process), or over a Dask cluster (``prefect.task_runner: dask``; ``prefect.dask_address``
+    names a running scheduler, else a local cluster of one single-threaded worker process per core starts
+    with the flow and stops with it)."""
+    if settings.prefect.task_runner != "dask":
+        return intake_flow
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        raise ConfigError("prefect.task_runner is dask but prefect-dask is not installed "
+                          "(pip install 'frontdesk[dask]')") from exc
+    if settings.prefect.dask_address:
+        runner = DaskTaskRunner(address=settings.prefect.dask_address)
+    else:
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
+                                                "processes": True, "dashboard_address": None})
+    return intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]  # Dask futures are PrefectFutures
+
+
 @flow(name="intake", persist_result=False, log_prints=False)
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
     """Every document read, checked and filed; one that needs review goes to a person first (its letters
@@ -91,11 +120,16 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     inputs = collect_inputs(Path(p) for p in paths)
     works: list[IntakeWork] = []
     held: set[int] = set()
-    for p in inputs:
-        work = intake_document(p, config_file)
-        if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
-            held.add(len(works))
-        works.append(work)
+    if _spread_over_cluster():  # each document a task on the cluster's workers; letters here, in one batch
+        futures = [intake_document.submit(p, config_file) for p in inputs]
+        works = [f.result() for f in futures]
+        held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
+    else:  # here, one after another, in this thread: the per-document read time limit needs it
+        for p in inputs:
+            work = intake_document(p, config_file)
+            if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
+                held.add(len(works))
+            works.append(work)
     lettered = iter(send_letters([w for i, w in enumerate(works) if i not in held], config_file))
     works = [w if i in held else next(lettered) for i, w in enumerate(works)]
     outcomes = [w.outcome() for w in works]

@@ -16,16 +16,22 @@ def register(sub: Any) -> None:
     p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)")
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object per input, as a list")
+    p.add_argument("--task-runner", choices=["thread", "dask"],
+                   help="dask: spread the documents over a Dask cluster (prefect.dask_address, else a local one)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
-    from flows.intake import intake_flow, use_pipeline
+    from flows.intake import intake_flow_for, use_pipeline
     from frontdesk.pipeline import Pipeline
 
     config = str(args.config) if args.config else None
-    use_pipeline(Pipeline(ctx.settings), config)
-    outcomes: list[ProcessOutcome] = intake_flow([str(p) for p in args.paths], config)
+    settings = ctx.settings
+    if args.task_runner:
+        settings = settings.model_copy(deep=True)
+        settings.prefect.task_runner = args.task_runner
+    use_pipeline(Pipeline(settings), config)
+    outcomes: list[ProcessOutcome] = intake_flow_for(settings)([str(p) for p in args.paths], config)
     if args.json:
         print(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2, ensure_ascii=False))
     else:
