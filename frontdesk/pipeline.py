@@ -564,7 +564,8 @@ class Pipeline:
         """Render every needed letter, convert them in one LibreOffice batch, and file the PDFs. Letters
         left due by an interrupted run are written in the same batch; a letter already filed for a
         document is never written twice."""
-        from frontdesk.convert import docx_to_pdf
+        from frontdesk.convert import BatchConversionError, docx_to_pdf
+        from frontdesk.letters.kinds import render_context
         from frontdesk.rendering import render_docx
 
         given = works
@@ -601,11 +602,24 @@ class Pipeline:
             for w in todo:
                 ctx = self.letter_context(w)
                 contexts.append(ctx)
-                docs.append(render_docx(template, ctx, tmpdir / f"{w.document_id}.docx"))
-            pdfs = docx_to_pdf(docs, tmpdir / "pdf")
+                # Rendered with the practice's logo; the records keep the plain context.
+                docs.append(render_docx(template, render_context(ctx, self.settings),
+                                        tmpdir / f"{w.document_id}.docx"))
+            pdfs: list[Path | None]
+            try:
+                pdfs = list(docx_to_pdf(docs, tmpdir / "pdf"))
+            except BatchConversionError as exc:
+                # File the letters that converted; the others stay due and are written by the next run.
+                by_id = {p.stem: p for p in exc.converted}
+                pdfs = [by_id.get(str(w.document_id)) for w in todo]
+                log.warning("%d missing-insurance letters could not be converted to PDF; they stay due (%s)",
+                            len(exc.failed), ", ".join(sorted(p.stem for p in exc.failed)))
+            written = 0
             for w, pdf, ctx in zip(todo, pdfs, contexts, strict=True):
-                self._file_letter(w, pdf.read_bytes(), ctx)
-        log.info("filed %d missing-insurance letters", len(todo))
+                if pdf is not None:
+                    self._file_letter(w, pdf.read_bytes(), ctx)
+                    written += 1
+        log.info("filed %d missing-insurance letters", written)
         return list(given)
 
     def _file_letter(self, work: IntakeWork, pdf: bytes, context: dict[str, Any]) -> None:
