@@ -346,17 +346,22 @@ def _candidates(session: Any, *, dobs: set[date], member_id: str | None) -> list
             if (key.endswith("date_of_birth") and _iso(value) in isos) or (
                     key.endswith("member_id") and mid and _id_key(value) == mid):
                 ids.add(pid)
-    out = []
-    for p in session.scalars(select(Patient).where(Patient.id.in_(sorted(ids))).order_by(Patient.id)) if ids else []:
-        values = {f.key: f.value for f in p.fields}
-        mids_of = tuple(str(values[k]) for k in ("insurance.primary.member_id", "insurance.secondary.member_id")
-                        if values.get(k))
-        sub_name = values.get("insurance.primary.subscriber_name")
-        sub_dob = values.get("insurance.primary.subscriber_date_of_birth")
-        out.append(Candidate(p.id, p.first_name, p.last_name, p.date_of_birth, mids_of,
-                             sub_name if isinstance(sub_name, str) else None,
-                             sub_dob if isinstance(sub_dob, str) else None))
-    return out
+    if not ids:
+        return []
+    return [candidate_of(p) for p in session.scalars(select(Patient).where(Patient.id.in_(sorted(ids)))
+                                                     .order_by(Patient.id))]
+
+
+def candidate_of(patient: Any) -> Candidate:
+    """A :class:`frontdesk.db.models.Patient` as the matcher sees it."""
+    values = {f.key: f.value for f in patient.fields}
+    mids_of = tuple(str(values[k]) for k in ("insurance.primary.member_id", "insurance.secondary.member_id")
+                    if values.get(k))
+    sub_name = values.get("insurance.primary.subscriber_name")
+    sub_dob = values.get("insurance.primary.subscriber_date_of_birth")
+    return Candidate(patient.id, patient.first_name, patient.last_name, patient.date_of_birth, mids_of,
+                     sub_name if isinstance(sub_name, str) else None,
+                     sub_dob if isinstance(sub_dob, str) else None)
 
 
 def _dob_set(*values: object) -> set[date]:
@@ -375,8 +380,25 @@ def _flag_row(session: Any, doc: Any, patient_id: str | None, extraction_id: int
                         severity=f.severity, field=f.field, message=f.message))
 
 
+def find_card_patient(session: Any, card: ExtractionResult) -> PatientMatch:
+    """:func:`match_card` among the records that share the card's date of birth or member ID."""
+    dob = card.value("insurance.primary.subscriber_date_of_birth")
+    mid = card.value("insurance.primary.member_id")
+    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
+    return match_card(card, cands)
+
+
+def find_letter_patient(session: Any, letter: ExtractionResult) -> tuple[PatientMatch, list[Flag]]:
+    """:func:`link_letter` among the records born on the letter's date of birth or carrying its member ID."""
+    dob = letter.value("correspondence.patient_date_of_birth")
+    mid = letter.value("correspondence.member_id")
+    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
+    return link_letter(letter, cands)
+
+
 def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabulary,
-              extraction_id: int | None = None, payers: Path = DEFAULT_PAYERS) -> Filing:
+              extraction_id: int | None = None, payers: Path = DEFAULT_PAYERS,
+              match: PatientMatch | None = None) -> Filing:
     """File an insurance card (``doc``: its :class:`frontdesk.db.models.Document`) into its patient's
     record, in the caller's transaction.
 
@@ -384,16 +406,14 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     or member ID. Matched: the card fills the blanks of the patient's fields (each with the card's
     document id as its source), conflicts become ``card.conflict`` flags, the record's rules are checked
     again and the patient's open ``missing``/``insurance.missing_info`` flags that no longer hold are
-    resolved. Not matched: a ``card.unmatched`` error on the document, for a person."""
+    resolved. Not matched: a ``card.unmatched`` error on the document, for a person. ``match``: the
+    match already made (:func:`find_card_patient`), so it is not made twice."""
     from sqlalchemy import select
 
     from frontdesk import audit
     from frontdesk.db.models import FlagRow, Patient, PatientField, utcnow
 
-    dob = card.value("insurance.primary.subscriber_date_of_birth")
-    mid = card.value("insurance.primary.member_id")
-    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
-    m = match_card(card, cands)
+    m = match or find_card_patient(session, card)
     filing = Filing(m)
     if not m.matched:
         f = Flag(code=CARD_UNMATCHED_CODE, severity="error", field=None,
@@ -439,15 +459,14 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     return filing
 
 
-def file_letter(session: Any, doc: Any, letter: ExtractionResult, *, extraction_id: int | None = None) -> Filing:
+def file_letter(session: Any, doc: Any, letter: ExtractionResult, *, extraction_id: int | None = None,
+                match: tuple[PatientMatch, list[Flag]] | None = None) -> Filing:
     """Attach a letter to its patient (``doc.patient_id``), or flag it ``correspondence.unmatched`` for a
-    person. Candidates are the records born on the letter's date of birth or carrying its member ID."""
+    person. Candidates are the records born on the letter's date of birth or carrying its member ID
+    (:func:`find_letter_patient`; ``match``: its answer when already known)."""
     from frontdesk import audit
 
-    dob = letter.value("correspondence.patient_date_of_birth")
-    mid = letter.value("correspondence.member_id")
-    cands = _candidates(session, dobs=_dob_set(dob), member_id=mid if isinstance(mid, str) else None)
-    m, flags = link_letter(letter, cands)
+    m, flags = match or find_letter_patient(session, letter)
     filing = Filing(m, flags=list(flags))
     for f in flags:
         _flag_row(session, doc, None, extraction_id, f)
@@ -456,3 +475,118 @@ def file_letter(session: Any, doc: Any, letter: ExtractionResult, *, extraction_
         audit.record(session, "update", "document", doc.id, patient_id=m.patient_id,
                      detail=f"letter filed to patient by {m.reason}")
     return filing
+
+
+# --------------------------------------------------------------------------------------------------
+# Cards and letters that came before their patient's intake form
+# --------------------------------------------------------------------------------------------------
+
+# The flag a document waits with for its patient, and the kind of document that waits with it.
+WAITING = {CARD_UNMATCHED_CODE: "insurance_card", UNMATCHED_CODE: "correspondence"}
+# The (name, date of birth, member ID) a reading of each kind says whom it is about.
+_WHO = {
+    "insurance_card": ("insurance.primary.subscriber_name", "insurance.primary.subscriber_date_of_birth",
+                       "insurance.primary.member_id"),
+    "correspondence": ("correspondence.patient_name", "correspondence.patient_date_of_birth",
+                       "correspondence.member_id"),
+}
+
+
+@dataclass
+class Waited:
+    """A card or letter that waited for its patient and is now filed (see :func:`file_waiting`)."""
+
+    document_id: str
+    document_type: str
+    filing: Filing
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def file_waiting(session: Any, patient: Any, *, vocab: Vocabulary, by: str,
+                 payers: Path = DEFAULT_PAYERS) -> list[Waited]:
+    """File the cards and letters that no patient fitted when they arrived (an open ``card.unmatched`` or
+    ``correspondence.unmatched`` flag, no patient) and that ``patient`` (a
+    :class:`frontdesk.db.models.Patient` an intake form has just created or updated) now fits, in the
+    caller's transaction: as if each had arrived after the form.
+
+    The card is scanned at check-in, the form comes later: the same rules as on arrival decide
+    (:func:`find_card_patient`, :func:`find_letter_patient`, over every record), so a card that two
+    records fit still waits for a person. A card is filed with :func:`file_card` (it fills the record's
+    gaps and resolves the rule flags it answers, conflicts are flagged); a letter is attached. The
+    document's unmatched flag is resolved by ``by`` (e.g. ``"intake form doc-…"``) with an audit event,
+    its flags move to the patient, and its outcome becomes ``filed`` unless an error is still open on it."""
+    from sqlalchemy import func, select
+
+    from frontdesk import audit
+    from frontdesk.db.models import Document, ExtractedField, Extraction, FlagRow, utcnow
+    from frontdesk.records import extraction_result
+
+    waiting: dict[str, list[Any]] = {}
+    for row in session.scalars(select(FlagRow).join(Document, FlagRow.document_id == Document.id)
+                               .where(FlagRow.status == "open", FlagRow.code.in_(sorted(WAITING)),
+                                      Document.patient_id.is_(None))
+                               .order_by(FlagRow.id).with_for_update(of=FlagRow)):
+        waiting.setdefault(row.document_id, []).append(row)
+    if not waiting:
+        return []
+    latest: dict[str, int] = dict(session.execute(
+        select(Extraction.document_id, func.max(Extraction.id))
+        .where(Extraction.document_id.in_(sorted(waiting))).group_by(Extraction.document_id)).all())
+    who: dict[int, dict[str, object]] = {}
+    for ex_id, key, value in session.execute(
+            select(ExtractedField.extraction_id, ExtractedField.key, ExtractedField.value)
+            .where(ExtractedField.extraction_id.in_(sorted(latest.values())),
+                   ExtractedField.key.in_(sorted({k for keys in _WHO.values() for k in keys})))):
+        who.setdefault(ex_id, {})[key] = value
+    me = [candidate_of(patient)]
+    out: list[Waited] = []
+    now = utcnow()
+    for doc_id, flag_rows in waiting.items():
+        doc = session.get(Document, doc_id)
+        kind = doc.document_type
+        if kind not in _WHO or doc_id not in latest or any(WAITING[r.code] != kind for r in flag_rows):
+            continue
+        name, dob, mid = (who.get(latest[doc_id], {}).get(k) for k in _WHO[kind])
+        # This patient alone first (cheap, from the stored fields); only a document that fits is read in
+        # full and matched against every record.
+        if match_patient(name=_text(name), date_of_birth=_text(dob), member_id=_text(mid), candidates=me,
+                         use_subscriber=kind == "insurance_card").patient_id != patient.id:
+            continue
+        reading = extraction_result(session, doc_id)
+        if reading is None:
+            continue
+        reading.flags = [f for f in reading.flags if f.code not in WAITING]
+        if kind == "insurance_card":
+            m = find_card_patient(session, reading)
+            if m.patient_id != patient.id:
+                continue
+            filing = file_card(session, doc, reading, vocab=vocab, extraction_id=latest[doc_id], payers=payers,
+                               match=m)
+        else:
+            found = find_letter_patient(session, reading)
+            if found[0].patient_id != patient.id:
+                continue
+            filing = file_letter(session, doc, reading, extraction_id=latest[doc_id], match=found)
+        for r in flag_rows:
+            r.status, r.resolved_at, r.resolved_by = "resolved", now, by
+            r.patient_id = patient.id
+            audit.record(session, "update", "flag", str(r.id), patient_id=patient.id,
+                         detail=f"resolved {r.code}: {kind} {doc_id} filed to its patient by "
+                                f"{filing.match.reason} ({by})")
+        # What the reading noted (an ID of unusual format) now concerns the patient, as on arrival; what
+        # the card itself lacks does not.
+        for r in session.scalars(select(FlagRow).where(FlagRow.document_id == doc_id,
+                                                       FlagRow.extraction_id == latest[doc_id],
+                                                       FlagRow.patient_id.is_(None))):
+            if r.code not in RULE_CODES:
+                r.patient_id = patient.id
+        errors = session.scalar(select(func.count()).select_from(FlagRow).where(
+            FlagRow.document_id == doc_id, FlagRow.status == "open",
+            (FlagRow.severity == "error") | (FlagRow.code == "low_confidence")))
+        if doc.outcome == "needs_review" and not errors:
+            doc.outcome = "filed"
+        out.append(Waited(doc_id, kind, filing))
+    return out

@@ -264,7 +264,10 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     :func:`file_reading`; ``vocab`` is the field vocabulary the reading was checked with). What filing
     adds (a conflict between card and record, no patient found) is appended to ``result.flags`` and an
     error among it makes the document's ``outcome`` ``needs_review``: the caller reports
-    ``doc.outcome`` and ``result.flags`` as the records have them."""
+    ``doc.outcome`` and ``result.flags`` as the records have them. An intake form also files the cards
+    and letters that came before it and waited for its patient (:func:`file_waiting`); the flags of the
+    form a waiting card answers are resolved and leave ``result.flags``, and a ``letter_due`` for them is
+    no longer due (the document is ``complete``, no letter is written)."""
     doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
     if doc is None or doc.state != "pending":
         return None
@@ -279,8 +282,11 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     doc.outcome, doc.error = outcome, error
     if result is not None:
         _record_reading(session, doc, result, vocab=vocab)
-        if doc.outcome == "filed" and result.needs_review():
-            doc.outcome = "needs_review"
+        if doc.outcome in ("filed", "needs_review"):
+            # Filing may add an error (a conflict) or, for a form, a waiting card may answer one.
+            doc.outcome = "needs_review" if result.needs_review() else "filed"
+        if letter_due and not any(f.code in LETTER_FOR_FLAG for f in result.flags):
+            letter_due = False  # what the letter would ask for is on file already
     doc.state = "awaiting_letters" if letter_due else "complete"
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
@@ -315,6 +321,12 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult, *
             for row in rows:
                 if row.code not in ("missing", "insurance.missing_info"):
                     row.patient_id = doc.patient_id
+    if patient is not None:
+        file_waiting(session, doc, patient, vocab=vocab)
+        # A waiting card may have answered this reading's own flags: they are resolved in the records, and
+        # the reading reports what is still open (so no letter asks for what the card gave).
+        done = {(r.code, r.field) for r in rows if r.status == "resolved"}
+        result.flags = [f for f in result.flags if (f.code, f.field) not in done]
     return extraction
 
 
@@ -342,6 +354,27 @@ def file_reading(session: Session, doc: Document, result: ExtractionResult, *, e
     if filing.resolved:
         void_letters_for_resolved(session, filing.resolved, reason=f"insurance card {doc.id} filled the gap")
     return filing
+
+
+def file_waiting(session: Session, doc: Document, patient: Patient, *, vocab: Vocabulary | None = None) -> int:
+    """File the insurance cards and letters that came before this patient's intake form ``doc`` and were
+    left for a person (:func:`frontdesk.cards.file_waiting`); a pending missing-insurance letter for a gap a
+    card fills is voided, as when the card comes after the form. Returns how many were filed."""
+    waiting = session.scalar(select(func.count()).select_from(FlagRow).where(
+        FlagRow.status == "open", FlagRow.code.in_(sorted(WAITING_CODES)), FlagRow.patient_id.is_(None)))
+    if not waiting:  # the common case: nothing waits, and spaCy and the payer list are not loaded
+        return 0
+    from frontdesk import cards
+
+    filed = cards.file_waiting(session, patient, vocab=vocab or _default_vocabulary(), by=f"intake form {doc.id}")
+    for w in filed:
+        if w.filing.resolved:
+            void_letters_for_resolved(session, w.filing.resolved, reason=f"insurance card {w.document_id} filled the gap")
+    return len(filed)
+
+
+# The flags a card or letter waits with until its patient's record exists (frontdesk.cards.WAITING).
+WAITING_CODES = frozenset({"card.unmatched", "correspondence.unmatched"})
 
 
 def _default_vocabulary() -> Vocabulary:
