@@ -38,6 +38,7 @@ WORKERS = 0  # --workers
 BATCH = 0  # --batch-size
 EXTRACT_CPU = 0.0
 WATCH_CPU: dict[str, float] = {}
+WINDOW_CPU: dict[str, float] = {}
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -87,6 +88,63 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _proc_table() -> dict[int, list[str]]:
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                table[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    return table
+
+
+def window_cpu_seconds() -> float:
+    """CPU of this process and all its descendants so far, live ones read from /proc (the Prefect server's
+    process group left out: it is counted on its own). The difference of two readings is the work done in
+    between, without the workers' start-up and warm-up, which :func:`cpu_seconds` can only count once
+    the workers have been reaped."""
+    table = _proc_table()
+    me = os.getpid()
+    servers = {int(f[2]) for f in table.values() if int(f[1]) == me and int(f[2]) not in (me, int(table[me][2]))}
+    children: dict[int, list[int]] = {}
+    for pid, f in table.items():
+        children.setdefault(int(f[1]), []).append(pid)
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, list(children.get(me, []))
+    while todo:
+        pid = todo.pop()
+        f = table[pid]
+        if int(f[2]) in servers:
+            continue
+        total += (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / tick
+        todo.extend(children.get(pid, []))
+    return cpu_seconds() + total
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU of the local Prefect server this bench started (its whole process group), read from /proc: it
+    shares the machine with the workers, so it belongs to the cost of orchestration."""
+    groups = set()
+    proc = Path("/proc")
+    stats: list[list[str]] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        stats.append(fields)
+        if int(fields[1]) == os.getpid() and b"prefect" in cmd and b"server" in cmd:
+            groups.add(int(fields[2]))  # its process group: it was started in a session of its own
+    if not groups:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]) for f in stats if int(f[2]) in groups) / tick
+
+
 def extraction_only(docs: list[Path], settings: Any) -> tuple[float, dict[str, float]]:
     from frontdesk.exceptions import InputFileError
     from frontdesk.extraction import Reader
@@ -123,9 +181,11 @@ def through_watcher(docs: list[Path], settings: Any, dispatch: str, warm: list[P
         shutil.copy(p, inbox / p.name)
     watcher = Watcher(settings, inbox, dispatcher=dispatcher)
     cpu0 = cpu_seconds()
+    window0 = window_cpu_seconds()
     t = time.perf_counter()
     stats = watcher.run(once=True, install_signals=False)
     elapsed = time.perf_counter() - t
+    WINDOW_CPU[dispatch] = window_cpu_seconds() - window0
     close = getattr(dispatcher, "close", None)
     if close is not None:
         close()  # joins the workers: their CPU (warm-up included, a conservative bias) is counted now
@@ -183,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
 
     inline.prefect.local_server_port = free_port()
     with prefect_api(inline):  # one server for the watcher and its worker processes; start-up not timed
+        server0 = server_cpu_seconds()
         e2e_s, counts = through_watcher(docs, inline, "inline", warm_copy)
+        server1 = server_cpu_seconds()
+    server_s = server1 - server0 if server0 is not None and server1 is not None else None
     report.update(end_to_end_s=round(e2e_s, 2), end_to_end_counts=counts,
                   documents_per_minute=round(len(docs) / e2e_s * 60, 1),
                   overhead_ratio=round(e2e_s / extract_s, 3))
@@ -191,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         report["prefect_over_pipeline_ratio"] = round(e2e_s / report["pipeline_without_prefect_s"], 3)
     report["cpu_s"] = {"extraction_only": round(EXTRACT_CPU, 1), **{k: round(v, 1) for k, v in WATCH_CPU.items()}}
     report["cpu_overhead_ratio"] = round(WATCH_CPU["inline"] / EXTRACT_CPU, 3) if EXTRACT_CPU else None
+    report["prefect_server_cpu_s"] = round(server_s, 1) if server_s is not None else None
+    report["cpu_in_timed_window_s"] = {k: round(v, 1) for k, v in WINDOW_CPU.items()}
     report["load_average"] = os.getloadavg()
     report["cores"] = os.cpu_count()
     report["workers"] = args.workers or os.cpu_count()
@@ -209,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline:
             print(f"CPU seconds without Prefect: {WATCH_CPU['local']:.1f}")
         print(f"CPU seconds: extraction {EXTRACT_CPU:.1f}, end to end {WATCH_CPU['inline']:.1f} "
-              f"(ratio {report['cpu_overhead_ratio']}; the Prefect server's own CPU not counted)")
+              f"(ratio {report['cpu_overhead_ratio']}; the Prefect server's own CPU not counted: "
+              + (f"{server_s:.1f} s more" if server_s is not None else "not measured (remote server)") + ")")
+        print("CPU seconds in the timed window only (no worker start-up or warm-up): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in WINDOW_CPU.items())
+              + f"; ratio end to end / extraction {WINDOW_CPU['inline'] / EXTRACT_CPU:.3f}" if EXTRACT_CPU else "")
         print(f"load average while measuring: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
               "(wall times are only comparable on an otherwise idle machine)")
         print(f"outcomes: {counts}")
