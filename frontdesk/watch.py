@@ -277,6 +277,11 @@ class Ledger:
             if status != "duplicate":
                 db.execute("INSERT OR REPLACE INTO documents (sha256, document_id, status, claim, done_at) "
                            "VALUES (?,?,?,?,?)", (sha256, document_id, status, claim, now))
+            else:
+                # The records knew it (filed by a run killed before its ledger commit): the ledger learns
+                # the content now, so the next copy is a duplicate here without reaching the pipeline.
+                db.execute("INSERT OR IGNORE INTO documents (sha256, document_id, status, claim, done_at) "
+                           "VALUES (?,?,?,?,?)", (sha256, document_id, status, claim, now))
 
     def document(self, sha256: str) -> tuple[str | None, str, str] | None:
         """(document id, status, claim) of content already processed, else None."""

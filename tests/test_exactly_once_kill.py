@@ -45,6 +45,10 @@ def start_run(inbox: Path, env: dict[str, str]) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def _objects(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+
+
 SCENARIOS = ("complete", "member_id_blank", "self_pay", "payer_blank", "unsigned")
 
 
@@ -67,8 +71,15 @@ def test_sigkill_at_random_points_in_ten_runs_then_one_clean_run(tmp_path: Path)
     for run in range(1, 11):
         # Every run has new work of its own; what earlier runs left is the next run's recovery.
         cases += add_batch(inbox, run, 3)
-        delay = rnd.uniform(0.8, 4.5)  # start-up ~1.2 s, documents ~0.3 s each, letters ~2 s
+        # Killed once it has started filing (its first object is written), at a random point after that:
+        # a fixed delay would land before start-up on a busy machine and after the end on an idle one.
+        stored_before = _objects(tmp_path / "storage")
         proc = start_run(inbox / f"batch-{run:02d}", env)
+        started = time.monotonic()
+        while proc.poll() is None and _objects(tmp_path / "storage") == stored_before \
+                and time.monotonic() - started < 60:
+            time.sleep(0.02)
+        delay = rnd.uniform(0.0, 0.6)  # documents ~0.3 s each here (slowed storage), letters after them
         time.sleep(delay)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -390,6 +390,20 @@ def test_ledger_survives_reopening(tmp_path: Path) -> None:
     assert again.document("ab" * 32) == ("doc-x", "filed", "c1.pdf")
 
 
+def test_content_the_records_already_held_is_known_to_the_ledger_afterwards(tmp_path: Path) -> None:
+    """A run killed after filing but before its ledger commit: the retry is a duplicate in the records, and
+    the ledger must still learn the content, without overwriting what it knew of earlier content."""
+    led = Ledger(tmp_path / "l.sqlite")
+    led.add("c1.pdf", "a.pdf")
+    led.done("c1.pdf", "cd" * 32, status="duplicate", document_id="doc-y", reason="seen before")
+    assert led.document("cd" * 32) == ("doc-y", "duplicate", "c1.pdf")
+    led.add("c2.pdf", "b.pdf")
+    led.done("c2.pdf", "ab" * 32, status="filed", document_id="doc-x", reason=None)
+    led.add("c3.pdf", "b copy.pdf")
+    led.done("c3.pdf", "ab" * 32, status="duplicate", document_id="doc-x", reason="seen before")
+    assert led.document("ab" * 32) == ("doc-x", "filed", "c2.pdf")
+
+
 # ------------------------------------------------------------------------------- the real watcher process
 
 
