@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import threading
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -551,12 +552,16 @@ def test_hundred_mixed_pieces_read_back_through_the_windows(env: tuple[Any, Data
 
     dpi = 300
     practice = return_lines(settings)
+    pdfium_lock = threading.Lock()
 
     def read(row: dict[str, str]) -> tuple[str, list[str], list[str], bool, str]:
         """OCR of exactly the two window rectangles (stacked into one image: one tesseract call)."""
         from PIL import Image
 
-        image = pdf[int(row["first_page"]) - 1].render(scale=dpi / 72).to_pil()
+        with pdfium_lock:  # PDFium is not thread-safe: render here, OCR side by side
+            image = pdf[int(row["first_page"]) - 1].render(scale=dpi / 72).to_pil()
+            text = pdf[int(row["first_page"]) - 1 + (2 if row["address_sheet"] == "yes" else 0)] \
+                .get_textpage().get_text_range()
         recipient = [row["recipient"], *row["address"].split(" / ")]
         back_img = image.crop(ENVELOPE.return_address.pixels(dpi))
         to_img = image.crop(ENVELOPE.recipient_address.pixels(dpi))
@@ -564,7 +569,6 @@ def test_hundred_mixed_pieces_read_back_through_the_windows(env: tuple[Any, Data
         stacked.paste(back_img, (0, 0))
         stacked.paste(to_img, (0, back_img.height + 60))
         lines = _ocr(stacked, " ".join([*recipient, *practice]))
-        text = pdf[int(row["first_page"]) - 1 + (2 if row["address_sheet"] == "yes" else 0)].get_textpage().get_text_range()
         return row["item_id"], lines[len(practice):], lines[:len(practice)], _blank_outside_windows(image, dpi), text
 
     with ThreadPoolExecutor(max_workers=2) as pool:
