@@ -75,6 +75,16 @@ class Table:
         return self.ok[key] / self.seen[key] if self.seen[key] else 1.0
 
 
+def _timed_read(t: Table, path: Path) -> classify.Recognition:
+    """Classify and read one file, adding its wall and CPU seconds to the table."""
+    start, cpu0 = time.perf_counter(), _cpu()
+    rec = classify.read_file(path)
+    t.seconds.append(time.perf_counter() - start)
+    t.cpu.append(_cpu() - cpu0)
+    t.n += 1
+    return rec
+
+
 def _cpu() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -87,11 +97,7 @@ def bench_cards(n: int, seed: int, show_errors: bool) -> Table:
         cases = card_gen.generate_cards(Path(tmp), n, seed=seed)
         classify.read_file(cases[0].path)  # build the pipelines once, as a long-running process has them
         for case in cases:
-            start, cpu0 = time.perf_counter(), _cpu()
-            rec = classify.read_file(case.path)
-            t.seconds.append(time.perf_counter() - start)
-            t.cpu.append(_cpu() - cpu0)
-            t.n += 1
+            rec = _timed_read(t, case.path)
             t.add("document_type", rec.document_type == "insurance_card", group=case.capture)
             if rec.document is None:
                 if show_errors:
@@ -148,11 +154,7 @@ def bench_letters(n: int, seed: int, show_errors: bool, scanned_share: float = 0
         cands = [Candidate(p.patient_id, p.first, p.last, p.dob.isoformat(), (p.member_id,) if p.member_id else ())
                  for p in patients]
         for case in cases:
-            start, cpu0 = time.perf_counter(), _cpu()
-            rec = classify.read_file(case.path)
-            t.seconds.append(time.perf_counter() - start)
-            t.cpu.append(_cpu() - cpu0)
-            t.n += 1
+            rec = _timed_read(t, case.path)
             t.add("document_type", rec.document_type == "correspondence", group=case.kind)
             if rec.document is None:
                 if show_errors:
