@@ -2,7 +2,9 @@
 
 Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
 is never pickled to Prefect's result storage. Documents run one after another in the flow's thread, so
-the per-document read time limit (SIGALRM) applies; letters are converted in one batch.
+the per-document read time limit (SIGALRM) applies; in a watcher they run side by side, each task handing
+its document to a reading process (:mod:`frontdesk.readers`), where the limit applies in that process's
+main thread. Letters are converted in one batch.
 
 The flow starts by repairing what an earlier run left (spooled objects, pending documents, letters
 due): a retried or re-run flow is safe because every document is recorded before it is stored.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,11 @@ from sqlalchemy.exc import OperationalError
 from frontdesk.exceptions import ConfigError, StorageError
 from frontdesk.models import ProcessOutcome
 from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
+from frontdesk.readers import ReadingPool
 from frontdesk.settings import Settings
 
 _PIPELINES: dict[str | None, Pipeline] = {}
+_READERS: dict[str | None, ReadingPool] = {}
 
 
 def pipeline_for(config_file: str | None) -> Pipeline:
@@ -37,9 +42,14 @@ def pipeline_for(config_file: str | None) -> Pipeline:
     return _PIPELINES[config_file]
 
 
-def use_pipeline(pipeline: Pipeline, config_file: str | None = None) -> None:
-    """Let the CLI (or a test) hand the flow a pipeline it already built."""
+def use_pipeline(pipeline: Pipeline, config_file: str | None = None, *, readers: ReadingPool | None = None) -> None:
+    """Let the CLI (or a test, or the watcher) hand the flow a pipeline it already built, and the reading
+    processes its document tasks hand their documents to (none: read in this process)."""
     _PIPELINES[config_file] = pipeline
+    if readers is not None:
+        _READERS[config_file] = readers
+    else:
+        _READERS.pop(config_file, None)
 
 
 @task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
@@ -57,7 +67,11 @@ def _transient(task: object, run: object, state: Any) -> bool:
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
       persist_result=False, retry_condition_fn=_transient)
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
-    return pipeline_for(config_file).intake(path)
+    readers = _READERS.get(config_file)
+    if readers is None:
+        return pipeline_for(config_file).intake(path)
+    done = pipeline_for(config_file).take_recovered(path)  # the flow's recovery finished it from this file
+    return done if done is not None else readers.intake(path)
 
 
 @task(name="send-letters", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
@@ -83,11 +97,33 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
     return "\n".join(lines)
 
 
-def _spread_over_cluster() -> bool:
+def _side_by_side(config_file: str | None) -> bool:
+    """Documents as concurrent tasks: on a Dask cluster, or handed to this process's reading processes."""
     from prefect.context import FlowRunContext
 
+    if config_file in _READERS:
+        return True
     ctx = FlowRunContext.get()
     return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
+
+
+def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[ProcessOutcome]]:
+    """The intake flow as the watcher runs it, once per batch in its own process: ``workers`` document
+    tasks at a time (each waits for a reading process, see :func:`use_pipeline`), and no heartbeat
+    thread. A heartbeat only marks a flow run whose process died; here the watcher's ledger takes the
+    batch again after a crash, and stopping the thread costs up to a second at the end of every run."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, workers))
+    batch_flow = intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
+
+    def run(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            outcomes: list[ProcessOutcome] = batch_flow(paths, config_file)
+        return outcomes
+
+    return run
 
 
 def intake_flow_for(settings: Settings) -> Any:
@@ -120,9 +156,11 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     inputs = collect_inputs(Path(p) for p in paths)
     works: list[IntakeWork] = []
     held: set[int] = set()
-    if _spread_over_cluster():  # each document a task on the cluster's workers; letters here, in one batch
-        futures = [intake_document.submit(p, config_file) for p in inputs]
-        works = [f.result() for f in futures]
+    if _side_by_side(config_file):  # each document a task on the cluster or a reading process; letters here
+        from frontdesk.readers import largest_first
+
+        futures = {i: intake_document.submit(inputs[i], config_file) for i in largest_first(inputs)}
+        works = [futures[i].result() for i in range(len(inputs))]
         held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
     else:  # here, one after another, in this thread: the per-document read time limit needs it
         for p in inputs:

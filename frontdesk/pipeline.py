@@ -277,11 +277,24 @@ class Pipeline:
 
     # --- intake -------------------------------------------------------------------------------------------
 
-    def intake(self, path: Path) -> IntakeWork:
+    def intake(self, path: Path, *, recover: bool = True) -> IntakeWork:
         """Hash, extract, check, file and record one input. Bad input is filed under ``failed/`` with a
-        reason; a file seen before is a ``duplicate``."""
-        self.recover()
-        return self._intake(Path(path))
+        reason; a file seen before is a ``duplicate``. ``recover=False`` for a reading process whose
+        batch owner has already recovered (see :mod:`frontdesk.readers`)."""
+        path = Path(path)
+        if recover:
+            self.recover()
+        done = self.take_recovered(path)
+        return done if done is not None else self._intake(path)
+
+    def take_recovered(self, path: Path) -> IntakeWork | None:
+        """The work of this run's recovery if it just completed the document from ``path`` (a file left in
+        processing by a crash): that is this input's processing, not a duplicate of it."""
+        for doc_id, work in list(self._completed_by_recovery.items()):
+            if work.input == path or _same_file(work.input, path):
+                del self._completed_by_recovery[doc_id]
+                return work
+        return None
 
     def _intake(self, path: Path, *, recovering: bool = False) -> IntakeWork:
         work = IntakeWork(input=path)
@@ -634,6 +647,13 @@ class Pipeline:
         with self.db.begin() as s:
             records.complete_letter(s, letter_id, obj)
         work.letters.append(obj)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _hash_or_none(path: Path) -> str | None:

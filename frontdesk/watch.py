@@ -34,12 +34,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from frontdesk.exceptions import ConfigError
 from frontdesk.models import ProcessOutcome
 from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
+
+if TYPE_CHECKING:
+    from frontdesk.readers import ReadingPool
 
 log = logging.getLogger("frontdesk.watch")
 
@@ -370,37 +373,60 @@ Dispatcher = BatchDispatcher | FlowRunDispatcher
 
 
 class LocalDispatcher:
-    """The pipeline stages without Prefect: for machines without a server and as the benchmark's baseline."""
+    """The pipeline stages without Prefect: for machines without a server and as the benchmark's baseline.
 
-    def __init__(self, settings: Settings) -> None:
+    With ``workers`` > 1 the documents are read in a :class:`~frontdesk.readers.ReadingPool`, one process
+    per core; recovery and the batch's letters stay here, in one place."""
+
+    def __init__(self, settings: Settings, workers: int = 1) -> None:
         from frontdesk.convert import keep_warm
         from frontdesk.pipeline import Pipeline
 
         self.pipeline = Pipeline(settings)
         keep_warm()  # letters all day: one LibreOffice kept running, not one started per batch
+        self.readers: ReadingPool | None = None
+        if workers > 1:
+            from frontdesk.readers import ReadingPool
+
+            self.readers = ReadingPool(settings, workers)
+
+    @property
+    def broken(self) -> bool:
+        return self.readers is not None and self.readers.broken
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        works = [self.pipeline.intake(p) for p in paths]
+        if self.readers is None:
+            works = [self.pipeline.intake(p) for p in paths]
+        else:
+            self.pipeline.recover()
+            done = [self.pipeline.take_recovered(p) for p in paths]
+            todo = [p for p, w in zip(paths, done, strict=True) if w is None]
+            read = iter(self.readers.intake_all(todo))
+            works = [w if w is not None else next(read) for w in done]
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
+    def close(self) -> None:
+        if self.readers is not None:
+            self.readers.close()
 
 
 class InlineDispatcher(LocalDispatcher):
-    """One ``intake`` flow run per batch, in this process's main thread (the read time limit needs it).
-    Documents that need review are handed to the review deployment (when one exists) before letters."""
+    """One ``intake`` flow run per batch, in this process: with ``workers`` > 1 its document tasks hand
+    the reading to the reading processes, so every flow and task run is reported from here (one Prefect
+    client, no flow runs racing each other on the server). Documents that need review are handed to the
+    review deployment (when one exists) before letters."""
 
-    def __init__(self, settings: Settings, config_file: str | None) -> None:
-        super().__init__(settings)
-        from flows.intake import use_pipeline
+    def __init__(self, settings: Settings, config_file: str | None, workers: int = 1) -> None:
+        super().__init__(settings, workers)
+        from flows.intake import intake_flow_here, use_pipeline
 
         self.settings = settings
         self.config_file = config_file
-        use_pipeline(self.pipeline, config_file)
+        use_pipeline(self.pipeline, config_file, readers=self.readers)
+        self.flow = intake_flow_here(workers)
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        from flows.intake import intake_flow
-
-        outcomes: list[ProcessOutcome] = intake_flow([str(p) for p in paths], self.config_file)
+        outcomes: list[ProcessOutcome] = self.flow([str(p) for p in paths], self.config_file)
         return outcomes  # documents that need review went to the review deployment, before their letters
 
 
@@ -452,74 +478,6 @@ class DeploymentDispatcher:
         return f"flow run ended {state.type.value.lower()} without an outcome"
 
 
-_WORKER: LocalDispatcher | None = None
-
-
-def _init_worker(settings: Settings, config_file: str | None, mode: str) -> None:
-    global _WORKER
-    _WORKER = InlineDispatcher(settings, config_file) if mode == "inline" else LocalDispatcher(settings)
-
-
-def _run_chunk(paths: list[Path]) -> list[ProcessOutcome]:
-    assert _WORKER is not None
-    return _WORKER.run(paths)
-
-
-def balanced_chunks(paths: list[Path], n: int) -> list[list[Path]]:
-    """``n`` shares of about equal work, so no worker idles at the end of a batch while another still
-    reads: largest files first, each to the least loaded share (a scan's bytes are pixels to OCR, a
-    digital form's are a few pages of text). Each share keeps the batch's order."""
-    if n <= 1:
-        return [list(paths)]
-
-    def size(p: Path) -> int:
-        try:
-            return p.stat().st_size
-        except OSError:
-            return 0
-
-    loads = [0] * n
-    shares: list[list[int]] = [[] for _ in range(n)]
-    for i in sorted(range(len(paths)), key=lambda i: -size(paths[i])):
-        j = loads.index(min(loads))
-        shares[j].append(i)
-        loads[j] += size(paths[i]) + 1
-    return [[paths[i] for i in sorted(share)] for share in shares if share]
-
-
-class PooledDispatcher:
-    """Documents of a batch spread over worker processes, one per core: OCR is CPU-bound and tesseract
-    runs single-threaded here, so one process per core is the concurrency limit that fills the machine
-    without oversubscribing it. Each worker runs the stages (or the intake flow) in its own main thread,
-    where the read time limit works; a hostile file that crashes a worker does not take the watcher
-    down (the batch is retried, then failed)."""
-
-    def __init__(self, settings: Settings, config_file: str | None, mode: str, workers: int) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        self.workers = workers
-        self.broken = False
-        # spawn, not fork: the watcher may hold Prefect's background threads, which fork would copy broken.
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(settings, config_file, mode))
-
-    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        from concurrent.futures.process import BrokenProcessPool
-
-        chunks = balanced_chunks(paths, min(self.workers, len(paths)))
-        try:
-            return [o for part in self.pool.map(_run_chunk, chunks) for o in part]
-        except BrokenProcessPool:
-            self.broken = True
-            self.close()
-            raise
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=not self.broken, cancel_futures=True)
-
-
-
 def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
     """``watch.workers`` processes (0: one per core) for inline and local work; one flow run per
     document on the pool's workers for ``deployment``."""
@@ -527,11 +485,9 @@ def make_dispatcher(settings: Settings, config_file: str | None, mode: str | Non
     if mode == "deployment":
         return DeploymentDispatcher(settings, config_file)
     workers = settings.watch.workers or os.cpu_count() or 1
-    if workers > 1:
-        return PooledDispatcher(settings, config_file, mode, workers)
     if mode == "local":
-        return LocalDispatcher(settings)
-    return InlineDispatcher(settings, config_file)
+        return LocalDispatcher(settings, workers)
+    return InlineDispatcher(settings, config_file, workers)
 
 
 # ------------------------------------------------------------------------------------------------ watcher

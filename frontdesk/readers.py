@@ -1,0 +1,101 @@
+"""Reading processes: documents of a batch read, checked and filed side by side, one process per core.
+
+Why processes and not threads: OCR is CPU-bound Python around tesseract, and the per-document read time
+limit uses SIGALRM, which works only in a process's main thread. Why a pool kept for the whole life of a
+watcher: each process imports the readers and loads templates, vocabulary and OCR set-up once (seconds
+of CPU), not per batch.
+
+The processes do only the per-document stage (:meth:`frontdesk.pipeline.Pipeline.intake` without
+recovery); the caller keeps everything that belongs to the batch: recovery, review hand-offs, letters in
+one LibreOffice batch, and Prefect, whose flow and task runs all live in the caller's process. Reading
+processes never talk to the Prefect server: concurrent flow-run writes from several processes make a
+SQLite-backed server answer ``503`` and clients back off for seconds.
+
+Documents are handed out one at a time, largest first, so a process that finishes early takes the next
+document instead of idling at the end of a batch behind a slow scan.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from frontdesk.settings import Settings
+
+if TYPE_CHECKING:
+    from frontdesk.pipeline import IntakeWork, Pipeline
+
+__all__ = ["ReadingPool", "largest_first"]
+
+_PIPELINE: Pipeline | None = None
+
+
+def _start(settings: Settings) -> None:
+    global _PIPELINE
+    from frontdesk.pipeline import Pipeline
+
+    _PIPELINE = Pipeline(settings)
+
+
+def _intake(path: Path) -> IntakeWork:
+    assert _PIPELINE is not None
+    return _PIPELINE.intake(path, recover=False)  # the batch's owner recovers, once, before handing out
+
+
+def largest_first(paths: Sequence[Path]) -> list[int]:
+    """Indexes of ``paths``, largest file first: a scan's bytes are pixels to read, so the slow documents
+    start first and the quick ones fill the gaps at the end."""
+
+    def size(i: int) -> int:
+        try:
+            return paths[i].stat().st_size
+        except OSError:
+            return 0
+
+    return sorted(range(len(paths)), key=lambda i: -size(i))
+
+
+class ReadingPool:
+    """``workers`` processes, each with its own :class:`~frontdesk.pipeline.Pipeline` (same settings,
+    same records and storage as the caller's)."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.workers = workers
+        self.broken = False
+        # spawn, not fork: the caller may hold Prefect's background threads, which fork would copy broken.
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start, initargs=(settings,))
+
+    def submit(self, path: Path) -> Future[IntakeWork]:
+        return self._pool.submit(_intake, path)
+
+    def intake(self, path: Path) -> IntakeWork:
+        """One document, in whichever process is free; blocks until it is filed. Exceptions come back
+        as raised in the process (a storage fault stays a ``StorageError``, so retries see it)."""
+        try:
+            return self.submit(path).result()
+        except BrokenProcessPool:
+            self._broke()
+            raise
+
+    def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
+        """Every document of a batch, in the batch's order."""
+        futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
+        try:
+            return [futures[i].result() for i in range(len(paths))]
+        except BrokenProcessPool:
+            self._broke()
+            raise
+
+    def _broke(self) -> None:
+        """A process died (a hostile file crashed the interpreter, or it was killed): this pool is done;
+        the caller's next batch gets a fresh one."""
+        self.broken = True
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=not self.broken, cancel_futures=True)
