@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,11 +121,30 @@ _RESTART_REQUESTED = 81
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL when the process that started it dies, even by SIGKILL, so a
-    killed watcher worker never leaves a LibreOffice running."""
+    killed watcher worker never leaves a LibreOffice running.
+
+    Linux sends this signal when the *thread* that forked the child ends, not the process: a child
+    started from a short-lived thread (a Prefect task's worker thread ends with its flow run) would be
+    killed with it. Start such children through :func:`_spawn_from_lasting_thread`."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawn_from_lasting_thread(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Run ``start`` on one thread kept for the life of the process, so a child bound to its parent by
+    :func:`_die_with_parent` lives until the process ends, whichever thread asked for it."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="office-spawner")
+        spawner = _SPAWNER
+    return spawner.submit(start).result()
 
 
 class WarmOffice:
@@ -173,10 +192,14 @@ class WarmOffice:
             str(self.keep_open),
         ]
         env = dict(os.environ, HOME=str(self.profile), TMPDIR=str(self.tmp))
-        with (self.root / "office.log").open("ab") as sink:
-            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                    env=env, cwd=self.root, start_new_session=True,
-                                    preexec_fn=_die_with_parent)  # prctl only: safe between fork and exec
+
+        def start() -> subprocess.Popen[bytes]:
+            with (self.root / "office.log").open("ab") as sink:
+                return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                        env=env, cwd=self.root, start_new_session=True,
+                                        preexec_fn=_die_with_parent)  # prctl only: safe between fork and exec
+
+        return _spawn_from_lasting_thread(start)
 
     def ensure(self) -> bool:
         """Running and accepting calls (started when needed); False when it cannot be, and the caller

@@ -84,6 +84,31 @@ def test_an_office_that_died_is_replaced_and_the_letters_still_come_out(tmp_path
         office.close()
 
 
+def test_an_office_started_from_a_passing_thread_keeps_running_after_it(tmp_path: Path) -> None:
+    """Letters are written in a Prefect task's thread, which ends with its flow run; the office it
+    started must keep serving the next run instead of being killed with that thread (and started again,
+    seconds of CPU, for every batch)."""
+    import threading
+
+    office = WarmOffice()
+    try:
+        def letters() -> None:
+            docx_to_pdf([make_letter(tmp_path / "a.docx", "first run")], tmp_path / "o1", office=office)
+
+        thread = threading.Thread(target=letters)
+        thread.start()
+        thread.join()
+        assert office.proc is not None
+        pid, starts = office.proc.pid, office.starts
+        time.sleep(0.5)  # a killed office would be a zombie by now
+        assert alive(pid)
+        second = docx_to_pdf([make_letter(tmp_path / "b.docx", "second run")], tmp_path / "o2", office=office)
+        assert "second run" in pdf_text(second[0])
+        assert office.proc.pid == pid and office.starts == starts
+    finally:
+        office.close()
+
+
 def test_the_office_does_not_outlive_a_killed_process(tmp_path: Path) -> None:
     """A watcher worker killed with SIGKILL runs no clean-up; its LibreOffice must end anyway."""
     letter = make_letter(tmp_path / "a.docx", "kept warm")
