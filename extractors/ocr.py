@@ -141,13 +141,29 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+_width: int | None = None
+
+
 def pool() -> ThreadPoolExecutor:
-    """One pool per process, as wide as the machine: each worker drives one tesseract process."""
+    """One pool per process, as wide as the machine (or :func:`set_width`): each worker drives one
+    tesseract process."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="ocr")
+            _pool = ThreadPoolExecutor(max_workers=_width or max(1, os.cpu_count() or 1), thread_name_prefix="ocr")
         return _pool
+
+
+def set_width(threads: int) -> None:
+    """How many tesseract processes one page may use at once. A process that is one of several reading
+    side by side (one per core) sets 1: its page is then read in one tesseract call instead of one per
+    core, which saves a model load per page and does not oversubscribe the cores."""
+    global _pool, _width
+    with _pool_lock:
+        _width = max(1, threads)
+        if _pool is not None and _pool._max_workers != _width:
+            _pool.shutdown(wait=True)
+            _pool = None
 
 
 def _encode(img: np.ndarray) -> bytes:

@@ -18,6 +18,7 @@ document instead of idling at the end of a batch behind a slow scan.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,10 +35,12 @@ __all__ = ["ReadingPool", "largest_first"]
 _PIPELINE: Pipeline | None = None
 
 
-def _start(settings: Settings) -> None:
+def _start(settings: Settings, workers: int) -> None:
     global _PIPELINE
+    from extractors import ocr
     from frontdesk.pipeline import Pipeline
 
+    ocr.set_width((os.cpu_count() or 1) // workers)  # the cores are shared out between the processes
     _PIPELINE = Pipeline(settings)
 
 
@@ -68,7 +71,7 @@ class ReadingPool:
         self.broken = False
         # spawn, not fork: the caller may hold Prefect's background threads, which fork would copy broken.
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start, initargs=(settings,))
+                                         initializer=_start, initargs=(settings, workers))
 
     def submit(self, path: Path) -> Future[IntakeWork]:
         return self._pool.submit(_intake, path)
