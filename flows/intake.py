@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from sqlalchemy.exc import OperationalError
 
 from frontdesk.exceptions import ConfigError, StorageError
@@ -97,14 +98,57 @@ def summary_markdown(outcomes: list[ProcessOutcome]) -> str:
     return "\n".join(lines)
 
 
-def _side_by_side(config_file: str | None) -> bool:
-    """Documents as concurrent tasks: on a Dask cluster, or handed to this process's reading processes."""
+def _on_cluster() -> bool:
     from prefect.context import FlowRunContext
 
-    if config_file in _READERS:
-        return True
     ctx = FlowRunContext.get()
     return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
+
+
+def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) -> tuple[list[IntakeWork], set[int]]:
+    """Documents handed to the reading processes, ``workers`` at a time (largest first), and letters
+    written as documents come back, one ``send-letters`` task at a time, while the others are still
+    being read: LibreOffice then works beside the readers instead of after them. Needs a task runner
+    with one thread more than ``workers`` (see :func:`intake_flow_here`). Returns the works in input
+    order and the indexes of those handed to review."""
+    import queue
+
+    from flows.review import hold_for_review
+    from frontdesk.readers import largest_first
+
+    finished: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
+
+    def start(kind: str, i: int, future: PrefectFuture[Any]) -> None:
+        future.add_done_callback(lambda f: finished.put((kind, i, f)))
+
+    order = iter(largest_first(inputs))
+    works: dict[int, IntakeWork] = {}
+    held: set[int] = set()
+    ready: list[int] = []  # read, not held, letters not yet asked for
+    lettering: list[int] = []  # indexes in the letters task now running
+    reading = 0
+    remaining = len(inputs)
+    while remaining or lettering or ready:
+        while reading < workers and (i := next(order, None)) is not None:
+            start("read", i, intake_document.submit(inputs[i], config_file))
+            reading += 1
+        if ready and not lettering:  # while it runs, the next ones gather: LibreOffice converts them together
+            lettering, ready = ready, []
+            start("letters", -1, send_letters.submit([works[i] for i in lettering], config_file))
+        kind, i, future = finished.get()
+        if kind == "read":
+            reading -= 1
+            remaining -= 1
+            works[i] = future.result()
+            if hold_for_review(works[i], config_file):  # at once: before any later recovery sees its letter due
+                held.add(i)
+            else:
+                ready.append(i)
+        else:
+            for j, w in zip(lettering, future.result(), strict=True):
+                works[j] = w
+            lettering = []
+    return [works[i] for i in range(len(inputs))], held
 
 
 def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[ProcessOutcome]]:
@@ -115,7 +159,7 @@ def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[Pro
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, workers))
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, workers) + 1)  # + letters
     batch_flow = intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
 
     def run(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
@@ -156,11 +200,14 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     inputs = collect_inputs(Path(p) for p in paths)
     works: list[IntakeWork] = []
     held: set[int] = set()
-    if _side_by_side(config_file):  # each document a task on the cluster or a reading process; letters here
-        from frontdesk.readers import largest_first
-
-        futures = {i: intake_document.submit(inputs[i], config_file) for i in largest_first(inputs)}
-        works = [futures[i].result() for i in range(len(inputs))]
+    if config_file in _READERS:  # reading processes: letters written while the rest is still being read
+        works, held = _read_and_letter(inputs, config_file, _READERS[config_file].workers)
+        outcomes = [w.outcome() for w in works]
+        create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
+        return outcomes
+    if _on_cluster():  # each document a task on the cluster's workers; letters here, in one batch
+        futures = [intake_document.submit(p, config_file) for p in inputs]
+        works = [f.result() for f in futures]
         held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
     else:  # here, one after another, in this thread: the per-document read time limit needs it
         for p in inputs:
