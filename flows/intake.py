@@ -121,6 +121,7 @@ def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) 
     def start(kind: str, i: int, future: PrefectFuture[Any]) -> None:
         future.add_done_callback(lambda f: finished.put((kind, i, f)))
 
+    pipeline = pipeline_for(config_file)
     order = iter(largest_first(inputs))
     works: dict[int, IntakeWork] = {}
     held: set[int] = set()
@@ -128,13 +129,17 @@ def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) 
     lettering: list[int] = []  # indexes in the letters task now running
     reading = 0
     remaining = len(inputs)
-    while remaining or lettering or ready:
+    while True:
         while reading < workers and (i := next(order, None)) is not None:
             start("read", i, intake_document.submit(inputs[i], config_file))
             reading += 1
-        if ready and not lettering:  # while it runs, the next ones gather: LibreOffice converts them together
+        # While a letters task runs, the next ones gather (LibreOffice converts them together); documents
+        # that need no letter ride along with the next task, or need none at all.
+        if not lettering and pipeline.has_letter_work([works[i] for i in ready]):
             lettering, ready = ready, []
             start("letters", -1, send_letters.submit([works[i] for i in lettering], config_file))
+        if not (remaining or lettering):
+            break
         kind, i, future = finished.get()
         if kind == "read":
             reading -= 1

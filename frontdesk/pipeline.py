@@ -537,6 +537,16 @@ class Pipeline:
         return bool(work.result and work.result.document_type == "intake_form"
                     and any(f.code == MISSING_INSURANCE_CODE for f in work.result.flags))
 
+    def has_letter_work(self, works: Sequence[IntakeWork]) -> bool:
+        """Whether :meth:`send_letters` has anything to write or settle for ``works``: a letter a document
+        needs, letters left due by recovery, or a document seen before (its letters may be due). A batch
+        whose documents need none skips the step (and its task run)."""
+        if self._letters_due:
+            return True
+        return any(d.status == "duplicate" or (d.status != "failed" and not d.letters
+                                               and self.needs_missing_insurance_letter(d))
+                   for w in works for d in w.documents())
+
     def letter_context(self, work: IntakeWork) -> dict[str, object]:
         """What the missing-insurance letter needs. Patient data stays in memory and the records DB."""
         assert work.result is not None and work.document_id is not None

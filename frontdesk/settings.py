@@ -106,7 +106,7 @@ class WatchSettings(BaseModel):
     rescan_seconds: float = Field(default=300.0, gt=0)
     recursive: bool = False
     dispatch: Literal["inline", "deployment"] = "inline"
-    batch_size: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=100, ge=1)  # files per intake flow run (a burst is one run)
     workers: int = Field(default=0, ge=0)  # processes for inline/local work; 0: one per core
     max_attempts: int = Field(default=5, ge=1)
     ignore: list[str] = Field(default_factory=list)  # extra glob patterns, on top of the built-in ones
