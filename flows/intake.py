@@ -105,11 +105,18 @@ def _on_cluster() -> bool:
     return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
 
 
+def in_flight(workers: int) -> int:
+    """Documents handed out at once: two per reading process, so a process that finishes one finds the
+    next already waiting instead of idling while the flow hands it over (tens of milliseconds a document,
+    seconds a batch)."""
+    return 2 * max(1, workers)
+
+
 def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) -> tuple[list[IntakeWork], set[int]]:
-    """Documents handed to the reading processes, ``workers`` at a time (largest first), and letters
+    """Documents handed to the reading processes (largest first, a few more than there are processes), and letters
     written as documents come back, one ``send-letters`` task at a time, while the others are still
     being read: LibreOffice then works beside the readers instead of after them. Needs a task runner
-    with one thread more than ``workers`` (see :func:`intake_flow_here`). Returns the works in input
+    with one thread more than :func:`in_flight` (see :func:`intake_flow_here`). Returns the works in input
     order and the indexes of those handed to review."""
     import queue
 
@@ -130,7 +137,7 @@ def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) 
     reading = 0
     remaining = len(inputs)
     while True:
-        while reading < workers and (i := next(order, None)) is not None:
+        while reading < in_flight(workers) and (i := next(order, None)) is not None:
             start("read", i, intake_document.submit(inputs[i], config_file))
             reading += 1
         # While a letters task runs, the next ones gather (LibreOffice converts them together); documents
@@ -164,7 +171,7 @@ def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[Pro
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, workers) + 1)  # + letters
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=in_flight(workers) + 1)  # + letters
     batch_flow = intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
 
     def run(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
