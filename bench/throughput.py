@@ -16,8 +16,8 @@ counted: a long-running watcher pays it once.
 
 Run: ``python bench/throughput.py [--n 100] [--scans 0.34] [--seed 7] [--baseline] [--json]``.
 Uses PREFECT_API_URL when set, else starts ``prefect server start`` on a free local port (PREFECT_HOME in a
-temp folder). The watcher reads with ``--workers`` processes (default: one per core), each running the
-intake flow on its share of a batch.
+temp folder). The watcher runs one intake flow per batch (``--batch-size``, default the setting: 100) and
+reads with ``--workers`` reading processes (default: one per core).
 """
 
 from __future__ import annotations
