@@ -113,8 +113,8 @@ def in_flight(workers: int) -> int:
 
 
 def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) -> tuple[list[IntakeWork], set[int]]:
-    """Documents handed to the reading processes (largest first, a few more than there are processes), and letters
-    written as documents come back, one ``send-letters`` task at a time, while the others are still
+    """Documents handed to the reading processes (largest first, two per process), and letters written
+    as documents come back, one ``send-letters`` task at a time, while the others are still
     being read: LibreOffice then works beside the readers instead of after them. Needs a task runner
     with one thread more than :func:`in_flight` (see :func:`intake_flow_here`). Returns the works in input
     order and the indexes of those handed to review."""
@@ -164,8 +164,8 @@ def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) 
 
 
 def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[ProcessOutcome]]:
-    """The intake flow as the watcher runs it, once per batch in its own process: ``workers`` document
-    tasks at a time (each waits for a reading process, see :func:`use_pipeline`), and no heartbeat
+    """The intake flow as the watcher runs it, once per batch in its own process: :func:`in_flight`
+    document tasks at a time (each waits for a reading process, see :func:`use_pipeline`), and no heartbeat
     thread. A heartbeat only marks a flow run whose process died; here the watcher's ledger takes the
     batch again after a crash, and stopping the thread costs up to a second at the end of every run."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
