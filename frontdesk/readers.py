@@ -11,8 +11,8 @@ one LibreOffice batch, and Prefect, whose flow and task runs all live in the cal
 processes never talk to the Prefect server: concurrent flow-run writes from several processes make a
 SQLite-backed server answer ``503`` and clients back off for seconds.
 
-Documents are handed out one at a time, largest first, so a process that finishes early takes the next
-document instead of idling at the end of a batch behind a slow scan.
+Documents are handed out largest first (queued, so a process that finishes one takes the next at once),
+so no process idles at the end of a batch behind a slow scan.
 """
 
 from __future__ import annotations
