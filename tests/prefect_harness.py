@@ -60,8 +60,9 @@ def shared_server(home: Path) -> PrefectServer:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_UI_ENABLED="false", PREFECT_API_URL=url)
+    from frontdesk.commands.serve import local_server_env
+
+    env = local_server_env(PREFECT_HOME=str(home), PREFECT_UI_ENABLED="false", PREFECT_API_URL=url)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
