@@ -45,11 +45,21 @@ def test_a_scheduled_flow_that_is_missing_is_skipped_not_fatal(settings, monkeyp
     assert "x" not in names and "intake" in names
 
 
+def test_a_local_server_records_task_runs_in_batches_unless_the_environment_says_otherwise() -> None:
+    """An IT person's own PREFECT_ settings win over Frontdesk's tuning of the server it starts."""
+    from frontdesk.commands.serve import local_server_env
+
+    key = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
+    assert local_server_env({})[key] == "100"
+    assert local_server_env({key: "7"})[key] == "7"
+    assert local_server_env({}, PREFECT_UI_API_URL="http://x/api")["PREFECT_UI_API_URL"] == "http://x/api"
+
+
 @pytest.mark.integration
 def test_serve_watches_the_inbox_serves_the_deployments_and_stops_cleanly(tmp_path: Path, fd_env,  # type: ignore[no-untyped-def]
                                                                           prefect_server: PrefectServer) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     inbox = tmp_path / "inbox"
@@ -86,6 +96,18 @@ def test_serve_watches_the_inbox_serves_the_deployments_and_stops_cleanly(tmp_pa
             assert runs and all(r.state is not None and r.state.is_completed() for r in runs)
             for r in runs:  # run parameters name opaque claims only
                 assert all(Path(p).parent == tmp_path / "processing" for p in r.parameters["paths"])
+            # What a person opening a run in the UI sees: one completed intake-document task per document.
+            # The server records task runs in batches (LOCAL_SERVER_SETTINGS): they show up within seconds.
+            run_ids = [r.id for r in runs]
+            deadline = time.monotonic() + 60
+            while True:
+                tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+                reads = [t for t in tasks if t.name.startswith("intake-document")]
+                if len(reads) >= 4 and all(t.state is not None and t.state.is_completed() for t in reads):
+                    break
+                assert time.monotonic() < deadline, f"task runs not recorded: {[(t.name, t.state_name) for t in tasks]}"
+                time.sleep(0.5)
+            assert len(reads) == 4
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
