@@ -70,8 +70,8 @@ class ExtractionSettings(BaseModel):
     max_scan_pages: int = 100  # a longer scan is refused: split the stack
     max_image_megapixels: float = 60.0  # a page image larger than this is refused before it is decoded
     tessdata_cache: Path | None = None  # slim OCR language data is built here (default: ~/.cache/frontdesk)
-    # Scanned stacks: a page with a QR code reading one of these starts a new document (and is dropped);
-    # blank pages split documents only when asked, since duplex scans have blank backs.
+    # Scanned stacks: a page with a QR, Code 128 or Code 39 barcode reading one of these starts a new
+    # document (and is dropped); blank pages split documents only when asked, since duplex scans have blank backs.
     separator_codes: list[str] = Field(default_factory=lambda: ["PATCHT"])
     split_on_blank_pages: bool = False
     # Cards and letters: a statistical spaCy model (package name or folder) to build on; empty: the

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
@@ -124,8 +125,18 @@ def test_a_faxed_stack_keeps_its_parts_as_fax_tiffs(tmp_path: Path, settings: An
             assert img.mode == "1" and img.info.get("compression") == "group4"
 
 
-def _letter_page(rnd: Any, lines: int) -> Image.Image:
-    """A typed page that is not a form (a cover letter, a lab report) at 300 dpi."""
+def _barcode(text: str, fmt: str, module: int, height: int) -> Image.Image:
+    """A printed barcode at 300 dpi, ``module`` pixels to a bar of the narrowest kind."""
+    import zxingcpp
+
+    bars = Image.fromarray(np.asarray(zxingcpp.create_barcode(text, getattr(zxingcpp.BarcodeFormat, fmt))
+                                      .to_image(scale=module)))
+    return bars.resize((bars.width, height), Image.Resampling.NEAREST)
+
+
+def _letter_page(rnd: Any, lines: int, corner_code: str = "") -> Image.Image:
+    """A typed page that is not a form (a cover letter, a lab report) at 300 dpi, with a small Code 128 in
+    the corner (an invoice or order number) when ``corner_code`` is given."""
     from PIL import ImageDraw, ImageFont
 
     page = Image.new("L", (2550, 3300), 255)
@@ -134,20 +145,49 @@ def _letter_page(rnd: Any, lines: int) -> Image.Image:
     words = ["please", "find", "enclosed", "the", "results", "of", "the", "examination", "requested", "for", "your", "patient"]
     for i in range(lines):
         draw.text((250, 300 + i * 70), " ".join(rnd.choice(words) for _ in range(9)), fill=0, font=font)
+    if corner_code:
+        page.paste(_barcode(corner_code, "Code128", 3, 90), (1750, 3080))
     return page
 
 
-def _separator_page(tmp: Path) -> Image.Image:
+def _separator_page(tmp: Path, barcode: str = "qr") -> Image.Image:
     import pypdfium2 as pdfium
 
     from frontdesk.commands.separator import write_separator_sheet
 
-    pdf = pdfium.PdfDocument(str(write_separator_sheet(tmp / "sep.pdf", "PATCHT")))
+    pdf = pdfium.PdfDocument(str(write_separator_sheet(tmp / f"sep-{barcode}.pdf", "PATCHT", barcode=barcode)))
     return pdf[0].render(scale=300 / 72, grayscale=True).to_pil().convert("L")
 
 
-@pytest.mark.parametrize("tier", ["scan300", "fax"])
-def test_separator_sheets_split_documents_that_are_not_forms(tmp_path: Path, settings: Any, tier: str) -> None:
+def _code39_sheet() -> Image.Image:
+    """A PATCHT sheet as scanner software prints it: a modest Code 39 (0.013 in bars) under a caption."""
+    from PIL import ImageDraw, ImageFont
+
+    page = Image.new("L", (2550, 3300), 255)
+    ImageDraw.Draw(page).text((900, 1350), "PATCH T - Document Separator", fill=0,
+                              font=ImageFont.truetype("DejaVuSans.ttf", 44))
+    bars = _barcode("PATCHT", "Code39", 4, 300)
+    page.paste(bars, ((2550 - bars.width) // 2, 1500))
+    return page
+
+
+def _standard_fax(path: Path) -> Path:
+    """The same fax at standard resolution, 204x98 dpi: every other line of the fine one."""
+    from PIL import ImageSequence
+
+    with Image.open(path) as tif:
+        frames = [f.resize((f.width, f.height // 2), Image.Resampling.NEAREST)
+                  for f in ImageSequence.Iterator(tif)]
+    frames[0].save(path, compression="group4", dpi=(204, 98), save_all=True, append_images=frames[1:])
+    return path
+
+
+@pytest.mark.parametrize("tier", ["scan300", "fax", "fax98"])
+@pytest.mark.parametrize("sheets", ["qr", "1-D"])
+def test_separator_sheets_split_documents_that_are_not_forms(
+        tmp_path: Path, settings: Any, tier: str, sheets: str) -> None:
+    """QR sheets, and the 1-D sheets practices bring from scanner software, split a stack alike; the order
+    number in a letter's corner does not."""
     import random
 
     from faker import Faker
@@ -157,40 +197,54 @@ def test_separator_sheets_split_documents_that_are_not_forms(tmp_path: Path, set
 
     rnd, fake = random.Random(45), Faker("en_US")
     fake.seed_instance(45)
-    sep = _separator_page(tmp_path)
+    if sheets == "qr":
+        seps = [_separator_page(tmp_path)] * 3
+    else:  # the practice's own Code 128 sheet and one in Code 39 from scanner software
+        seps = [_separator_page(tmp_path, "code128"), _code39_sheet(), _separator_page(tmp_path, "code128")]
 
     def form() -> list[Image.Image]:
         printed, _truth = gen._make_record(rnd, fake, "complete", gen.date(2026, 11, 15))
         return scans.print_form(gen.DEFAULT_TEMPLATE, scans._fit_values(gen.DEFAULT_TEMPLATE, printed), rnd)
 
-    printed = [*form(), sep, _letter_page(rnd, 6), _letter_page(rnd, 4), sep, _letter_page(rnd, 5), sep,
-               *form()]
-    pages = [scans.scan_page(p, tier, rnd) for p in printed]
-    path = scans.save_scan(pages, tier, tmp_path / "mixed", rnd)
+    printed = [*form(), seps[0], _letter_page(rnd, 6), _letter_page(rnd, 4, corner_code="INV-2026-00417"),
+               seps[1], _letter_page(rnd, 5), seps[2], *form()]
+    device = "fax" if tier.startswith("fax") else tier
+    pages = [scans.scan_page(p, device, rnd) for p in printed]
+    path = scans.save_scan(pages, device, tmp_path / "mixed", rnd)
+    if tier == "fax98":
+        path = _standard_fax(path)
     results = Reader(settings).extract_all(path)
     assert [r.source_pages for r in results] == [[1], [3, 4], [6], [8]]
     assert [r.document_type == "intake_form" for r in results] == [True, False, False, True]
 
     if tier != "scan300":
         return
-    # Without separator codes the two letters run together as one document.
-    off = settings.model_copy(update={"extraction": settings.extraction.model_copy(update={"separator_codes": []})})
+    # Without separator codes, or with a code of the practice's own that these sheets do not read, the two
+    # letters run together as one document and the sheets are filed with them.
+    codes = [] if sheets == "qr" else ["NEXT-DOCUMENT"]
+    ex = settings.extraction.model_copy(update={"separator_codes": codes})
+    off = settings.model_copy(update={"extraction": ex})
     assert [r.source_pages for r in Reader(off).extract_all(path)] == [[1], [2, 3, 4, 5, 6, 7], [8]]
 
 
-def test_the_separator_sheet_command_writes_a_sheet_the_reader_recognises(tmp_path: Path, fd_env: Any) -> None:
+@pytest.mark.parametrize("barcode", ["qr", "code128"])
+def test_the_separator_sheet_command_writes_a_sheet_the_reader_recognises(
+        tmp_path: Path, fd_env: Any, barcode: str) -> None:
     import pypdfium2 as pdfium
+    import zxingcpp
 
     from extractors.scan import is_separator
     from tests.conftest import run_cli
 
-    proc = run_cli("separator-sheet", str(tmp_path / "sheets.pdf"), "--copies", "2", env=fd_env)
+    extra = ["--barcode", barcode] if barcode != "qr" else []
+    proc = run_cli("separator-sheet", str(tmp_path / "sheets.pdf"), "--copies", "2", *extra, env=fd_env)
     assert proc.returncode == 0, proc.stderr
     pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
     assert len(pdf) == 2
-    import numpy as np
 
     gray = np.asarray(pdf[0].render(scale=200 / 72, grayscale=True).to_pil().convert("L"))
+    assert [(str(b.format), b.text) for b in zxingcpp.read_barcodes(gray)] == [
+        ("QR Code" if barcode == "qr" else "Code 128", "PATCHT")]  # the default stays a QR code
     assert is_separator(gray, frozenset({"PATCHT"}))
     assert not is_separator(gray, frozenset({"SOMETHING-ELSE"}))
 
