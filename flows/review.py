@@ -162,6 +162,14 @@ def review_flow(extraction_key: str, config_file: str | None = None) -> dict[str
     refile = getattr(pipeline, "refile_reading", None)
     if refile is not None:  # the records get the new reading too: open flags resolved, patient updated
         refile(doc_id, corrected, extraction_key, data)
+        # The records answer what other documents have given since the form was filed (the card that
+        # filled the member ID the person confirmed blank): those flags leave ``corrected.flags``, so no
+        # letter asks for it, and the document may need nobody any more.
+        filed = "needs_review" if corrected.needs_review() else "filed"
+        if filed != status:
+            status = record["review"]["status"] = filed
+            pipeline.store_recorded(json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"), extraction_key,
+                                    role="extraction", content_type="application/json", document_id=doc_id)
     else:
         pipeline.storage.put_bytes(data, extraction_key, content_type="application/json")
 

@@ -194,7 +194,7 @@ class Pipeline:
                                   document_id=document_id)
         outcome = "needs_review" if result.needs_review() else "filed"
         with self.db.begin() as s:
-            records.record_new_reading(s, document_id, result, outcome=outcome)
+            records.record_new_reading(s, document_id, result, outcome=outcome, vocab=self.reader.vocabulary)
         return obj
 
     def _prefix(self, area: str, doc_id: str) -> str:

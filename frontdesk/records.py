@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from frontdesk import audit
@@ -86,16 +86,25 @@ def match_patient(session: Session, result: ExtractionResult) -> Patient | None:
                            .order_by(Patient.created_at, Patient.id).limit(1)).first()
 
 
-def _attach_patient(session: Session, doc: Document, result: ExtractionResult) -> Patient | None:
+def _attach_patient(session: Session, doc: Document, result: ExtractionResult, *,
+                    earlier: dict[str, Any] | None = None) -> tuple[Patient | None, dict[str, str]]:
     """Find or create the patient and make this document's values the current ones.
 
     A field the document has a box for is the patient's current statement, blank included (a new intake
     without secondary insurance means there is none now); a field the document does not carry leaves
     the current value alone (an insurance card says nothing about the address).
-    """
+
+    ``earlier`` (key -> value) is the document's previous reading when this one reads it again (a person's
+    review). A document read again is no newer than it was, so a value another document supplied since
+    (the card that filled the member ID the form left blank, a later intake) stays unless the new reading
+    corrects the document: a value that differs from how the document was read before. A blank never
+    erases another document's value: the person confirmed that the box is empty, not that the patient has
+    no member ID. A correction replaces it and is audited with both document ids.
+
+    Returns the patient and the fields kept from other documents (key -> that document's id)."""
     ident = _identity(result)
     if ident is None:
-        return None
+        return None, {}
     patient = match_patient(session, result)
     if patient is None:
         first, last, dob = ident
@@ -107,6 +116,7 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult) -
                      detail=f"from {doc.id}")
     current = {f.key: f for f in patient.fields}
     changed = []
+    kept: dict[str, str] = {}
     for key, fr in result.fields.items():
         if not key.startswith(PATIENT_SECTIONS):
             continue
@@ -114,7 +124,18 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult) -
         if row is None:
             patient.fields.append(PatientField(key=key, value=fr.value, source_document_id=doc.id))
             changed.append(key)
-        elif row.value != fr.value or row.source_document_id != doc.id:
+            continue
+        other = row.source_document_id
+        if earlier is not None and other is not None and other != doc.id:
+            if row.value == fr.value:
+                continue  # the other document said it too, and said it later: it stays the source
+            if _blank(fr.value) or (key in earlier and earlier[key] == fr.value):
+                if not _blank(row.value):
+                    kept[key] = other
+                continue
+            audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                         detail=f"{key} corrected in a new reading of {doc.id}; replaces the value from {other}")
+        if row.value != fr.value or row.source_document_id != doc.id:
             if row.value != fr.value:
                 changed.append(key)
             row.value, row.source_document_id = fr.value, doc.id
@@ -122,8 +143,16 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult) -
         patient.updated_at = utcnow()
         audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
                      detail=f"{len(changed)} fields from {doc.id}")
+    if kept:
+        audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                     detail=f"new reading of {doc.id} left {len(kept)} fields other documents supplied: "
+                            + ", ".join(f"{k} from {v}" for k, v in sorted(kept.items())))
     doc.patient_id = patient.id
-    return patient
+    return patient, kept
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def find_patients(session: Session, name: str, dob: date | None = None) -> list[Patient]:
@@ -295,7 +324,7 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
 
 
 def _record_reading(session: Session, doc: Document, result: ExtractionResult, *,
-                    vocab: Vocabulary | None = None) -> Extraction:
+                    vocab: Vocabulary | None = None, earlier: dict[str, Any] | None = None) -> Extraction:
     # Flags that filing raises (a card conflict, an unmatched letter) are the records' to decide: a
     # reading handed in again (a review) carries the old ones, and filing below raises them afresh.
     result.flags = [f for f in result.flags if f.code not in FILING_CODES]
@@ -308,7 +337,7 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult, *
                          for k, fr in result.fields.items()]
     session.add(extraction)
     session.flush()
-    patient = _attach_patient(session, doc, result)
+    patient, kept = _attach_patient(session, doc, result, earlier=earlier)
     rows = [FlagRow(document_id=doc.id, extraction_id=extraction.id, patient_id=patient.id if patient else None,
                     code=f.code, severity=f.severity, field=f.field, message=f.message) for f in result.flags]
     session.add_all(rows)
@@ -323,11 +352,41 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult, *
                     row.patient_id = doc.patient_id
     if patient is not None:
         file_waiting(session, doc, patient, vocab=vocab)
-        # A waiting card may have answered this reading's own flags: they are resolved in the records, and
-        # the reading reports what is still open (so no letter asks for what the card gave).
+        if kept:
+            _resolve_on_file(session, doc, patient, result, rows, kept, vocab=vocab)
+        # A waiting card (or, for a reading read again, a value another document supplied) may have answered
+        # this reading's own flags: they are resolved in the records, and the reading reports what is still
+        # open (so no letter asks for what the card gave).
         done = {(r.code, r.field) for r in rows if r.status == "resolved"}
         result.flags = [f for f in result.flags if (f.code, f.field) not in done]
     return extraction
+
+
+def _resolve_on_file(session: Session, doc: Document, patient: Patient, result: ExtractionResult,
+                     rows: Sequence[FlagRow], kept: dict[str, str], *, vocab: Vocabulary | None = None) -> None:
+    """Resolve the rule flags of a reading read again (``missing``, the missing-insurance rule) that the
+    patient's record answers with values other documents supplied (``kept``, see :func:`_attach_patient`):
+    the form's member ID box is still empty, but the record has the card's, so nobody is asked for it.
+    The rules are checked over the document's fields with the record's values for the kept ones."""
+    from frontdesk.validation import rule_flags
+
+    vocab = vocab or _default_vocabulary()
+    codes = {"missing", vocab.missing_insurance.code}
+    values = dict(result.fields)
+    for key in kept:
+        values[key] = FieldResult(value=patient.value(key), confidence=1.0)
+    still = {(f.code, f.field) for f in rule_flags(values, vocab, present=set(result.fields))}
+    answered = [r for r in rows if r.code in codes and r.status not in ("resolved", "dismissed")
+                and (r.code, r.field) not in still]
+    if not answered:
+        return
+    sources = ", ".join(sorted(set(kept.values())))
+    now = utcnow()
+    for r in answered:
+        r.status, r.resolved_at, r.resolved_by = "resolved", now, f"on file from {sources}"[:100]
+    audit.record(session, "update", "document", doc.id, patient_id=patient.id,
+                 detail=f"new reading: {len(answered)} flags resolved, the record has the values from {sources} ("
+                        + ", ".join(sorted({r.code for r in answered})) + ")")
 
 
 # Codes only filing raises (frontdesk.cards), never a reader.
@@ -390,22 +449,38 @@ LETTER_FOR_FLAG = {"insurance.missing_info": "missing_insurance"}
 
 def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reason: str) -> list[str]:
     """Void the letters that asked for what the resolved flags ``flag_ids`` were about, on their
-    documents, as long as they have not gone out: ``pending`` letters become ``void`` (the mail batch
-    takes only pending letters); a letter already in a batch (``queued``) or ``mailed`` is left as it is.
+    documents, as long as they have not gone out: a ``pending`` letter becomes ``void`` (the mail batch
+    takes only pending letters), and so does one already in a batch that is not marked mailed yet
+    (``queued``): the patient must not be asked for what the practice has. That batch goes on with its
+    other pieces; the letter is withdrawn from it and named to be pulled from the printed stack
+    (:func:`frontdesk.letters.mail.withdraw_piece`). A ``mailed`` letter stays as it is: it went out.
     Each voided letter is an audit event. Returns the ids of the letters voided."""
     flags = list(session.scalars(select(FlagRow).where(FlagRow.id.in_(list(flag_ids)),
                                                        FlagRow.status == "resolved")))
+    wanted = {(f.document_id, LETTER_FOR_FLAG[f.code]) for f in flags
+              if f.code in LETTER_FOR_FLAG and f.document_id is not None}
+    if not wanted:
+        return []
+    # Locked in id order and read afresh, as the mail batch locks them (frontdesk.letters.mail._lock): a
+    # mail run may be queueing these letters, or a person marking their batch mailed, at this moment.
+    letters = list(session.scalars(
+        select(Letter).where(or_(*(and_(Letter.document_id == d, Letter.kind == k) for d, k in sorted(wanted))),
+                             Letter.status.in_(("pending", "queued")))
+        .order_by(Letter.id).with_for_update().execution_options(populate_existing=True)))
     voided = []
-    for f in flags:
-        kind = LETTER_FOR_FLAG.get(f.code)
-        if kind is None or f.document_id is None:
-            continue
-        for letter in session.scalars(select(Letter).where(Letter.document_id == f.document_id, Letter.kind == kind,
-                                                           Letter.status == "pending")):
-            letter.status = "void"
-            voided.append(letter.id)
-            audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id,
-                         detail=f"void: {reason}")
+    for letter in letters:
+        detail = f"void: {reason}"
+        if letter.status == "queued":
+            # The batch machinery (PDF layout) loads only when a letter is in a batch.
+            from frontdesk.letters.mail import withdraw_piece
+
+            where = withdraw_piece(session, letter.id, reason=reason)
+            if where is not None:
+                detail += (f"; withdrawn from mail batch {where.batch_id} (piece {where.position}, pages "
+                           f"{where.first_page}-{where.last_page}): pull it before mailing")
+        letter.status = "void"
+        voided.append(letter.id)
+        audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail=detail[:255])
     return voided
 
 
@@ -414,16 +489,27 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
                        vocab: Vocabulary | None = None) -> Extraction:
     """A corrected reading of a filed document (a person's review, a better reader): a new extraction
     whose flags replace the open ones, and the patient's values updated from it (a card or letter is
-    filed again, as :func:`complete_document` does). The earlier reading stays as history."""
+    filed again, as :func:`complete_document` does). The earlier reading stays as history.
+
+    Values other documents supplied since the document was filed stay unless the new reading corrects
+    them (see :func:`_attach_patient`), and the reading's flags the record answers that way are resolved
+    at once and leave ``result.flags``, as when a waiting card answers a new form: a review that confirms
+    a blank member ID the card has since given writes no letter. ``doc.outcome`` is what the records say
+    after that (``filed`` when nothing is left for a person)."""
     doc = session.get(Document, document_id)
     if doc is None:
         raise ValueError(f"no document {document_id}")
+    before = session.scalars(select(Extraction).where(Extraction.document_id == document_id)
+                             .order_by(Extraction.id.desc()).limit(1)).first()
+    earlier = {f.key: f.value for f in before.fields} if before is not None else {}
     now = utcnow()
     for flag in session.scalars(select(FlagRow).where(FlagRow.document_id == document_id,
                                                       FlagRow.status == "open")):
         flag.status, flag.resolved_at, flag.resolved_by = "resolved", now, resolved_by or audit.current_actor()
-    extraction = _record_reading(session, doc, result, vocab=vocab)
-    doc.outcome = "needs_review" if outcome == "filed" and result.needs_review() else outcome
+    extraction = _record_reading(session, doc, result, vocab=vocab, earlier=earlier)
+    if outcome in ("filed", "needs_review"):
+        outcome = "needs_review" if result.needs_review() else "filed"
+    doc.outcome = outcome
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"new reading; {outcome}; {len(result.flags)} flags")
     return extraction

@@ -21,10 +21,11 @@ P = "insurance.primary."
 CARD_PAYERS = {p.canonical for p in card_gen.PAYERS}
 
 
-def intake_case(folder: Path, scenario: str) -> gen.Case:
+def intake_case(folder: Path, scenario: str, *, start: int = 0) -> gen.Case:
     """A digital intake form whose patient is their own policy holder with a payer cards are made for
-    (so the card's name and birthday are the patient's)."""
-    for seed in range(60):
+    (so the card's name and birthday are the patient's). ``start``: the first seed tried (another
+    patient: one past the seed of the first, ``int(case.path.parent.name) + 1``)."""
+    for seed in range(start, start + 60):
         case = gen.generate(folder / str(seed), 1, seed=seed, kinds=("digital",), scenarios=(scenario,),
                             today=date(2026, 11, 1))[0]
         if case.truth[P + "relationship_to_patient"] == "self" and case.truth[P + "payer_name"] in CARD_PAYERS:

@@ -8,6 +8,10 @@
 The batch PDF and its manifest are filed under ``mail/YYYY/MM/<batch id>/`` and a print copy is written
 to ``mail.output_dir`` (or ``--out``). Pieces that cannot be mailed (incomplete address, template
 problem) are held back and listed by id and reason; they stay pending until fixed.
+
+A piece withdrawn from a batch that is printed but not yet mailed (a missing-insurance letter whose
+patient's card has come in since) is named with its batch, position and pages by every run, by ``--list``
+and by ``--mailed``, so that whoever stuffs the envelopes pulls it; it is not recorded as mailed.
 """
 
 from __future__ import annotations
@@ -62,6 +66,23 @@ def _print_summary(summary: Any) -> None:
         print(f"held back ({len(summary.held)}), not mailed:")
         for held in summary.held:
             print(f"  {held.piece_id}  {held.kind:<22} {held.code}: {held.reason}")
+    _print_withdrawn(summary.withdrawn)
+
+
+def _print_withdrawn(withdrawn: Any, *, mailed: bool = False) -> None:
+    """Which printed pages to take out of which stack: ids, positions and pages only (the manifest names
+    the person)."""
+    if not withdrawn:
+        return
+    if mailed:
+        print(f"{len(withdrawn)} piece(s) were withdrawn after the batch was printed and are NOT recorded as "
+              "mailed; if one is still in the stack, pull it and shred it:")
+    else:
+        print(f"PULL BEFORE MAILING ({len(withdrawn)}): withdrawn after the batch was printed, "
+              "take these out of the printed stack:")
+    for w in withdrawn:
+        print(f"  batch {w.batch_id}  piece {w.position}  {w.item_id}  {w.kind:<22} "
+              f"pages {w.first_page}-{w.last_page} of the batch PDF")
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
@@ -72,6 +93,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         reissue_batch,
         run_mail,
         void_batch,
+        withdrawn_pieces,
     )
     from frontdesk.storage import open_storage
 
@@ -85,12 +107,18 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         if args.json:
             print(json.dumps([b.__dict__ for b in batches], indent=2))
         for b in batches if not args.json else []:
+            pull = ""
+            if b.withdrawn:
+                pull = (f"  {len(b.withdrawn)} withdrawn (pulled)" if b.status == "mailed" else
+                        f"  PULL {len(b.withdrawn)}: " + ", ".join(f"piece {w['position']} ({w['item_id']})"
+                                                                     for w in b.withdrawn))
             print(f"{b.batch_id}  {b.created_at}  {b.status:<9} {b.kind:<10} {b.items:>4} pieces "
-                  f"{b.pages:>5} pages {b.held:>3} held{'  re-issues ' + b.reissue_of if b.reissue_of else ''}")
+                  f"{b.pages:>5} pages {b.held:>3} held{'  re-issues ' + b.reissue_of if b.reissue_of else ''}{pull}")
         return ExitCode.ok
     if args.mailed:
         count = mark_mailed(db, args.mailed)
         print(f"batch {args.mailed}: {count} piece(s) recorded as mailed")
+        _print_withdrawn(withdrawn_pieces(db, args.mailed), mailed=True)
         return ExitCode.ok
     storage = open_storage(settings)
     if args.void:

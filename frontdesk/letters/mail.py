@@ -21,6 +21,12 @@ re-issued at once in a new batch that records which one it replaces (``--reissue
 records that a batch went out. Dry runs (``--dry-run``) do steps 2-4 without recording or filing
 anything.
 
+A piece can also stop being wanted while its batch waits to be mailed (the patient's insurance card came
+in and the missing-insurance letter is void): :func:`withdraw_piece` takes it out of the batch and the
+rest of the batch stays as it is. The batch PDF and manifest are not rebuilt, because they may be printed
+already; the piece is listed to be pulled from the printed stack instead (:func:`withdrawn_pieces`: by
+``frontdesk mail``, ``--list`` and ``--mailed``), and marking the batch mailed does not record it as mailed.
+
 Logs, summaries and the batch records carry ids, counts and reason codes only; names and addresses are
 in the letters, the batch PDF and the manifest, which are filed like every other patient document.
 """
@@ -111,6 +117,28 @@ class Held:
     reason: str
 
 
+@dataclass(frozen=True)
+class Withdrawn:
+    """A piece taken out of a batch after the batch was built: where it sits in the printed stack (the
+    manifest's ``item_id`` and ``position``, and its pages of the batch PDF). Ids and numbers only."""
+
+    batch_id: str
+    item_id: str
+    kind: str
+    position: int
+    first_page: int
+    pages: int
+    batch_status: str
+
+    @property
+    def last_page(self) -> int:
+        return self.first_page + self.pages - 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "item_id": self.item_id, "kind": self.kind, "position": self.position,
+                "first_page": self.first_page, "last_page": self.last_page, "batch_status": self.batch_status}
+
+
 @dataclass
 class MailSummary:
     """What a run did. Ids, counts, codes and storage keys only: safe for logs, the UI and the records."""
@@ -130,6 +158,8 @@ class MailSummary:
     objects: dict[str, str] = field(default_factory=dict)
     print_files: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    # Pieces of batches not yet mailed that were withdrawn after printing: to pull from the stack.
+    withdrawn: list[Withdrawn] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +170,7 @@ class MailSummary:
             "held": [{"item_id": h.piece_id, "kind": h.kind, "code": h.code, "reason": h.reason} for h in self.held],
             "held_by_reason": dict(sorted(Counter(h.code for h in self.held).items())),
             "objects": self.objects, "print_files": self.print_files, "recovered": self.recovered,
+            "withdrawn": [w.as_dict() for w in self.withdrawn],
         }
 
     def markdown(self) -> str:
@@ -154,6 +185,11 @@ class MailSummary:
         if self.held:
             lines += ["", "| held: reason | pieces |", "|---|---|",
                       *[f"| {k} | {v} |" for k, v in sorted(Counter(h.code for h in self.held).items())]]
+        if self.withdrawn:
+            lines += ["", "**Pull before mailing**: these pieces were withdrawn after their batch was built.", "",
+                      "| batch | position | item | pages |", "|---|---|---|---|",
+                      *[f"| {w.batch_id} | {w.position} | {w.item_id} | {w.first_page}-{w.last_page} |"
+                        for w in self.withdrawn]]
         return "\n".join(lines)
 
 
@@ -204,6 +240,24 @@ def pending_pieces(s: Session, settings: Settings, kind: str, only: Sequence[str
 
 def _row(s: Session, table: Table, piece_id: str) -> Letter | Statement | None:
     return s.get(Letter, piece_id) if table == "letter" else s.get(Statement, piece_id)
+
+
+def _lock(s: Session, pieces: Sequence[tuple[Table, str]]) -> dict[str, Letter | Statement]:
+    """Lock letters and statements and read them afresh, before their batch rows are touched: filing a
+    card voids a letter (and withdraws it from its batch) while a run queues pieces or a person marks a
+    batch mailed. Everyone locks pieces first, letters before statements, each in id order
+    (:func:`frontdesk.records.void_letters_for_resolved` too), so two of them cannot deadlock."""
+    out: dict[str, Letter | Statement] = {}
+    fresh = {"populate_existing": True}
+    letters = sorted({pid for t, pid in pieces if t == "letter"})
+    if letters:
+        out.update((r.id, r) for r in s.scalars(select(Letter).where(Letter.id.in_(letters)).order_by(Letter.id)
+                                                .with_for_update().execution_options(**fresh)))
+    statements = sorted({pid for t, pid in pieces if t == "statement"})
+    if statements:
+        out.update((r.id, r) for r in s.scalars(select(Statement).where(Statement.id.in_(statements))
+                                                .order_by(Statement.id).with_for_update().execution_options(**fresh)))
+    return out
 
 
 def _table_of(kind: str) -> Table:
@@ -312,8 +366,9 @@ def _claim(db: Database, settings: Settings, pieces: list[Piece], kind: str,
 
     with db.begin() as s:
         keep = []
+        locked = _lock(s, [(p.table, p.piece_id) for p in pieces])
         for piece in pieces:
-            row = _row(s, piece.table, piece.piece_id)
+            row = locked.get(piece.piece_id)  # a card voiding it now must not find it queued after
             if row is not None and row.status == "pending" and row.storage_key == piece.storage_key:
                 keep.append(piece)
         if not keep:
@@ -339,8 +394,7 @@ def _claim(db: Database, settings: Settings, pieces: list[Piece], kind: str,
                             address_sheet=layout.address_sheet, blank_pages=layout.blank_pages, pages=layout.pages,
                             sheets=layout.sheets, envelope=layout.envelope,
                             pdf_sha256=sha256(piece.pdf).hexdigest()))
-            row = _row(s, piece.table, piece.piece_id)
-            assert row is not None
+            row = locked[piece.piece_id]
             row.status = "queued"
             audit.record(s, "update", piece.table, piece.piece_id, patient_id=piece.patient_id,
                          detail=f"queued in {batch.id}")
@@ -416,12 +470,19 @@ def _recover_open(db: Database, storage: Storage, settings: Settings, out_dir: P
             assert detail is not None
             kind, duplex, reissue_of = detail.kind, detail.duplex, detail.reissue_of
             claimed = []
+            withdrawn = False
             for mp in s.scalars(select(MailPiece).where(MailPiece.batch_id == batch_id).order_by(MailPiece.position)):
                 row = _row(s, _table_of(mp.kind), mp.piece_id)
                 assert row is not None
+                withdrawn = withdrawn or mp.live_piece is None or row.status != "queued"
                 piece = _as_piece(row, settings)
                 piece.needs_sheet, piece.pages = mp.address_sheet, mp.content_pages
                 claimed.append((piece, mp.pdf_sha256))
+        if withdrawn:
+            # Nothing is printed yet: build the batch again without the piece rather than print it to be pulled.
+            log.info("mail batch %s lost a piece before it was built; voiding it", batch_id)
+            _void(db, batch_id, reason="a piece was withdrawn before the batch was built")
+            continue
         intact = []
         for piece, sha in claimed:
             data = filed_bytes(db, storage, piece.storage_key) if piece.storage_key else None
@@ -454,9 +515,12 @@ def run_mail(db: Database, storage: Storage, settings: Settings, *, kind: str = 
             if out_dir is not None:
                 pdf = compose(planned, "dry-run", duplex=settings.mail.duplex)
                 summary.print_files = _write_print_copy(settings, "dry-run", pdf, manifest_csv(planned), out_dir)
+        summary.withdrawn = withdrawn_pieces(db)
         return summary
     with letters_lock(db, settings):
-        return _mail_locked(db, storage, settings, kind, out_dir=out_dir)
+        summary = _mail_locked(db, storage, settings, kind, out_dir=out_dir)
+    summary.withdrawn = withdrawn_pieces(db)
+    return summary
 
 
 def _mail_locked(db: Database, storage: Storage, settings: Settings, kind: str, *, out_dir: Path | None,
@@ -479,8 +543,9 @@ def _mail_locked(db: Database, storage: Storage, settings: Settings, kind: str, 
 
 
 def void_batch(db: Database, settings: Settings, batch_id: str, *, reason: str | None = None) -> list[str]:
-    """Void a batch not yet mailed: its items are void, its pieces pending again (free for a new batch).
-    Returns the piece ids, in batch order. Waits for no one: a run building batches holds the lease."""
+    """Void a batch not yet mailed: its items are void, its pieces pending again (free for a new batch),
+    except those withdrawn from it, which stay void. Returns the ids of the pieces pending again, in batch
+    order. Waits for no one: a run building batches holds the lease."""
     with letters_lock(db, settings):
         return _void(db, batch_id, reason=reason)
 
@@ -493,12 +558,15 @@ def _void(db: Database, batch_id: str, *, reason: str | None = None) -> list[str
         if batch.status not in ("open", "submitted"):
             raise BatchStateError(f"mail batch {batch_id} is {batch.status}; only a batch not yet mailed can be voided")
         pieces = list(s.scalars(select(MailPiece).where(MailPiece.batch_id == batch_id).order_by(MailPiece.position)))
+        back = []
+        locked = _lock(s, [(_table_of(mp.kind), mp.piece_id) for mp in pieces])
         for mp in pieces:
-            mp.live_piece = None
             table = _table_of(mp.kind)
-            row = _row(s, table, mp.piece_id)
-            if row is not None and row.status == "queued":
+            row = locked.get(mp.piece_id)
+            mp.live_piece = None
+            if row is not None and row.status == "queued":  # a withdrawn (void) piece stays void
                 row.status = "pending"
+                back.append(mp.piece_id)
                 audit.record(s, "update", table, row.id, patient_id=row.patient_id, detail=f"back to pending from {batch_id}")
         for item in s.scalars(select(MailItem).where(MailItem.batch_id == batch_id)):
             item.status = "void"
@@ -507,8 +575,8 @@ def _void(db: Database, batch_id: str, *, reason: str | None = None) -> list[str
         if detail is not None:
             detail.voided_at = utcnow()
             detail.void_reason = (reason or "")[:200] or None
-        audit.record(s, "update", "mail_batch", batch_id, detail=f"void; {len(pieces)} pieces back to pending")
-        return [mp.piece_id for mp in pieces]
+        audit.record(s, "update", "mail_batch", batch_id, detail=f"void; {len(back)} pieces back to pending")
+        return back
 
 
 def reissue_batch(db: Database, storage: Storage, settings: Settings, batch_id: str, *, reason: str | None = None,
@@ -516,28 +584,81 @@ def reissue_batch(db: Database, storage: Storage, settings: Settings, batch_id: 
     """Void a batch and mail exactly its pieces again, in a new batch that names the one it replaces."""
     with letters_lock(db, settings):
         pieces = _void(db, batch_id, reason=reason)
-        return _mail_locked(db, storage, settings, "reissue", out_dir=out_dir, only=pieces, reissue_of=batch_id)
+        summary = _mail_locked(db, storage, settings, "reissue", out_dir=out_dir, only=pieces, reissue_of=batch_id)
+    summary.withdrawn = withdrawn_pieces(db)
+    return summary
 
 
 def mark_mailed(db: Database, batch_id: str, when: datetime | None = None) -> int:
-    """Record that a submitted batch went out: the batch, its items and its pieces become mailed."""
+    """Record that a submitted batch went out: the batch, its items and its pieces become mailed. A piece
+    withdrawn from the batch (void) is not recorded as mailed: staff were told to pull it
+    (:func:`withdrawn_pieces`), and the records must not claim the patient was sent what was withdrawn.
+    Returns how many pieces were recorded as mailed."""
     when = when or utcnow()
     with db.begin() as s:
         batch = s.get(MailBatch, batch_id)
         if batch is None:
             raise BatchStateError(f"no mail batch {batch_id}")
+        items = list(s.scalars(select(MailItem).where(MailItem.batch_id == batch_id).order_by(MailItem.id)))
+        locked = _lock(s, [("letter", i.letter_id) if i.letter_id else ("statement", i.statement_id or "")
+                           for i in items])
+        s.refresh(batch, with_for_update=True)  # after its pieces, as voiding the batch locks them
         if batch.status != "submitted":
             raise BatchStateError(f"mail batch {batch_id} is {batch.status}; only a submitted batch can be mailed")
         batch.status, batch.mailed_at = "mailed", when
-        count = 0
-        for item in s.scalars(select(MailItem).where(MailItem.batch_id == batch_id)):
+        count = withdrawn = 0
+        for item in items:
+            row = locked.get(item.letter_id or item.statement_id or "")
+            s.refresh(item)  # its piece is locked now: the item cannot be withdrawn any more meanwhile
+            if item.status == "void" or (row is not None and row.status == "void"):
+                item.status = "void"  # withdrawn (or voided without being withdrawn): not sent
+                withdrawn += 1
+                continue
             item.status, item.mailed_at = "mailed", when
-            row = s.get(Letter, item.letter_id) if item.letter_id else s.get(Statement, item.statement_id)
             if row is not None and row.status == "queued":
                 row.status, row.mailed_at = "mailed", when
                 count += 1
-        audit.record(s, "update", "mail_batch", batch_id, detail=f"mailed; {count} pieces")
+        audit.record(s, "update", "mail_batch", batch_id,
+                     detail=f"mailed; {count} pieces" + (f"; {withdrawn} withdrawn, not mailed" if withdrawn else ""))
     return count
+
+
+def withdraw_piece(s: Session, piece_id: str, *, reason: str) -> Withdrawn | None:
+    """Take a queued letter or statement out of the live batch that holds it, in the caller's transaction
+    (the caller voids the piece itself). The batch goes on with its other pieces: its PDF and manifest
+    are not rebuilt because they may be printed already, so the piece is reported to be pulled from the
+    printed stack and its item is void (never recorded as mailed). ``reason``: ids and words only. Returns
+    where the piece sits in the batch, or None when no live batch holds it."""
+    mp = s.scalars(select(MailPiece).where(MailPiece.live_piece == piece_id).with_for_update()
+                   .execution_options(populate_existing=True)).first()
+    if mp is None:
+        return None
+    item = s.get(MailItem, mp.mail_item_id, with_for_update=True, populate_existing=True)
+    batch = s.get(MailBatch, mp.batch_id)
+    if item is None or batch is None or batch.status not in ("open", "submitted"):
+        return None
+    item.status = "void"
+    mp.live_piece = None
+    where = Withdrawn(mp.batch_id, piece_id, mp.kind, mp.position, mp.first_page, mp.pages, batch.status)
+    audit.record(s, "update", "mail_batch", mp.batch_id,
+                 detail=f"piece {mp.position} ({piece_id}, pages {where.first_page}-{where.last_page}) "
+                        f"withdrawn: {reason}; pull it before mailing"[:255])
+    log.warning("mail batch %s: piece %d (%s) withdrawn; pull pages %d-%d from the printed stack before mailing",
+                mp.batch_id, mp.position, piece_id, where.first_page, where.last_page)
+    return where
+
+
+def withdrawn_pieces(db: Database, batch_id: str | None = None) -> list[Withdrawn]:
+    """Pieces withdrawn from batches after they were built: of ``batch_id``, or (None) of every batch
+    not yet mailed, i.e. the pieces someone still has to pull from a printed stack. In batch order."""
+    q = (select(MailPiece, MailBatch.status).join(MailItem, MailItem.id == MailPiece.mail_item_id)
+         .join(MailBatch, MailBatch.id == MailPiece.batch_id)
+         .where(MailItem.status == "void", MailBatch.status != "void"))
+    q = q.where(MailPiece.batch_id == batch_id) if batch_id is not None else \
+        q.where(MailBatch.status.in_(("open", "submitted")))
+    with db.begin() as s:
+        return [Withdrawn(mp.batch_id, mp.piece_id, mp.kind, mp.position, mp.first_page, mp.pages, status)
+                for mp, status in s.execute(q.order_by(MailBatch.created_at, MailPiece.batch_id, MailPiece.position))]
 
 
 @dataclass
@@ -553,16 +674,23 @@ class BatchInfo:
     reissue_of: str | None
     batch_key: str | None
     manifest_key: str | None
+    # Pieces withdrawn after the batch was built (see withdraw_piece): to pull, or pulled once mailed.
+    withdrawn: list[dict[str, Any]] = field(default_factory=list)
 
 
 def list_batches(db: Database, limit: int = 20) -> list[BatchInfo]:
     with db.begin() as s:
         rows = s.execute(select(MailBatch, MailBatchDetail).join(MailBatchDetail, MailBatchDetail.batch_id == MailBatch.id)
                          .order_by(MailBatch.created_at.desc()).limit(limit)).all()
-        return [BatchInfo(b.id, b.status, d.kind, d.items, d.pages, d.sheets, d.held,
-                          b.created_at.isoformat(timespec="seconds"), d.reissue_of, b.storage_key, d.manifest_key)
-                for b, d in rows]
+        infos = [BatchInfo(b.id, b.status, d.kind, d.items, d.pages, d.sheets, d.held,
+                           b.created_at.isoformat(timespec="seconds"), d.reissue_of, b.storage_key, d.manifest_key)
+                 for b, d in rows]
+    for info in infos:
+        if info.status != "void":
+            info.withdrawn = [w.as_dict() for w in withdrawn_pieces(db, info.batch_id)]
+    return infos
 
 
-__all__ = ["KIND_FILTERS", "BatchInfo", "BatchStateError", "Held", "MailSummary", "Piece", "list_batches",
-           "mark_mailed", "pending_pieces", "prepare", "reissue_batch", "run_mail", "void_batch"]
+__all__ = ["KIND_FILTERS", "BatchInfo", "BatchStateError", "Held", "MailSummary", "Piece", "Withdrawn",
+           "list_batches", "mark_mailed", "pending_pieces", "prepare", "reissue_batch", "run_mail", "void_batch",
+           "withdraw_piece", "withdrawn_pieces"]
