@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from frontdesk import audit
@@ -297,6 +297,8 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     and letters that came before it and waited for its patient (:func:`file_waiting`); the flags of the
     form a waiting card answers are resolved and leave ``result.flags``, and a ``letter_due`` for them is
     no longer due (the document is ``complete``, no letter is written)."""
+    if result is not None and result.document_type in MATCHED_TYPES:
+        one_matcher_at_a_time(session)
     doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
     if doc is None or doc.state != "pending":
         return None
@@ -321,6 +323,23 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
     return doc
+
+
+# The documents that are matched to each other through the patient's record: a form creates or updates the
+# record, a card or letter looks for it, and a form looks for the cards and letters waiting for it.
+MATCHED_TYPES = frozenset({"intake_form", "insurance_card", "correspondence"})
+_PG_MATCH_LOCK = 0x46524F4E5444  # any constant shared by all Frontdesk processes ("FRONTD")
+
+
+def one_matcher_at_a_time(session: Session) -> None:
+    """Hold, until the transaction ends, the lock that lets one filing at a time match documents to
+    patients. Why: a card and its form filed at the same moment by two workers would each look for the
+    other before either had committed; the card would stay unmatched for a person although its form is
+    on file. With the lock the second one sees the first. SQLite needs nothing: every transaction there
+    starts with ``BEGIN IMMEDIATE`` and holds the database's write lock already. Taken before any row
+    lock, so it cannot deadlock with one; held for a filing's few milliseconds."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MATCH_LOCK})
 
 
 def _record_reading(session: Session, doc: Document, result: ExtractionResult, *,
@@ -496,6 +515,8 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     at once and leave ``result.flags``, as when a waiting card answers a new form: a review that confirms
     a blank member ID the card has since given writes no letter. ``doc.outcome`` is what the records say
     after that (``filed`` when nothing is left for a person)."""
+    if result.document_type in MATCHED_TYPES:
+        one_matcher_at_a_time(session)
     doc = session.get(Document, document_id)
     if doc is None:
         raise ValueError(f"no document {document_id}")
