@@ -44,7 +44,7 @@ def mail_batch_flow(kind: str = "all", dry_run: bool = False, config_file: str |
                              description="Mail batch: pieces, pages, sheets and held-back reasons (counts only)")
     data = summary.as_dict()
     return {k: data[k] for k in ("batch_id", "dry_run", "kind", "items", "pages", "sheets", "address_sheets",
-                                 "blank_pages", "held_by_reason", "objects")}
+                                 "blank_pages", "held_by_reason", "objects", "withdrawn")}
 
 
 #: The name the issue gives the flow; deployments use :func:`mail_batch_flow`.

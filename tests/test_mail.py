@@ -670,6 +670,7 @@ def test_mail_flow_reports_counts_only(prefect_harness: None, tmp_path: Path, mo
     result = mail_batch_flow()
     assert result["items"] == 4 and result["held_by_reason"] == {"address.incomplete": 1, "pdf.page_size": 1,
                                                                   "piece.no_data": 1}
+    assert result["withdrawn"] == []  # nothing was taken out of a printed batch
     assert mail_batch_flow()["items"] == 0  # a second run mails nothing twice
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mail-batch"])))
