@@ -32,7 +32,7 @@ from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
 from frontdesk.normalize import parse_date
-from frontdesk.validation import rule_flags
+from frontdesk.validation import blank, rule_flags
 
 CONFLICT_CODE = "card.conflict"
 UNMATCHED_CODE = "correspondence.unmatched"
@@ -233,10 +233,6 @@ class MergeResult:
     cleared: list[Flag] = field(default_factory=list)
 
 
-def _blank(v: FieldValue) -> bool:
-    return v is None or v is False or (isinstance(v, str) and not v.strip())
-
-
 def same_value(key: str, a: FieldValue, b: FieldValue, payers: Path = DEFAULT_PAYERS) -> bool:
     """Equal as the front desk means it: payer names through the gazetteer ('BCBS' is Blue Cross Blue
     Shield of Illinois), names without case and accents, IDs without separators, dates as dates."""
@@ -276,10 +272,10 @@ def merge_card(record: Mapping[str, FieldValue], sources: Mapping[str, str | Non
     card_warnings = [f for f in card.flags if f.severity == "warning" and f.field in CARD_KEYS]
     for key in CARD_KEYS:
         value = card.value(key)
-        if _blank(value) or key in card_errors or key not in vocab.fields:
+        if blank(value) or key in card_errors or key not in vocab.fields:
             continue
         current = fields.get(key)
-        if _blank(current):
+        if blank(current):
             fields[key] = value
             src[key] = card_document_id
             out.filled.append(key)

@@ -41,6 +41,7 @@ from frontdesk.db.models import (
 )
 from frontdesk.models import ExtractionResult, FieldResult, Flag, StoredObject
 from frontdesk.storage import SpooledObject
+from frontdesk.validation import blank, rule_flags
 
 if TYPE_CHECKING:
     from frontdesk.cards import Filing
@@ -129,8 +130,8 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult, *
         if earlier is not None and other is not None and other != doc.id:
             if row.value == fr.value:
                 continue  # the other document said it too, and said it later: it stays the source
-            if _blank(fr.value) or (key in earlier and earlier[key] == fr.value):
-                if not _blank(row.value):
+            if blank(fr.value) or (key in earlier and earlier[key] == fr.value):
+                if not blank(row.value):
                     kept[key] = other
                 continue
             audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
@@ -149,10 +150,6 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult, *
                             + ", ".join(f"{k} from {v}" for k, v in sorted(kept.items())))
     doc.patient_id = patient.id
     return patient, kept
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def find_patients(session: Session, name: str, dob: date | None = None) -> list[Patient]:
@@ -387,8 +384,6 @@ def _resolve_on_file(session: Session, doc: Document, patient: Patient, result: 
     patient's record answers with values other documents supplied (``kept``, see :func:`_attach_patient`):
     the form's member ID box is still empty, but the record has the card's, so nobody is asked for it.
     The rules are checked over the document's fields with the record's values for the kept ones."""
-    from frontdesk.validation import rule_flags
-
     vocab = vocab or _default_vocabulary()
     codes = {"missing", vocab.missing_insurance.code}
     values = dict(result.fields)

@@ -38,8 +38,10 @@ def normalise_fields(
     return fields, flags
 
 
-def _blank(value: object) -> bool:
-    return value is None or value is False or value == ""
+def blank(value: object) -> bool:
+    """Not filled in: nothing, an empty text, or a box left unticked (a required checkbox that is False
+    is as missing as an empty line). One definition for checks, cards and records."""
+    return value is None or value is False or (isinstance(value, str) and not value.strip())
 
 
 def rule_flags(fields: Mapping[str, FieldResult], vocab: Vocabulary, *, present: set[str] | None = None) -> list[Flag]:
@@ -58,7 +60,7 @@ def rule_flags(fields: Mapping[str, FieldResult], vocab: Vocabulary, *, present:
         if spec.required == "never" or (spec.required == "unless_self_pay" and self_pay):
             continue
         fr = fields.get(key)
-        if fr is None or _blank(fr.value):
+        if fr is None or blank(fr.value):
             if fr is not None and fr.raw not in (None, "") and spec.type not in ("checkbox", "signature"):
                 continue  # something is written but unreadable as its type: already flagged invalid
             flags.append(Flag(code="missing", severity="error", field=key, message=f"{spec.label} is missing"))
@@ -66,7 +68,7 @@ def rule_flags(fields: Mapping[str, FieldResult], vocab: Vocabulary, *, present:
     if not self_pay:
         missing = [
             k for k in rule.fields
-            if (present is None or k in present) and _blank(fields.get(k, FieldResult()).value)
+            if (present is None or k in present) and blank(fields.get(k, FieldResult()).value)
         ]
         if missing:
             labels = ", ".join(vocab.label(k) for k in missing)
@@ -82,7 +84,7 @@ def validate(result: ExtractionResult, raw_fields: Mapping[str, RawField], vocab
     result.flags.extend(flags)
     result.flags.extend(rule_flags(fields, vocab, present=present))
     for key, fr in fields.items():
-        if fr.confidence < low_confidence and not _blank(fr.value):
+        if fr.confidence < low_confidence and not blank(fr.value):
             result.flags.append(Flag(code="low_confidence", severity="warning", field=key,
                                      message=f"{vocab.label(key)} was read with low confidence; please check it"))
     return result
@@ -91,4 +93,4 @@ def validate(result: ExtractionResult, raw_fields: Mapping[str, RawField], vocab
 def missing_insurance_items(result: ExtractionResult, vocab: Vocabulary) -> list[str]:
     """Plain-language list of the insurance items a letter must ask the patient for."""
     rule = vocab.missing_insurance
-    return [vocab.label(k) for k in rule.fields if _blank(result.value(k))]
+    return [vocab.label(k) for k in rule.fields if blank(result.value(k))]
