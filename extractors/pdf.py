@@ -64,8 +64,12 @@ def acroform_values(reader: PdfReader) -> dict[str, str | None]:
 def read_acroform(reader: PdfReader, tpl: FormTemplate, values: dict[str, str | None]) -> RawDocument:
     doc = RawDocument(document_type="intake_form", form=tpl.form_id, method="acroform", pages=len(reader.pages))
     page_of = {w.key: w.page + 1 for w in tpl.widgets()}
+    source = {w.key: w.source for w in tpl.widgets() if w.source}
     for key in tpl.keys:
-        doc.fields[key] = RawField(values.get(key), 1.0, page_of.get(key))
+        value = values.get(key)
+        if key not in values and key in source:
+            value = values.get(source[key])  # a filled copy of the practice's original form
+        doc.fields[key] = RawField(value, 1.0, page_of.get(key))
     doc.present = tpl.keys
     return doc
 
@@ -120,6 +124,14 @@ def read_unrecognised_text(pdf: pdfplumber.PDF) -> RawDocument:
     )
 
 
+def _words_of(path: Path) -> list[set[str]]:
+    try:
+        with pdfplumber.open(str(path), password="") as pdf:
+            return page_words(pdf)
+    except Exception:
+        return []
+
+
 def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument | None:
     """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template.
     None when the PDF has no text at all: its pages are images and need the scan reader."""
@@ -132,7 +144,7 @@ def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float =
     except Exception:
         values = {}  # a broken form dictionary: fall back to the text layer
     if values:
-        tpl = registry.by_field_names(set(values))
+        tpl = registry.by_field_names(set(values), lambda: _words_of(path))
         if tpl is not None:
             return read_acroform(reader, tpl, values)
     try:
