@@ -23,7 +23,7 @@ INK = 160  # darker than this (after stretching paper to white) is printed ink
 TEXT_BOX_MIN_H, TEXT_BOX_MAX_H = 11.0, 48.0  # points: a box one writes a line of text in
 TEXT_BOX_MIN_W = 28.0
 CHECK_MIN, CHECK_MAX = 6.5, 20.0  # points: the side of a check box
-UNDERLINE_MIN_W = 40.0  # points: a rule shorter than this is a dash or an underlined word
+UNDERLINE_MIN_W = 30.0  # points: a rule shorter than this is a dash or an underlined word
 WRITE_HEIGHT = 18.0  # points above an underline where the answer is written
 MAX_LINE_THICKNESS = 4.0  # points: thicker horizontal ink is a shaded band, not a rule
 

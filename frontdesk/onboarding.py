@@ -192,7 +192,7 @@ def split_words(text: str) -> list[str]:
     text = re.sub(r"([A-Za-z])(\d)", r"\1 \2", text)
     text = text.lower().replace("#", " number ").replace("’", "'")
     out: list[str] = []
-    for raw in re.split(r"[\s_.,:;()*\[\]{}|\\\-]+", text):
+    for raw in re.split(r"[\s_.,:;()*\[\]{}|\\/\-]+", text):
         word = raw.strip("'\"?!")
         if not word:
             continue
@@ -213,20 +213,22 @@ def _core(words: list[str]) -> tuple[str | None, list[str]]:
     drop = {w for w, _g in _CONTEXT}
     if context == "emergency_contact":
         drop |= {"contact", "ice"}
-    core = [w for w in words if w not in drop and w not in _STOP and w not in _FORMAT_TOKENS and not w.isdigit()]
+    core = [w for w in words if w not in drop and w not in _STOP and w not in _FORMAT_TOKENS and not w.isdigit()
+            and (len(w) > 1 or w == "#")]
     if context is None and "ice" in words:
         context = "emergency_contact"
     return context, core
 
 
-def _phrase_score(text: set[str], syn: set[str]) -> float:
+def _phrase_score(text: set[str], syn: set[str], statement: bool = False) -> float:
     if not text or not syn:
         return 0.0
     if text == syn:
         return 1.0
     if syn <= text:  # the label says more than the phrase: "I do not have health insurance (self-pay)"
-        s = 0.66 + 0.3 * len(syn) / len(text)
-        return max(s, 0.82) if len(syn) >= 2 else s
+        s = 0.55 + 0.3 * len(syn) / len(text)
+        # A check box's label is a sentence; a phrase of several words found in it is strong evidence.
+        return max(s, 0.8) if statement and len(syn) >= 2 else s
     common = text & syn
     if not common:
         return 0.0
@@ -259,6 +261,12 @@ class KeyMatcher:
                 if core:
                     entries.append((ctx, frozenset(core), t))
             phrases[key] = entries
+        # The secondary insurance's boxes are named like the primary's ("Member ID" under "Secondary
+        # insurance"): they share its phrases, and the section decides between them.
+        for key in list(phrases):
+            if key.startswith("insurance.secondary."):
+                twin = "insurance.primary." + key.split(".", 2)[2]
+                phrases[key] = phrases[key] + phrases.get(twin, [])
         for key in synonyms:
             if key not in vocab.fields:
                 raise ConfigError(f"{fields_file}: synonyms name unknown field {key}")
@@ -276,7 +284,7 @@ class KeyMatcher:
                 continue
             best, best_phrase = 0.0, ""
             for _ctx, syn, phrase in entries:
-                s = _phrase_score(words, set(syn))
+                s = _phrase_score(words, set(syn), kind == "checkbox")
                 if s > best:
                     best, best_phrase = s, phrase
             if best <= 0:
@@ -360,6 +368,9 @@ def find_label(box: Box, phrases: list[Phrase], boxes_on_page: list[Box]) -> tup
         near = max(left, key=lambda p: p.box[2])
         if x0 - near.box[2] < 40 or box.drawn_as == "underline":
             return near, "left"
+    below = [p for p in phrases if bottom - 2 <= p.box[1] <= bottom + 16 and x0 - 8 <= p.box[0] < x1 - 4]
+    if below and box.drawn_as == "underline":  # "______ / Signature of parent": captions go under lines
+        return _clip_to(min(below, key=lambda p: p.box[1]), x1), "below"
     above = [p for p in phrases if top - max(24.0, 1.4 * h) <= p.box[3] <= top + 2 and x0 - 8 <= p.box[0] < x1 - 4]
     if above:
         best = min(above, key=lambda p: (top - p.box[3]) + 0.1 * abs(p.box[0] - x0))
@@ -370,7 +381,6 @@ def find_label(box: Box, phrases: list[Phrase], boxes_on_page: list[Box]) -> tup
         lefts = [p for p in same_line if p.box[2] <= x0 + 2 and x0 - p.box[2] < 60]
         if lefts:
             return max(lefts, key=lambda p: p.box[2]), "left"
-    below = [p for p in phrases if bottom - 2 <= p.box[1] <= bottom + 16 and x0 - 8 <= p.box[0] < x1 - 4]
     if below:
         return _clip_to(min(below, key=lambda p: p.box[1]), x1), "below"
     return None, ""
@@ -878,13 +888,18 @@ def check_template(template_path: Path, vocab: Vocabulary, fields_file: Path, sh
             c.setLineWidth(0.8)
             c.rect(x0, tpage.height - bottom, x1 - x0, bottom - top, stroke=1, fill=1)
             c.setFillColorRGB(0.6, 0.0, 0.0)
-            text = w.key if w.kind != "checkbox" else w.key.split(".")[-1]
-            size = 7.0
-            while size > 3.5 and c.stringWidth(text, "Helvetica", size) > (x1 - x0) - 2 and w.kind != "checkbox":
-                size -= 0.5
+            text, size = w.key, 7.0
+            if w.kind != "checkbox":  # shrink to fit; a narrow box shows the key's last part(s)
+                parts = w.key.split(".")
+                for n in range(len(parts)):
+                    text, size = ".".join(parts[n:]), 7.0
+                    while size > 5.0 and c.stringWidth(text, "Helvetica", size) > (x1 - x0) - 2:
+                        size -= 0.5
+                    if c.stringWidth(text, "Helvetica", size) <= (x1 - x0) - 2:
+                        break
             c.setFont("Helvetica", size)
-            if w.kind == "checkbox":
-                c.drawString(x1 + 2, tpage.height - bottom, f"[{text}]")
+            if w.kind == "checkbox":  # under the box: the statement is beside it
+                c.drawString(x0, tpage.height - bottom - size - 1, text)
             else:
                 c.drawString(x0 + 1.5, tpage.height - (top + bottom) / 2 - size * 0.35, text)
         c.showPage()
