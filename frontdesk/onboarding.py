@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from frontdesk.exceptions import ConfigError, FrontdeskError, InputFileError
+from extractors.templates import SOURCE_KEY  # where a written widget keeps the original field name
+from frontdesk.exceptions import ConfigError, ExitCode, FrontdeskError, InputFileError
 from frontdesk.fields import Vocabulary
 
 CONFIDENT = 0.75  # a proposal at least this strong ...
 MARGIN = 0.15  # ... and this far ahead of the next key is accepted by --accept
 WEAKEST = 0.40  # below this a box has no key at all (unknown, kept out)
-from extractors.templates import SOURCE_KEY  # where a written widget keeps the original field name
 
 
-class RowStatus(str, enum.Enum):
+class RowStatus(enum.StrEnum):
     proposed = "proposed"  # confident: written with --accept
     uncertain = "uncertain"  # a key is suggested but a person must confirm it
     conflict = "conflict"  # another box claims the same key as strongly
@@ -45,7 +45,7 @@ class RowStatus(str, enum.Enum):
     confirmed = "confirmed"  # a person chose the key (interactively or with --map)
 
 
-class FormKind(str, enum.Enum):
+class FormKind(enum.StrEnum):
     fillable = "fillable"  # a PDF with form fields
     flattened = "flattened"  # a PDF with printed text and no fields
     scanned = "scanned"  # a page image (scan or photo of the blank form)
@@ -54,7 +54,7 @@ class FormKind(str, enum.Enum):
 class OnboardingError(FrontdeskError):
     """The form cannot be onboarded (not readable, nothing to propose, a template of that id exists)."""
 
-    exit_code = 2
+    exit_code = ExitCode.bad_input
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,7 +314,6 @@ class KeyMatcher:
 
 def phrases_of(words: Iterable[PageWord], gap: float = 7.0) -> list[Phrase]:
     """Group words into phrases: same line (tops within a few points), close together."""
-    ordered = sorted(words, key=lambda w: (round((w.top + w.bottom) / 2 / 3), w.x0))
     lines: list[list[PageWord]] = []
     for w in sorted(words, key=lambda w: ((w.top + w.bottom) / 2, w.x0)):
         mid = (w.top + w.bottom) / 2
@@ -325,7 +324,6 @@ def phrases_of(words: Iterable[PageWord], gap: float = 7.0) -> list[Phrase]:
                 break
         else:
             lines.append([w])
-    del ordered
     out: list[Phrase] = []
     for line in lines:
         line.sort(key=lambda w: w.x0)
@@ -421,10 +419,9 @@ def _pdf_pages_words(path: Path) -> list[PageText]:
 
 def _is_date_format(annot: Any) -> bool:
     try:
-        aa = annot.get("/AA")
-        aa = aa.get_object() if aa is not None else None
-        js = aa.get("/F").get_object().get("/JS") if aa is not None and aa.get("/F") is not None else None
-        text = js.get_object().get_data().decode("latin-1") if hasattr(js, "get_object") and hasattr(js.get_object(), "get_data") else str(js or "")
+        aa = annot["/AA"].get_object()
+        js = aa["/F"].get_object()["/JS"].get_object()
+        text = js.get_data().decode("latin-1") if hasattr(js, "get_data") else str(js)
         return "AFDate" in text
     except Exception:
         return False
@@ -564,13 +561,12 @@ def propose(path: Path, vocab: Vocabulary, fields_file: Path, form_id: str | Non
         used: set[int] = set()
         found: list[tuple[Box, Phrase | None, str]] = []
         for b in page_boxes:
-            # A widget is a radio group's button: its label is the option, not the question; skip it.
             label, where = find_label(b, phrases, page_boxes)
             if label is not None:
                 used.update(id(w) for w in label.words)
             found.append((b, label, where))
         headings = [p for p in phrases if not any(id(w) in used for w in p.words)]
-        # A label's own line may carry the section word too ("Secondary member ID"): headings are the rest.
+        # Headings are the printed phrases that label no box ("PRIMARY INSURANCE", "3. Insurance").
         for b, label, where in found:
             rows.append(_judge(b, label, where, find_heading(b, headings), matcher))
     _resolve_conflicts(rows)
@@ -711,7 +707,7 @@ def required_keys(vocab: Vocabulary, fields_file: Path) -> list[str]:
     raw = data.get("fields") or {}
     keys = [k for k, s in vocab.fields.items() if s.required in ("always", "unless_self_pay")
             and (raw.get(k) or {}).get("intake", True)]
-    for k in (*vocab.missing_insurance.fields, *([vocab.missing_insurance.unless_checked] or [])):
+    for k in (*vocab.missing_insurance.fields, vocab.missing_insurance.unless_checked):
         if k and k not in keys:
             keys.append(k)
     try:
@@ -732,8 +728,8 @@ def required_keys(vocab: Vocabulary, fields_file: Path) -> list[str]:
 def _image_pdf(images: list[np.ndarray]) -> bytes:
     """A PDF whose pages are the scanned blank form (300 dpi), as it is: its layout is the form's."""
     from PIL import Image
-    from reportlab.pdfgen.canvas import Canvas
     from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen.canvas import Canvas
 
     buf = io.BytesIO()
     c = Canvas(buf, invariant=1)
@@ -752,7 +748,7 @@ def _image_pdf(images: list[np.ndarray]) -> bytes:
 
 
 def _checkbox_ap(writer: Any, w: float, h: float) -> Any:
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject, ArrayObject
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
 
     def stream(content: bytes) -> Any:
         s = DecodedStreamObject()
@@ -793,7 +789,9 @@ def write_template(proposal: Proposal, out: Path) -> Path:
     writer = PdfWriter()
     for page in reader.pages:
         if "/Annots" in page:
-            keep = ArrayObject([a for a in page["/Annots"] if a.get_object().get("/Subtype") != "/Widget"])
+            old = page["/Annots"].get_object()
+            keep = ArrayObject([a for a in (old if isinstance(old, ArrayObject) else [])
+                                if a.get_object().get("/Subtype") != "/Widget"])
             if keep:
                 page[NameObject("/Annots")] = keep
             else:
@@ -829,7 +827,9 @@ def write_template(proposal: Proposal, out: Path) -> Path:
         ref = writer._add_object(annot)
         if "/Annots" not in page:
             page[NameObject("/Annots")] = ArrayObject()
-        page["/Annots"].append(ref)
+        annots = page["/Annots"].get_object()
+        assert isinstance(annots, ArrayObject)
+        annots.append(ref)
         fields.append(ref)
     writer._root_object[NameObject("/AcroForm")] = writer._add_object(DictionaryObject({
         NameObject("/Fields"): fields, NameObject("/NeedAppearances"): BooleanObject(True),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from faker import Faker
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import letter
 from reportlab.pdfgen.canvas import Canvas
 
@@ -162,6 +162,19 @@ def test_cli_add_and_check(tmp_path: Path, fd_env: dict[str, str]) -> None:
     assert "insurance.primary.member_id" not in report["missing_required"]
     sheet = PdfReader(str(tmp_path / "sheet.pdf"))
     assert "insurance.primary.member_id" in (sheet.pages[0].extract_text() or "")
+    # A copy of the practice's original form, filled in a PDF viewer, is read through the new template.
+    writer = PdfWriter(clone_from=src)
+    writer.update_page_form_field_values(writer.pages[0], {"Text1": "Okafor", "Text2": "W123456789"},
+                                         auto_regenerate=False)
+    filled = tmp_path / "filled.pdf"
+    with filled.open("wb") as fh:
+        writer.write(fh)
+    read = run_cli("extract", str(filled), "--json", env=env)
+    assert read.returncode == 0, read.stderr
+    doc = json.loads(read.stdout)
+    assert doc["form"] == "odd" and doc["method"] == "acroform"
+    assert doc["fields"]["patient.last_name"]["value"] == "Okafor"
+    assert doc["fields"]["insurance.primary.member_id"]["value"] == "W123456789"
     again = run_cli("forms", "add", str(src), "--id", "odd", "--accept", env=env)
     assert again.returncode == 3 and "exists" in again.stderr  # an existing template is not overwritten
     bad = tmp_path / "notes.pdf"
