@@ -174,7 +174,7 @@ _HEADING_CONTEXT = (*_CONTEXT, ("insurance", "insurance.primary"), ("coverage", 
                     ("insured", "insurance.primary"), ("subscriber", "insurance.primary"),
                     ("consent", "consent"), ("signature", "consent"), ("agreement", "consent"),
                     ("authorization", "consent"), ("acknowledg", "consent"), ("privacy", "consent"),
-                    ("patient", "patient"), ("personal", "patient"), ("demographic", "patient"), ("about", "patient"))
+                    ("patient", "patient"), ("personal", "patient"), ("demographic", "patient"))
 _NEEDS_CONTEXT = ("insurance.secondary", "emergency_contact")
 
 
@@ -283,10 +283,15 @@ class KeyMatcher:
             if (kind == "checkbox") != (ftype == "checkbox"):
                 continue
             best, best_phrase = 0.0, ""
+            covered: set[str] = set()
             for _ctx, syn, phrase in entries:
                 s = _phrase_score(words, set(syn), kind == "checkbox")
+                if syn <= words:
+                    covered |= syn
                 if s > best:
                     best, best_phrase = s, phrase
+            if covered and covered != words:  # several of the key's phrases in one label: "Signature (sign ...)"
+                best = max(best, 0.55 + 0.3 * len(covered) / len(words))
             if best <= 0:
                 continue
             group = _group(key)
@@ -570,7 +575,7 @@ def propose(path: Path, vocab: Vocabulary, fields_file: Path, form_id: str | Non
         for b, label, where in found:
             rows.append(_judge(b, label, where, find_heading(b, headings), matcher))
     _resolve_conflicts(rows)
-    rows.sort(key=lambda r: (r.box.page, round(r.box.rect[1] / 4), r.box.rect[0]))
+    rows.sort(key=lambda r: (r.box.page, round(r.box.rect[1] / 10), r.box.rect[0]))
     keys = {r.key for r in rows if r.written}
     return Proposal(Path(path), form_id or _slug(Path(path).stem), kind, pages, rows,
                     sorted(k for k in required if k not in keys), images)
@@ -582,6 +587,9 @@ def _judge(box: Box, label: Phrase | None, where: str, heading: Phrase | None, m
         row.reason = "a radio button group: map it by hand (--map) if the form needs it"
         return row
     hctx = _heading_context(heading.text) if heading else None
+    low = label.text.lower() if label is not None else ""
+    if box.kind == "text" and re.search(r"\bsignature\b|\bsign here\b", low) and "date" not in low:
+        box.kind = "signature"  # a line or box captioned "Signature ...": where people sign
     evidence: list[tuple[str, str, float]] = []  # (what, text, weight)
     if label is not None:
         evidence.append((f"label {where}", label.text, 1.0))
