@@ -241,6 +241,7 @@ class KeyMatcher:
 
     vocab: Vocabulary
     phrases: dict[str, list[tuple[str | None, frozenset[str], str]]]  # key -> (context, core words, phrase)
+    known: list[str] = field(default_factory=list)  # every word of every phrase, for spelling near misses
 
     @classmethod
     def load(cls, vocab: Vocabulary, fields_file: Path) -> KeyMatcher:
@@ -272,10 +273,29 @@ class KeyMatcher:
                 raise ConfigError(f"{fields_file}: synonyms name unknown field {key}")
         return cls(vocab, phrases)
 
+    def _spelled(self, words: list[str]) -> tuple[set[str], int]:
+        """Words of a label with OCR near misses of vocabulary words put right; and how many were."""
+        import difflib
+
+        if not self.known:
+            self.known = sorted({w for entries in self.phrases.values() for _c, syn, _p in entries for w in syn}
+                                | set(_ABBREV))
+        known = self.known
+        out, fixed = set(), 0
+        for w in words:
+            if len(w) >= 5 and w not in known:
+                near = difflib.get_close_matches(w, known, n=1, cutoff=0.85)
+                if near:
+                    out.update(_ABBREV.get(near[0], near[0]).split())
+                    fixed += 1
+                    continue
+            out.add(w)
+        return out, fixed
+
     def score(self, text: str, heading_context: str | None, kind: str, date_format: bool) -> list[tuple[str, float, str]]:
         """Keys that ``text`` may name, best first: (key, score, the phrase that matched)."""
         text_ctx, core = _core(split_words(text))
-        words = set(core)
+        words, fixed = self._spelled(core)
         context = text_ctx or heading_context
         out: list[tuple[str, float, str]] = []
         for key, entries in self.phrases.items():
@@ -307,6 +327,7 @@ class KeyMatcher:
                 best += 0.1 if ftype == "signature" else -0.3
             if date_format or "mm" in split_words(text) or "yyyy" in split_words(text):
                 best += 0.05 if ftype == "date" else -0.25
+            best -= 0.05 * fixed  # a word read as a near miss ("Teleohone" by OCR) is a little less sure
             out.append((key, min(best, 1.0), best_phrase))
         out.sort(key=lambda t: -t[1])
         return out
