@@ -218,14 +218,15 @@ def main(argv: list[str] | None = None) -> int:
                 for e in ours.errors:
                     print("  read: " + e)
     head = (f"{'kind':9} {'boxes':>5} {'right':>6} {'wrong':>5} {'unkeyed':>7} {'missed':>6} {'extra':>5} "
-            f"{'keyed %':>7} {'add s':>6} {'read acc':>9} {'hand acc':>9} {'ratio':>6} {'recognised':>10}")
+            f"{'keyed %':>7} {'add s':>6} {'read acc':>9} {'silent':>6} {'hand acc':>9} {'ratio':>6} {'recognised':>10}")
     print(head)
     print("-" * len(head))
     for k, ours, plain, ids in rows:
         ok = sum(1 for i in ids if i == f"byof_{k.kind}")
         ratio = ours.field_accuracy / plain.field_accuracy if plain.field_accuracy else 0.0
         print(f"{k.kind:9} {k.boxes:>5} {k.right:>6} {k.wrong:>5} {k.unkeyed:>7} {k.missed:>6} {k.extra:>5} "
-              f"{100 * k.right_share:>6.1f}% {k.seconds:>6.1f} {ours.field_accuracy:>9.3f} {plain.field_accuracy:>9.3f} "
+              f"{100 * k.right_share:>6.1f}% {k.seconds:>6.1f} {ours.field_accuracy:>9.3f} {ours.silent:>6} "
+              f"{plain.field_accuracy:>9.3f} "
               f"{ratio:>6.3f} {ok:>4}/{len(ids):<5}")
     print("\nread acc: field accuracy of filled copies read through the written template (marks: "
           + ", ".join(f"{o.mark_accuracy:.3f}" for _k, o, _p, _i in rows)

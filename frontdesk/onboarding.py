@@ -383,8 +383,9 @@ def find_label(box: Box, phrases: list[Phrase], boxes_on_page: list[Box]) -> tup
 
     same_line = [p for p in phrases if p.box[1] - 2 <= mid <= p.box[3] + 2 or
                  (p.box[1] >= top - 3 and p.box[3] <= bottom + 3)]
-    if box.kind == "checkbox":
-        right = [p for p in same_line if p.box[0] >= x1 - 1 and p.box[0] - x1 < 30]
+    if box.kind == "checkbox":  # its statement is beside it; OCR may place it a little higher or lower
+        right = [p for p in phrases if p.box[1] - 5 <= mid <= p.box[3] + 5 and p.box[0] >= x1 - 1 and p.box[0] - x1 < 90
+                 and not blocked(x1, p.box[0])]
         if right:
             return min(right, key=lambda p: p.box[0]), "right"
     left = [p for p in same_line if p.box[2] <= x0 + 2 and x0 - p.box[2] < 160 and not blocked(p.box[2], x0)]
