@@ -192,3 +192,27 @@ def test_original_form_is_left_alone(tmp_path: Path, settings_: Settings) -> Non
     ob = onboarding.propose(original, Reader(settings_).vocabulary, settings_.fields_file, "human")
     onboarding.write_template(ob, tmp_path / "forms" / "human.pdf")
     assert original.read_bytes() == before
+
+
+def test_at_a_terminal_each_unsure_box_is_asked(tmp_path: Path, fd_env: dict[str, str]) -> None:
+    """Without --accept, at a terminal: each row that is not confident is asked, then the template written."""
+    import os
+    import subprocess
+
+    from tests.conftest import FRONTDESK
+
+    forms = tmp_path / "forms"
+    env = {**fd_env, "FRONTDESK_FORMS_DIRS": json.dumps([str(forms)])}
+    src = _odd_form(tmp_path / "odd.pdf")
+    master, slave = os.openpty()
+    try:
+        os.write(master, b"insurance.primary.member_id\ninsurance.secondary.member_id\n-\ny\n")
+        proc = subprocess.run([FRONTDESK, "forms", "add", str(src), "--id", "odd"], stdin=slave,
+                              capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("key") >= 3  # three questions: two conflicts and the unknown box
+    assert set(_fields(forms / "odd.pdf")) == {
+        "patient.last_name", "insurance.primary.member_id", "insurance.secondary.member_id"}
