@@ -14,6 +14,7 @@ text is upper-cased (the basic character set payers expect).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,12 +54,16 @@ class Segment:
 
 
 _UNSAFE = re.compile(r"[*~:^\\\x00-\x1f\x7f]")
+_NOT_BASIC = re.compile(r"[^A-Za-z0-9 !\"&'()+,\-./;?=%@\[\]_{}|<>#$]")
+_PLAIN = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "ß": "ss", "Æ": "AE", "æ": "ae"})
 
 
 def clean(value: object, *, max_len: int | None = None, upper: bool = True) -> str:
     """A value safe inside one element: no delimiters or control characters, single spaces."""
     text = "" if value is None else str(value)
-    text = " ".join(_UNSAFE.sub(" ", text).split())
+    # payers' systems take the X12 basic and extended character sets: Núñez is sent as NUNEZ
+    text = unicodedata.normalize("NFKD", text.translate(_PLAIN)).encode("ascii", "ignore").decode("ascii")
+    text = " ".join(_NOT_BASIC.sub(" ", _UNSAFE.sub(" ", text)).split())
     if upper:
         text = text.upper()
     if max_len is not None:
