@@ -12,7 +12,7 @@ from typing import Any
 from frontdesk.exceptions import ExitCode
 
 EXAMPLES = """examples:
-  frontdesk claims --ledger visits.csv --date 2026-12-08
+  frontdesk claims --ledger visits.csv --date 2026-03-03
   frontdesk claims --alignment-page alignment.pdf
   frontdesk claims --acknowledgment response.999
 """

@@ -15,7 +15,7 @@ from typing import Any
 from frontdesk.exceptions import ExitCode
 
 EXAMPLES = """examples:
-  frontdesk eligibility --date 2026-12-08 --appointments appointments.csv
+  frontdesk eligibility --date 2026-03-03 --appointments appointments.csv
   frontdesk eligibility --responses response.271 --json
 """
 

@@ -26,7 +26,7 @@ from frontdesk.db.models import Base, new_id, utcnow
 class X12Batch(Base):
     __tablename__ = "x12_batches"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("x12"))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("edi"))
     kind: Mapped[str] = mapped_column(String(10), comment="270 | 271 | 837P | 999 | 277")
     direction: Mapped[str] = mapped_column(String(10), default="out", comment="out | in")
     control_number: Mapped[int] = mapped_column(Integer, index=True, comment="ISA13 (outgoing: unique)")
