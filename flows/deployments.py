@@ -67,6 +67,7 @@ class Scheduled:
 SCHEDULED: tuple[Scheduled, ...] = (
     Scheduled("flows.previsit", "previsit_check_flow", "previsit-check"),  # checks.schedule
     Scheduled("flows.mail", "mail_batch_flow", "mail-batch", "mail_cron"),
+    Scheduled("flows.eligibility", "eligibility_flow", "eligibility"),  # claims.eligibility.schedule
 )
 
 

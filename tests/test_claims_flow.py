@@ -5,7 +5,6 @@ patient's record and the pre-visit worklist, the missing-insurance letter for in
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -171,6 +170,7 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
     env = dict(fd_env, FRONTDESK_CHECKS__TIMEZONE=TIMEZONE,
                FRONTDESK_CLAIMS__OUTPUT_DIR=str(tmp_path / "claims"),
                FRONTDESK_CLAIMS__CLEARINGHOUSE__OUTBOX=str(tmp_path / "outbox"),
+               FRONTDESK_CLAIMS__CLEARINGHOUSE__INBOX=str(tmp_path / "inbox"),
                **{f"FRONTDESK_CLAIMS__BILLING__{k.upper()}": v for k, v in BILLING.items()})
     db = open_database(load_settings(database_url=env["FRONTDESK_DATABASE_URL"]))
     sc = generate(30, seed=6)  # visits on 2026-03-03, the examples' date
@@ -184,13 +184,16 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
     try:
         ran = []
         for args in _examples("eligibility"):
+            outbox = sorted((tmp_path / "outbox").glob("*.270.x12"))
             if "--responses" in args:  # the answer to the request the first example wrote
-                outbox = sorted((tmp_path / "outbox").glob("*.270.x12"))
                 (tmp_path / "response.271").write_text(answer_270(outbox[-1].read_text(), seed=1)[0])
+            if "--inbox" in args:
+                (tmp_path / "inbox").mkdir(exist_ok=True)
+                (tmp_path / "inbox" / "later.271").write_text(answer_270(outbox[-1].read_text(), seed=2)[0])
             proc = run_cli("eligibility", *args, env=env)
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
-        assert json.loads(proc.stdout)["summary"]
+        assert "x12_271 1" in proc.stdout and (tmp_path / "inbox" / "done" / "later.271").is_file()
         for args in _examples("claims"):
             if "--acknowledgment" in args:
                 sent = sorted((tmp_path / "outbox").glob("*.837p.x12"))
@@ -198,7 +201,7 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
             proc = run_cli("claims", *args, env=env)
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
-        assert len(ran) == 5
+        assert len(ran) == 6
         assert "3 claims accepted" in proc.stdout
         assert (tmp_path / "alignment.pdf").is_file()
     finally:
@@ -210,3 +213,31 @@ def test_missing_billing_settings_exit_with_the_config_code(tmp_path: Path, fd_e
     proc = run_cli("claims", "--ledger", str(tmp_path / "v.csv"), env=fd_env)
     assert proc.returncode == 3
     assert proc.stderr.strip().startswith("frontdesk: claims.billing: npi, tax_id") and "Traceback" not in proc.stderr
+
+
+def test_inbox_reads_responses_and_sets_aside_what_it_cannot(env: Any) -> None:
+    settings, db, storage, sc, export, tmp = env
+    run = send_eligibility(settings, VISIT_DATE, db, storage, appointments_file=export, today=sc.today)
+    inbox = tmp / "inbox"
+    inbox.mkdir()
+    (inbox / "a.271").write_text(answer_270(Path(run.outbox_file or "").read_text(), seed=4)[0])
+    (inbox / "b.x12").write_text("ISA*00*broken")
+    (inbox / "c.txt").write_text("not x12 at all")
+    from frontdesk.claims.store import read_inbox
+
+    res = read_inbox(settings, db, storage, today=sc.today)
+    assert res.read == {"x12_271": 1}
+    assert sorted(f.split(":")[0] for f in res.failed) == ["b.x12", "c.txt"]
+    assert (inbox / "done" / "a.271").is_file()
+    assert (inbox / "failed" / "b.x12.reason.txt").read_text().strip()
+    assert not [p for p in inbox.iterdir() if p.is_file()]
+
+
+def test_the_flow_asks_two_business_days_ahead(env: Any) -> None:
+    from flows.deployments import SCHEDULED
+    from flows.eligibility import visit_day
+
+    settings = env[0]
+    assert visit_day(settings, date(2026, 12, 3)) == date(2026, 12, 7)  # Thursday -> Monday
+    assert visit_day(settings, date(2026, 12, 7)) == date(2026, 12, 9)
+    assert any(e.module == "flows.eligibility" for e in SCHEDULED)

@@ -398,3 +398,76 @@ def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> 
                             flagged += 1
                             audit.record(s, "update", "claim", cid, patient_id=r.patient_id, detail="999 rejection")
     return {"accepted": accepted, "flagged": flagged}
+
+
+# --- the clearinghouse inbox ---------------------------------------------------------------------------------
+
+RESPONSE_SUFFIXES = (".x12", ".edi", ".txt", ".271", ".999", ".277")
+
+
+@dataclass
+class InboxRun:
+    read: dict[str, int] = field(default_factory=dict)  # x12_271 / x12_999 / x12_277: files read
+    failed: list[str] = field(default_factory=list)  # "<file>: reason" (file names are the clearinghouse's)
+    letters_queued: int = 0
+    claims_flagged: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"read": dict(self.read), "failed": list(self.failed), "letters_queued": self.letters_queued,
+                "claims_flagged": self.claims_flagged}
+
+
+def document_type(path: Path) -> str | None:
+    """x12_271, x12_999 or x12_277 from the file's first ST segment; None when it is not X12."""
+    from frontdesk.claims.x12 import X12Error, split_segments
+
+    try:
+        head = path.read_bytes()[:4096].decode("latin-1")
+        segments, _ = split_segments(head, path.name)
+    except (X12Error, OSError):
+        return None
+    st = next((s for s in segments if s.id == "ST"), None)
+    return {"271": "x12_271", "999": "x12_999", "277": "x12_277"}.get(st[1]) if st is not None else None
+
+
+def read_inbox(settings: Settings, db: Database, storage: Storage, *, today: date | None = None) -> InboxRun:
+    """Every response file in the clearinghouse inbox: 271s update coverage, 999s flag claims, 277CAs are
+    filed for staff. A file read is moved to ``done/``; one that cannot be read goes to ``failed/`` with a
+    ``.reason.txt``, and never stops the others."""
+    from frontdesk.exceptions import FrontdeskError
+
+    inbox = settings.claims.clearinghouse.inbox
+    run = InboxRun()
+    if not inbox.is_dir():
+        return run
+    for path in sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in RESPONSE_SUFFIXES):
+        kind = document_type(path)
+        try:
+            if kind == "x12_271":
+                res = read_responses(settings, path, db, storage, today=today)
+                run.letters_queued += res.letters_queued
+            elif kind == "x12_999":
+                run.claims_flagged += read_999(settings, path, db, storage)["flagged"]
+            elif kind == "x12_277":
+                with db.begin() as s:
+                    batch = X12Batch(kind="277", direction="in", control_number=0, status="read")
+                    s.add(batch)
+                    s.flush()
+                    audit.record(s, "create", "x12_batch", batch.id, detail="277CA filed for review")
+                _file_batch(db, storage, batch, path.read_bytes(), "277")
+            else:
+                raise ValueError("not a 271, 999 or 277 X12 file")
+        except (FrontdeskError, ValueError) as exc:
+            reason = str(exc).split("\n")[0]
+            run.failed.append(f"{path.name}: {reason}")
+            dest = inbox / "failed" / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.replace(path, dest)
+            write_private(dest.with_name(dest.name + ".reason.txt"), (reason + "\n").encode())
+            continue
+        run.read[kind] = run.read.get(kind, 0) + 1
+        dest = inbox / "done" / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(path, dest)
+    return run

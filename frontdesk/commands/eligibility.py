@@ -17,6 +17,7 @@ from frontdesk.exceptions import ExitCode
 EXAMPLES = """examples:
   frontdesk eligibility --date 2026-03-03 --appointments appointments.csv
   frontdesk eligibility --responses response.271 --json
+  frontdesk eligibility --inbox
 """
 
 
@@ -34,6 +35,8 @@ def register(sub: Any) -> None:
                    help="the scheduling system's export (default: the newest in checks.appointments_dir)")
     p.add_argument("--skip-bad-rows", action="store_true", help="use the good rows of an export with bad ones")
     p.add_argument("--responses", type=Path, metavar="FILE", help="read a 271 response file instead")
+    p.add_argument("--inbox", action="store_true",
+                   help="read every response in the clearinghouse inbox (271, 999, 277CA) instead")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -46,6 +49,18 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     db = open_database(settings)
     storage = open_storage(settings)
     try:
+        if args.inbox:
+            from frontdesk.claims.store import read_inbox
+
+            inbox = read_inbox(settings, db, storage)
+            if args.json:
+                print(json.dumps(inbox.as_json(), indent=2))
+            else:
+                print("Inbox: " + (", ".join(f"{k} {v}" for k, v in inbox.read.items()) or "nothing to read")
+                      + f"; {inbox.letters_queued} letters queued, {inbox.claims_flagged} claims flagged")
+                for f in inbox.failed:
+                    print(f"  failed: {f}")
+            return ExitCode.ok if not inbox.failed else ExitCode.bad_input
         if args.responses is not None:
             from frontdesk.claims.store import read_responses
 
