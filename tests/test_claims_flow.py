@@ -5,6 +5,7 @@ patient's record and the pre-visit worklist, the missing-insurance letter for in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -100,6 +101,16 @@ def test_270_then_271_reaches_the_worklist_and_queues_the_letter(env: Any) -> No
             assert f"copay ${r.copay_cents / 100:.2f}" in f.message  # type: ignore[operator]
         else:
             assert "insurance.unverified" in codes
+
+    # the patient's record shows the answer and the date it was checked
+    from tests.s3server import run_main
+
+    some = rows[0]
+    shown = run_main("patients", "show", some.patient_id, "--json",
+                     env=dict(os.environ, FRONTDESK_DATABASE_URL=settings.database_url))
+    assert shown.returncode == 0, shown.stderr
+    cov = json.loads(shown.stdout)["coverage"]
+    assert cov["status"] == some.status and cov["checked_on"] == sc.today.isoformat()
 
     # reading the same answers again queues no second letter
     again = read_responses(settings, resp, db, storage, today=sc.today)

@@ -238,13 +238,15 @@ def test_invalid_icd10_and_member_id_are_refused_naming_claim_and_field(tmp_path
         prepare_claims(visits, records, payers_for(s.claims.payers_file), s)
     problems = exc.value.problems
     first, third = visits[0].claim_id, visits[2].claim_id
-    assert f"claim {first}: diagnosis code E11 (HI) is a category, not a billable code (add the missing characters)" \
-        in problems
+    row = visits[0].lines[0].row
+    assert f"claim {first}: ledger row {row}: diagnosis code 1 (HI) is a category, not a billable code " \
+           "(add the missing characters)" in problems
+    assert not any("E11" in p for p in problems)  # the code is health information: named by place
     assert any(p.startswith(f"claim {third}: member ID (2010BA NM109) does not match") for p in problems)
     assert not any(visits[1].claim_id in p for p in problems)
     assert exc.value.exit_code == ExitCode.bad_input
     visits[0].lines[0].diagnoses = ["ZZZ99"]
-    with pytest.raises(ClaimRefused, match=f"claim {first}: diagnosis code ZZZ99 \\(HI\\) is not an ICD-10-CM code"):
+    with pytest.raises(ClaimRefused, match=f"claim {first}: ledger row {row}: diagnosis code 1 \\(HI\\) is not an ICD-10-CM code"):
         prepare_claims(visits[:1], records, payers_for(s.claims.payers_file), s)
 
 

@@ -179,10 +179,14 @@ def prepare_claims(visits: Sequence[Visit], records: Mapping[str, PatientRecord]
             p.append(f"{where}: no diagnosis code (HI)")
         if len(dx) > MAX_DIAGNOSES:
             p.append(f"{where}: {len(dx)} diagnosis codes; a professional claim holds {MAX_DIAGNOSES}: split the visit")
-        for code in dx:
-            why = icd10_problem(code)
-            if why:
-                p.append(f"{where}: diagnosis code {code} (HI) {why}")
+        # the code itself is health information: name where it is (row and position), not what it is
+        told: set[str] = set()
+        for line in v.lines:
+            for i, code in enumerate(line.diagnoses, 1):
+                why = icd10_problem(code) if code not in told else None
+                if why:
+                    told.add(code)
+                    p.append(f"{where}: ledger row {line.row}: diagnosis code {i} (HI) {why}")
         for line in v.lines:
             if not CPT.fullmatch(line.code):
                 p.append(f"{where}: ledger row {line.row}: procedure code (SV101) is not a CPT/HCPCS code")
