@@ -252,3 +252,42 @@ def test_the_flow_asks_two_business_days_ahead(env: Any) -> None:
     assert visit_day(settings, date(2026, 12, 3)) == date(2026, 12, 7)  # Thursday -> Monday
     assert visit_day(settings, date(2026, 12, 7)) == date(2026, 12, 9)
     assert any(e.module == "flows.eligibility" for e in SCHEDULED)
+
+
+@pytest.fixture
+def prefect_harness() -> Any:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.mark.integration
+def test_eligibility_flow_under_prefect_reads_the_inbox_then_sends(prefect_harness: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow is a thin adapter: the same store functions, as tasks; its result is counts and ids only."""
+    from flows.eligibility import eligibility_flow
+
+    env = {"FRONTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'frontdesk.db'}",
+           "FRONTDESK_STORAGE__ROOT": str(tmp_path / "storage"), "FRONTDESK_CHECKS__TIMEZONE": TIMEZONE,
+           "FRONTDESK_CHECKS__APPOINTMENTS_DIR": str(tmp_path / "drop"),
+           "FRONTDESK_CLAIMS__CLEARINGHOUSE__OUTBOX": str(tmp_path / "outbox"),
+           "FRONTDESK_CLAIMS__CLEARINGHOUSE__INBOX": str(tmp_path / "inbox"),
+           **{f"FRONTDESK_CLAIMS__BILLING__{k.upper()}": v for k, v in BILLING.items()}}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    sc = generate(30, seed=6)
+    db = open_database(load_settings())
+    sc.load_into_db(db)
+    db.dispose()
+    (tmp_path / "drop").mkdir()
+    sc.write_ehr_export(tmp_path / "drop" / "export.csv")
+    first = eligibility_flow(visit_date=VISIT_DATE.isoformat())
+    assert first["inbox"]["read"] == {} and first["requests"]["requests"] > 0
+    sent = Path(first["requests"]["outbox_file"])
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "answer.271").write_text(answer_270(sent.read_text(), seed=7)[0])
+    second = eligibility_flow(visit_date=VISIT_DATE.isoformat())
+    assert second["inbox"]["read"] == {"x12_271": 1}
+    text = json.dumps(second)
+    assert not any(r.last_name in text for r in sc.records)  # no patient data in a flow result
