@@ -114,7 +114,9 @@ def test_270_then_271_reaches_the_worklist_and_queues_the_letter(env: Any) -> No
 
     # reading the same answers again queues no second letter
     again = read_responses(settings, resp, db, storage, today=sc.today)
-    assert again.letters_queued == 0
+    assert again.letters_queued == 0 and again.already_read
+    with db.begin() as s:
+        assert len(list(s.scalars(select(EligibilityResult)))) == len(rows)
 
 
 def _insured_ids(db: Any, sc: Any) -> list[str]:
@@ -156,6 +158,9 @@ def test_claims_batch_is_filed_with_paper_forms_and_999_rejections_flag_the_clai
         flagged = {c.id: (c.status, c.flags) for c in s.scalars(select(ClaimRow))}
     assert flagged[target][0] == "rejected" and "CLM segment error" in flagged[target][1][0]  # type: ignore[index]
     assert all(st == "written" for cid, (st, _) in flagged.items() if cid != target)
+    assert read_999(settings, ack, db, storage)["already_read"]  # the same file twice: flagged once
+    with db.begin() as s:
+        assert len(s.get(ClaimRow, target).flags) == 1  # type: ignore[union-attr, arg-type]
 
 
 def test_a_refused_batch_writes_nothing(env: Any) -> None:

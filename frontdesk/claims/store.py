@@ -173,6 +173,7 @@ class ResponsesRun:
     results: list[eligibility.CoverageResult]
     unmatched: int = 0
     letters_queued: int = 0
+    already_read: bool = False  # the same file was read before: nothing recorded twice
 
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {s.value: 0 for s in eligibility.CoverageStatus}
@@ -182,7 +183,17 @@ class ResponsesRun:
 
     def as_json(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "summary": self.summary(), "unmatched": self.unmatched,
-                "letters_queued": self.letters_queued, "results": [r.as_json() for r in self.results]}
+                "letters_queued": self.letters_queued, "already_read": self.already_read,
+                "results": [r.as_json() for r in self.results]}
+
+
+def _read_before(db: Database, kind: str, data: bytes) -> str | None:
+    """The batch id of the same response file read earlier (by content), or None."""
+    from frontdesk.storage import sha256_bytes
+
+    with db.begin() as s:
+        return s.scalar(select(X12Batch.id).where(X12Batch.direction == "in", X12Batch.kind == kind,
+                                                  X12Batch.sha256 == sha256_bytes(data)))
 
 
 def _inactive_letter_context(settings: Settings, patient: Patient, today: date) -> dict[str, Any] | None:
@@ -214,6 +225,10 @@ def read_responses(settings: Settings, path: Path, db: Database, storage: Storag
     ix = read_interchange_file(path, label)
     results = eligibility.read_271(ix_text.decode("latin-1"), label)
     run = ResponsesRun(None, results)
+    before = _read_before(db, "271", ix_text)
+    if before is not None:
+        run.batch_id, run.already_read = before, True
+        return run
     with db.begin() as s:
         batch = X12Batch(kind="271", direction="in", control_number=ix.control_number, status="read",
                          counts={"responses": len(results)})
@@ -344,6 +359,14 @@ def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> 
     ix = parse_interchange(raw.decode("latin-1"), Path(path).name)
     flagged = 0
     accepted = 0
+    if _read_before(db, "999", raw) is not None:
+        return {"accepted": 0, "flagged": 0, "already_read": True}
+    with db.begin() as s:
+        ack = X12Batch(kind="999", direction="in", control_number=ix.control_number, status="read")
+        s.add(ack)
+        s.flush()
+        audit.record(s, "create", "x12_batch", ack.id, detail="999 read")
+    _file_batch(db, storage, ack, raw, "999")
     for g in ix.groups:
         for t in g.transactions:
             if t.set_id != "999":
@@ -397,7 +420,7 @@ def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> 
                             r.flags = [*(r.flags or []), *flags]
                             flagged += 1
                             audit.record(s, "update", "claim", cid, patient_id=r.patient_id, detail="999 rejection")
-    return {"accepted": accepted, "flagged": flagged}
+    return {"accepted": accepted, "flagged": flagged, "already_read": False}
 
 
 # --- the clearinghouse inbox ---------------------------------------------------------------------------------
@@ -450,6 +473,8 @@ def read_inbox(settings: Settings, db: Database, storage: Storage, *, today: dat
             elif kind == "x12_999":
                 run.claims_flagged += read_999(settings, path, db, storage)["flagged"]
             elif kind == "x12_277":
+                if _read_before(db, "277", path.read_bytes()) is not None:
+                    raise ValueError("this 277CA was read before")
                 with db.begin() as s:
                     batch = X12Batch(kind="277", direction="in", control_number=0, status="read")
                     s.add(batch)
