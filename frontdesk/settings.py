@@ -204,6 +204,7 @@ class ClearinghouseSettings(BaseModel):
     usage: Literal["T", "P"] = "T"  # T test, P production: switch to P only after the clearinghouse's test
     outbox: Path = Path("var/clearinghouse/outbox")
     inbox: Path = Path("var/clearinghouse/inbox")
+    inbox_cron: str = "*/10 * * * *"  # `frontdesk serve` reads the inbox this often (clearinghouse-inbox flow)
 
 
 class EligibilitySettings(BaseModel):

@@ -256,7 +256,10 @@ def test_the_flow_asks_two_business_days_ahead(env: Any) -> None:
     settings = env[0]
     assert visit_day(settings, date(2026, 12, 3)) == date(2026, 12, 7)  # Thursday -> Monday
     assert visit_day(settings, date(2026, 12, 7)) == date(2026, 12, 9)
-    assert any(e.module == "flows.eligibility" for e in SCHEDULED)
+    assert {"flows.eligibility", "flows.clearinghouse"} <= {e.module for e in SCHEDULED}
+    from flows.clearinghouse import deployment_schedule
+
+    assert deployment_schedule(settings).cron == "*/10 * * * *"
 
 
 @pytest.fixture
