@@ -84,6 +84,15 @@ def test_270_then_271_reaches_the_worklist_and_queues_the_letter(env: Any) -> No
     assert inactive_patients and {x.patient_id for x in letters} <= inactive_patients
     assert res.letters_queued == len(letters) > 0
     assert all(x.status == "pending" and x.context and x.context["missing_items"] for x in letters)
+    # the stored context renders with the practice's missing-insurance template
+    import zipfile
+
+    from frontdesk.rendering import render_docx
+
+    out = render_docx(settings.letters_dir / "missing_insurance.docx", letters[0].context, tmp / "letter.docx")
+    with zipfile.ZipFile(out) as z:
+        body = re.sub(r"<[^>]+>", "", z.read("word/document.xml").decode("utf-8"))
+    assert letters[0].context["missing_items"][0] in body and letters[0].context["patient"]["full_name"] in body
 
     report = run_check(settings, VISIT_DATE, appointments_file=export, db=db, today=sc.today, render=False)
     by_patient = {r.record.patient_id: r for r in report.rows if r.record is not None}
