@@ -328,3 +328,22 @@ def test_printer_offsets_move_the_data_and_alignment_page_renders(tmp_path: Path
     (tmp_path / "align.pdf").write_bytes(cms1500.alignment_page(s, printer="front"))
     with pdfplumber.open(tmp_path / "align.pdf") as al:
         assert "ALIGNMENT TEST" in al.pages[0].extract_text() and al.pages[0].lines
+
+
+@pytest.mark.parametrize(("holder_is", "pat01", "box6"), [("parent", "19", "CHILD"), ("spouse", "01", "SPOUSE"),
+                                                         ("child", "G8", "OTHER")])
+def test_the_patients_relationship_to_the_policy_holder_is_sent_not_the_reverse(holder_is: str, pat01: str,
+                                                                              box6: str) -> None:
+    """The intake form asks for the holder's relationship to the patient; a claim states the patient's
+    relationship to the holder. A parent's policy makes the patient the child (PAT01 19)."""
+    s = billing_settings()
+    base = insured_records(1, seed=30)[0]
+    fields = dict(base.fields, **{"insurance.primary.relationship_to_patient": holder_is,
+                                  "insurance.primary.subscriber_name": "Robin Q Holder",
+                                  "insurance.primary.subscriber_date_of_birth": "1950-05-05"})
+    rec = record_from_fields(base.patient_id, fields)
+    claims = prepare_claims([Visit("V9", rec.patient_id, [_line(1, ["I10"])])], {rec.patient_id: rec},
+                            payers_for(s.claims.payers_file), s)
+    text = write_checked_837p(claims, s, control_number=30, when=WHEN)
+    assert f"PAT*{pat01}~" in text and "NM1*IL*1*HOLDER*ROBIN Q****MI*" in text
+    assert cms1500.form_values(claims[0], s)[0]["6_relationship"] == box6

@@ -41,7 +41,9 @@ from frontdesk.validators import as_date, check_npi, check_state
 VERSION = "005010X222A1"
 MAX_DIAGNOSES = 12  # HI: one ABK and up to eleven ABF on a professional claim
 MAX_LINES = 50  # 2400 repeats at most 50 times per claim
-RELATIONSHIP = {"self": "18", "spouse": "01", "child": "19", "parent": "G8", "other": "G8"}
+#: The form records the *policy holder's* relationship to the patient ("parent": the holder is the
+#: patient's parent); PAT01 and box 6 want the *patient's* relationship to the holder (19: child).
+RELATIONSHIP = {"self": "18", "spouse": "01", "parent": "19", "child": "G8", "other": "G8"}
 CPT = re.compile(r"^[A-Z0-9]\d{3}[A-Z0-9]$")
 MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
 
