@@ -245,6 +245,9 @@ def test_invalid_icd10_and_member_id_are_refused_naming_claim_and_field(tmp_path
     assert any(p.startswith(f"claim {third}: member ID (2010BA NM109) does not match") for p in problems)
     assert not any(visits[1].claim_id in p for p in problems)
     assert exc.value.exit_code == ExitCode.bad_input
+    visits[1].place_of_service = "1:1"
+    with pytest.raises(ClaimRefused, match=f"claim {visits[1].claim_id}: place of service \\(CLM05-1\\) is not"):
+        prepare_claims(visits[1:2], records, payers_for(s.claims.payers_file), s)
     visits[0].lines[0].diagnoses = ["ZZZ99"]
     with pytest.raises(ClaimRefused, match=f"claim {first}: ledger row {row}: diagnosis code 1 \\(HI\\) is not an ICD-10-CM code"):
         prepare_claims(visits[:1], records, payers_for(s.claims.payers_file), s)

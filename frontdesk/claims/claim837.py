@@ -199,6 +199,8 @@ def prepare_claims(visits: Sequence[Visit], records: Mapping[str, PatientRecord]
                 p.append(f"{where}: ledger row {line.row}: more than four modifiers")
             if not line.diagnoses:
                 p.append(f"{where}: ledger row {line.row}: no diagnosis pointer (SV107)")
+        if v.place_of_service and not re.fullmatch(r"\d{2}", v.place_of_service):
+            p.append(f"{where}: place of service (CLM05-1) is not a two-digit code")
         if v.rendering_npi and check_npi(v.rendering_npi) is not None:
             p.append(f"{where}: rendering provider NPI (2310B NM109) is not a valid NPI")
         if p:
