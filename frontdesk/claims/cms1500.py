@@ -27,6 +27,8 @@ from frontdesk.settings import PrinterOffset, Settings
 
 PAGE_W, PAGE_H = 612.0, 792.0
 CHAR_W, LINE_H = 7.2, 12.0  # 10 cpi, 6 lpi
+LEFT = 18.0  # column 1 sits a quarter inch in: printers cannot print at the paper's edge
+LAST_COLUMN = 79  # nothing past here: the right quarter inch is outside most printers' reach too
 FONT, FONT_SIZE = "Courier", 10.0
 RED = Color(0.85, 0.1, 0.1)
 MAX_DX, MAX_LINES = 12, 6
@@ -44,7 +46,7 @@ class Box:
 
     def rect(self) -> tuple[float, float, float, float]:
         """(x0, top, x1, bottom) in PDF points measured from the top, as pdfplumber reports them."""
-        x0 = (self.col - 1) * CHAR_W
+        x0 = LEFT + (self.col - 1) * CHAR_W
         return (x0, (self.line - 1) * LINE_H, x0 + self.width * CHAR_W, self.line * LINE_H)
 
 
@@ -100,6 +102,8 @@ for _n, _row in enumerate(SERVICE_ROWS, 1):
     BOXES[f"24_{_n}_charge"] = Box(f"24F. $ CHARGES ({_n})", _row, 50, 9)
     BOXES[f"24_{_n}_units"] = Box(f"24G. DAYS OR UNITS ({_n})", _row, 60, 4)
     BOXES[f"24_{_n}_npi"] = Box(f"24J. RENDERING NPI ({_n})", _row, 67, 11)
+
+BOXES = {k: Box(b.label, b.line, b.col, min(b.width, LAST_COLUMN - b.col + 1)) for k, b in BOXES.items()}
 
 RELATION_WORDS = {"18": "SELF", "01": "SPOUSE", "19": "CHILD", "G8": "OTHER"}
 
