@@ -326,6 +326,10 @@ def test_printer_offsets_move_the_data_and_alignment_page_renders(tmp_path: Path
         wb = {w["text"]: w for w in b.pages[0].extract_words()}
     assert wb["99213"]["x0"] - wa["99213"]["x0"] == pytest.approx(3.6, abs=0.01)
     assert wb["99213"]["top"] - wa["99213"]["top"] == pytest.approx(2.0, abs=0.01)
+    long_visit = Visit("V" + "7" * 20, recs[0].patient_id, [_line(1, ["I10"])])
+    long_claims = prepare_claims([long_visit], {recs[0].patient_id: recs[0]}, payers_for(s.claims.payers_file), s)
+    with pytest.raises(ClaimRefused, match="box 26. PATIENT'S ACCOUNT NO. holds 14 characters"):
+        cms1500.render_pdf(long_claims, s)
     with pytest.raises(BillingConfigError, match="no printer named 'back'"):
         cms1500.render_pdf(claims, s, printer="back")
     (tmp_path / "align.pdf").write_bytes(cms1500.alignment_page(s, printer="front"))

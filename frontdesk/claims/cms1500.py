@@ -105,6 +105,9 @@ for _n, _row in enumerate(SERVICE_ROWS, 1):
 
 BOXES = {k: Box(b.label, b.line, b.col, min(b.width, LAST_COLUMN - b.col + 1)) for k, b in BOXES.items()}
 
+#: Boxes whose value must never be cut to fit (names may be; the payer reads them as abbreviated).
+STRICT = ("1a_member_id", "11_group", "25_tax_id", "26_account", "33a_npi")
+
 RELATION_WORDS = {"18": "SELF", "01": "SPOUSE", "19": "CHILD", "G8": "OTHER"}
 
 
@@ -195,6 +198,13 @@ def form_values(claim: Claim, settings: Settings) -> list[dict[str, str]]:
             v[f"24_{n}_units"] = f"{line.units.normalize():f}"
             if claim.visit.rendering_npi:
                 v[f"24_{n}_npi"] = claim.visit.rendering_npi
+        for key in STRICT:
+            box = BOXES[key]
+            if len(v.get(key, "")) > box.width:
+                from frontdesk.claims.errors import ClaimRefused
+
+                raise ClaimRefused([f"claim {claim.claim_id}: box {box.label} holds {box.width} characters and the "
+                                    "value is longer: an identifier cut short would be a wrong claim"])
         out.append({k: x for k, x in v.items() if x})
     return out
 

@@ -316,6 +316,10 @@ def send_claims(settings: Settings, ledger: Path, db: Database, storage: Storage
         raise ClaimRefused([f"claim {c}: already sent in an earlier batch (a corrected claim needs a new visit id)"
                             for c in sorted(known)])
     when = when or datetime.now(UTC)
+    # paper first: a claim the form cannot hold (an identifier too long for its box) refuses the batch
+    # before anything is recorded or written
+    forms = cms1500.render_pdf(claims, settings, printer=printer) if paper else b""
+    preview = cms1500.render_pdf(claims, settings, preview=True) if paper else b""
     with db.begin() as s:
         control = next_control_number(s)
         text = claim837.write_checked_837p(claims, settings, control_number=control, when=when)
@@ -338,8 +342,6 @@ def send_claims(settings: Settings, ledger: Path, db: Database, storage: Storage
     run.outbox_file = str(out)
     if paper:
         folder = settings.claims.output_dir / batch.id
-        forms = cms1500.render_pdf(claims, settings, printer=printer)
-        preview = cms1500.render_pdf(claims, settings, preview=True)
         write_private(folder / "cms1500-data.pdf", forms)
         write_private(folder / "cms1500-preview.pdf", preview)
         run.forms_pdf, run.preview_pdf = str(folder / "cms1500-data.pdf"), str(folder / "cms1500-preview.pdf")
