@@ -67,6 +67,8 @@ class Scheduled:
 SCHEDULED: tuple[Scheduled, ...] = (
     Scheduled("flows.previsit", "previsit_check_flow", "previsit-check"),  # checks.schedule
     Scheduled("flows.mail", "mail_batch_flow", "mail-batch", "mail_cron"),
+    Scheduled("flows.eligibility", "eligibility_flow", "eligibility"),  # claims.eligibility.schedule
+    Scheduled("flows.clearinghouse", "clearinghouse_inbox_flow", "clearinghouse-inbox"),  # inbox_cron
 )
 
 

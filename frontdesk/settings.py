@@ -176,6 +176,63 @@ class MailSettings(BaseModel):
     lock_minutes: float = Field(default=60.0, gt=0)  # a crashed mail run's lock is taken over after this
 
 
+class BillingProvider(BaseModel):
+    """The practice as it bills: what 2010AA of an 837P and box 25/33 of a CMS-1500 carry. Empty by
+    default on purpose: a claim must never go out under a made-up NPI or tax ID."""
+
+    name: str = ""  # legal name the payer has on file (default: practice.name)
+    npi: str = ""  # group (type 2) NPI, 10 digits with a valid check digit
+    tax_id: str = ""  # EIN, 9 digits (dashes allowed)
+    taxonomy: str = ""  # provider taxonomy code, e.g. 207Q00000X (family medicine); optional
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""  # ZIP+4: 5010 claims need all nine digits for the billing provider
+    phone: str = ""
+    contact_name: str = ""  # whom the clearinghouse calls about a batch (1000A PER)
+
+
+class ClearinghouseSettings(BaseModel):
+    """The clearinghouse that carries X12 files to payers. Frontdesk writes to ``outbox`` and reads
+    responses (271, 999, 277CA) from ``inbox``; the transfer itself (SFTP, portal upload) is the
+    clearinghouse's client."""
+
+    name: str = "CLEARINGHOUSE"
+    submitter_id: str = ""  # the ID the clearinghouse gave the practice (ISA06, GS02, 1000A)
+    receiver_id: str = ""  # the clearinghouse's own ID (ISA08, GS03, 1000B)
+    id_qualifier: str = "ZZ"
+    usage: Literal["T", "P"] = "T"  # T test, P production: switch to P only after the clearinghouse's test
+    outbox: Path = Path("var/clearinghouse/outbox")
+    inbox: Path = Path("var/clearinghouse/inbox")
+    inbox_cron: str = "*/10 * * * *"  # `frontdesk serve` reads the inbox this often (clearinghouse-inbox flow)
+
+
+class EligibilitySettings(BaseModel):
+    days_ahead: int = Field(default=2, ge=0, le=30)  # send 270s this many business days before the visit
+    schedule: str = "0 7 * * 1-5"  # cron for the eligibility flow
+    valid_days: int = Field(default=30, ge=1, le=365)  # a 271 older than this no longer counts for a visit
+
+
+class PrinterOffset(BaseModel):
+    """How far one printer puts the page from where it should be, in points (1/72 inch): positive x
+    moves print to the right, positive y moves it up. Measured with the alignment page."""
+
+    x: float = Field(default=0.0, ge=-72, le=72)
+    y: float = Field(default=0.0, ge=-72, le=72)
+
+
+class ClaimsSettings(BaseModel):
+    """Eligibility (270/271) and claims (837P, CMS-1500): ``frontdesk eligibility``, ``frontdesk claims``."""
+
+    billing: BillingProvider = Field(default_factory=BillingProvider)
+    clearinghouse: ClearinghouseSettings = Field(default_factory=ClearinghouseSettings)
+    eligibility: EligibilitySettings = Field(default_factory=EligibilitySettings)
+    payers_file: Path = Path("config/payers.yaml")
+    output_dir: Path = Path("var/claims")  # CMS-1500 PDFs and previews: they hold patient data
+    printers: dict[str, PrinterOffset] = Field(default_factory=lambda: {"default": PrinterOffset()})
+    place_of_service: str = "11"  # 11 office
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
@@ -215,6 +272,7 @@ class Settings(BaseSettings):
     letters: LettersSettings = Field(default_factory=LettersSettings)
     statements: StatementSettings = Field(default_factory=StatementSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
 
     _yaml_path: Path | None = None
 
@@ -247,6 +305,10 @@ class Settings(BaseSettings):
         data.checks.output_dir = fix(data.checks.output_dir)
         data.watch.ledger = fix(data.watch.ledger)
         data.mail.output_dir = fix(data.mail.output_dir)
+        data.claims.payers_file = fix(data.claims.payers_file)
+        data.claims.output_dir = fix(data.claims.output_dir)
+        data.claims.clearinghouse.outbox = fix(data.claims.clearinghouse.outbox)
+        data.claims.clearinghouse.inbox = fix(data.claims.clearinghouse.inbox)
         for area in ("processing", "archive", "failed"):
             value = getattr(data.watch, area)
             if value is not None:

@@ -161,8 +161,49 @@ def check_appointments(appointments: Sequence[Appointment], records: RecordSourc
     rows = []
     for appt in sorted(appointments, key=lambda a: (a.provider.casefold(), a.start, a.patient_name.casefold())):
         match = index.match(appt)
-        rows.append(WorklistRow(appt, match, evaluate(appt, match, checks, today=today)))
+        findings = evaluate(appt, match, checks, today=today)
+        findings += coverage_findings(match.record, appt.start.date(), today=today)
+        rows.append(WorklistRow(appt, match, findings))
     return rows
+
+
+COVERAGE_VALID_DAYS = 30
+
+
+def coverage_findings(record: PatientRecord | None, visit_date: date, *, today: date) -> list[Finding]:
+    """What the payer's latest eligibility answer (X12 271) means for this visit. An answer older than
+    COVERAGE_VALID_DAYS before the visit says nothing about it and is not shown."""
+    from frontdesk.checks.rules import join_items
+
+    cov = record.coverage if record is not None else None
+    if cov is None or (visit_date - cov.checked_on).days > COVERAGE_VALID_DAYS:
+        return []
+    when = f"{cov.checked_on:%m/%d/%Y}"
+    if cov.status == "inactive":
+        return [Finding("coverage", "insurance.inactive", "error",
+                        f"Your insurance company reports your coverage as not active (checked {when}). "
+                        "Please bring your current insurance card.")]
+    if cov.status == "not_found":
+        why = f": {join_items(list(cov.reasons))}" if cov.reasons else ""
+        return [Finding("coverage", "insurance.not_found", "error",
+                        f"Your insurance company could not find your coverage (checked {when}){why}. "
+                        "Please bring your insurance card.")]
+    if cov.status == "rejected":
+        why = f": {join_items(list(cov.reasons))}" if cov.reasons else ""
+        return [Finding("coverage", "insurance.unverified", "warning",
+                        f"Coverage could not be checked{why}. Staff: check it by phone or on the payer's portal.",
+                        remind=False)]
+    out: list[Finding] = []
+    if cov.status == "active" and (cov.copay is not None or cov.deductible_remaining is not None):
+        parts = []
+        if cov.copay is not None:
+            parts.append(f"copay ${cov.copay:.2f}")
+        if cov.deductible_remaining is not None:
+            parts.append(f"deductible remaining ${cov.deductible_remaining:.2f}")
+        plan = f" ({cov.plan_name})" if cov.plan_name else ""
+        out.append(Finding("coverage", "insurance.copay", "info",
+                           f"Coverage active{plan}, checked {when}: {', '.join(parts)}.", remind=False))
+    return out
 
 
 def newest_export(folder: Path) -> Path | None:

@@ -69,9 +69,13 @@ class CheckStore:
                                                                       PatientIdentifier.patient_id.in_(ids))):
                     known_mrns.setdefault(ident.patient_id, ident.value)
             intakes = self._latest_intakes(s, ids)
+            from frontdesk.claims.coverage import coverage_on_file  # eligibility answers (X12 271)
+
+            coverage = coverage_on_file(s, ids)
             return [PatientRecord(patient_id=p.id, first_name=p.first_name, last_name=p.last_name,
                                   date_of_birth=p.date_of_birth, mrn=known_mrns.get(p.id),
-                                  fields={f.key: f.value for f in p.fields}, intake=intakes.get(p.id))
+                                  fields={f.key: f.value for f in p.fields}, intake=intakes.get(p.id),
+                                  coverage=coverage.get(p.id))
                     for p in patients]
 
     @staticmethod

@@ -86,6 +86,14 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
                          "storage_key": lt.storage_key,
                          "created_at": lt.created_at.isoformat(timespec="seconds")} for lt in view.letters],
         }
+        from frontdesk.claims.coverage import coverage_on_file  # the payer's latest eligibility answer
+
+        cov = coverage_on_file(s, [p.id]).get(p.id)
+        out["coverage"] = None if cov is None else {
+            "status": cov.status, "checked_on": cov.checked_on.isoformat(), "plan": cov.plan_name,
+            "copay": str(cov.copay) if cov.copay is not None else None,
+            "deductible_remaining": str(cov.deductible_remaining) if cov.deductible_remaining is not None else None,
+            "reasons": list(cov.reasons)}
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return ExitCode.ok
@@ -94,6 +102,12 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
         value = fv["value"]
         shown = "" if value is None else ("yes" if value is True else "no" if value is False else value)
         print(f"  {key:<45} {shown!s:<32} ({fv['source_document']})")
+    if out["coverage"]:
+        c = out["coverage"]
+        print(f"Coverage: {c['status'].replace('_', ' ')} (checked {c['checked_on']})"
+              + (f", {c['plan']}" if c["plan"] else "") + (f", copay ${c['copay']}" if c["copay"] else "")
+              + (f", deductible remaining ${c['deductible_remaining']}" if c["deductible_remaining"] else "")
+              + (f": {'; '.join(c['reasons'])}" if c["reasons"] else ""))
     print(f"Documents ({len(out['documents'])}):")
     for d in out["documents"]:
         print(f"  {d['id']}  {d['received_at']}  {d['document_type'] or '-'}  {d['outcome'] or d['state']}")
