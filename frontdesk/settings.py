@@ -176,6 +176,20 @@ class MailSettings(BaseModel):
     lock_minutes: float = Field(default=60.0, gt=0)  # a crashed mail run's lock is taken over after this
 
 
+class ConsoleSettings(BaseModel):
+    """The staff console (``frontdesk console``). It listens on this machine only unless told otherwise;
+    a practice server puts it behind a reverse proxy with TLS (docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8180, ge=1, le=65535)
+    idle_minutes: float = Field(default=15.0, gt=0)  # signed off after this long without a request
+    session_hours: float = Field(default=10.0, gt=0)  # a session ends after a working day whatever happens
+    login_attempts: int = Field(default=5, ge=1)  # failed sign-ins per user name or client ...
+    login_window_minutes: float = Field(default=15.0, gt=0)  # ... within this window before a pause
+    secure_cookies: bool = True  # cookies only over HTTPS; off only for http://127.0.0.1 without a proxy
+    review_deadline_hours: float = Field(default=72.0, gt=0)  # a document waiting longer is shown overdue
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
@@ -215,6 +229,7 @@ class Settings(BaseSettings):
     letters: LettersSettings = Field(default_factory=LettersSettings)
     statements: StatementSettings = Field(default_factory=StatementSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _yaml_path: Path | None = None
 
