@@ -145,10 +145,11 @@ def _token_hash(token: str) -> str:
 
 
 def login(session: Session, name: str, password: str, *, client: str, max_attempts: int = 5,
-          window: timedelta = timedelta(minutes=15), now: datetime | None = None) -> tuple[str, SignedIn]:
+          window: timedelta = timedelta(minutes=15), now: datetime | None = None) -> tuple[str, SignedIn] | LoginRefused:
     """Check a name and password; on success start a session and return (cookie token, who).
 
-    Refused (:class:`LoginRefused`) after ``max_attempts`` failures for this name or from this client
+    A refusal is *returned*, not raised, so that the caller's transaction commits the failed attempt
+    (and its audit event) before the caller tells the person. Refused after ``max_attempts`` failures for this name or from this client
     within ``window``, even with the right password, until the window has passed."""
     now = now or utcnow()
     name = name.strip().lower()[:100]
@@ -158,7 +159,7 @@ def login(session: Session, name: str, password: str, *, client: str, max_attemp
     failures = session.scalar(select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.at >= since, (LoginAttempt.name == name) | (LoginAttempt.client == client))) or 0
     if failures >= max_attempts:
-        raise LoginRefused("too many failed sign-ins: wait a few minutes and try again")
+        return LoginRefused("too many failed sign-ins: wait a few minutes and try again")
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.name == name))
     ok = False
     try:
@@ -169,7 +170,7 @@ def login(session: Session, name: str, password: str, *, client: str, max_attemp
         session.add(LoginAttempt(name=name, client=client, at=now))
         audit.record(session, "login", "user", f"user-{user.id}" if user is not None else None,
                      actor=name or "unknown", detail="refused", at=now)
-        raise LoginRefused("wrong user name or password")
+        return LoginRefused("wrong user name or password")
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     token = secrets.token_urlsafe(32)

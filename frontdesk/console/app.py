@@ -200,17 +200,17 @@ def create_app(settings: Settings) -> FastAPI:
         if not expected or not users.csrf_matches(expected, form.get("csrf")):
             raise Denied(403, "The sign-in form was out of date. Reload the page and sign in again.")
         cs = settings.console
-        try:
-            with con.session() as s:
-                token, _who = users.login(s, form.get("name", ""), form.get("password", ""), client=_client(request),
-                                          max_attempts=cs.login_attempts,
-                                          window=timedelta(minutes=cs.login_window_minutes))
-        except users.LoginRefused as exc:
+        with con.session() as s:
+            outcome = users.login(s, form.get("name", ""), form.get("password", ""), client=_client(request),
+                                  max_attempts=cs.login_attempts, window=timedelta(minutes=cs.login_window_minutes))
+        if isinstance(outcome, users.LoginRefused):
+            exc = outcome
             fresh = secrets.token_urlsafe(24)
             refused: Response = con.render("login.html", request, None, status=401, error=str(exc), login_csrf=fresh)
             refused.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict", secure=cs.secure_cookies,
                                max_age=1800, path="/login")
             return refused
+        token, _who = outcome
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=cs.secure_cookies, path="/")
         resp.delete_cookie(LOGIN_COOKIE, path="/login")
