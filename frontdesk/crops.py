@@ -129,7 +129,7 @@ def crop(doc_id: str, original: bytes, *, suffix: str, registry: TemplateRegistr
     if widget is not None and page.aligned:
         x0, top, x1, bottom = widget.rect
         h, w = gray.shape
-        box = (max(0, round((x0 - MARGIN_PT * 4) * PT)), max(0, round((top - MARGIN_PT * 1.8) * PT)),
+        box = (max(0, round((x0 - MARGIN_PT * 1.5) * PT)), max(0, round((top - MARGIN_PT * 1.8) * PT)),
                min(w, round((x1 + MARGIN_PT) * PT)), min(h, round((bottom + MARGIN_PT) * PT)))
         if box[2] > box[0] and box[3] > box[1]:
             return _png(np.ascontiguousarray(gray[box[1]:box[3], box[0]:box[2]])), True
