@@ -135,6 +135,18 @@ def queue(session: Session, *, deadline: timedelta, now: datetime | None = None,
                        now - d.received_at > deadline) for d, p in rows]
 
 
+def waiting_counts(session: Session, *, deadline: timedelta, now: datetime | None = None) -> tuple[int, int]:
+    """(documents waiting for review, of which overdue), counted in the database."""
+    from sqlalchemy import func
+
+    now = now or utcnow()
+    base = select(func.count()).select_from(Document).where(Document.outcome == "needs_review",
+                                                            Document.state != "pending")
+    total = session.scalar(base) or 0
+    overdue = session.scalar(base.where(Document.received_at < now - deadline)) or 0
+    return total, overdue
+
+
 def next_document(session: Session, *, after: str | None = None) -> str | None:
     """The oldest document waiting for review, other than ``after`` (the one just saved)."""
     q = (select(Document.id).where(Document.outcome == "needs_review", Document.state != "pending")

@@ -238,7 +238,8 @@ def create_app(settings: Settings) -> FastAPI:
                   "failed": n(Document.outcome == "failed"),
                   "duplicates": dupes,
                   "mail": s.scalar(select(func.count()).select_from(Letter).where(Letter.status == "pending")) or 0}
-        waiting = review_queue.queue(s, deadline=con.deadline)
+        waiting = review_queue.queue(s, deadline=con.deadline, limit=15)
+        waiting_total, overdue = review_queue.waiting_counts(s, deadline=con.deadline)
         failed = actions.failed_documents(s, limit=10)
         unmatched = actions.unmatched_documents(s, limit=20)
         letters = list(s.execute(select(Letter, Patient).outerjoin(Patient, Letter.patient_id == Patient.id)
@@ -246,8 +247,8 @@ def create_app(settings: Settings) -> FastAPI:
         recent = list(s.execute(select(Document, Patient).outerjoin(Patient, Document.patient_id == Patient.id)
                                 .where(Document.received_at >= start)
                                 .order_by(Document.received_at.desc()).limit(15)))
-        return {"counts": counts, "waiting": waiting[:15], "waiting_total": len(waiting),
-                "overdue": sum(1 for w in waiting if w.overdue), "failed": failed, "unmatched": unmatched,
+        return {"counts": counts, "waiting": waiting, "waiting_total": waiting_total,
+                "overdue": overdue, "failed": failed, "unmatched": unmatched,
                 "letters": letters, "recent": recent}
 
     @app.get("/", response_class=HTMLResponse)
@@ -255,7 +256,7 @@ def create_app(settings: Settings) -> FastAPI:
         who = signed_in(request)
         with con.session(who) as s:
             ctx = today_context(s)
-        return con.render("today.html", request, who, results=None, **ctx)
+        return con.render("today.html", request, who, **ctx)
 
     @app.post("/search", response_class=HTMLResponse)
     async def search(request: Request) -> Response:
@@ -264,8 +265,7 @@ def create_app(settings: Settings) -> FastAPI:
         text = " ".join(form.get("q", "").split())[:200]
         with con.session(who) as s:
             results = search_patients(s, text)
-            ctx = today_context(s)
-        return con.render("today.html", request, who, results=results, query=text, **ctx)
+        return con.render("search.html", request, who, results=results, query=text)
 
     def search_patients(s: Session, text: str) -> list[Patient]:
         from frontdesk.normalize import parse_date
@@ -282,10 +282,11 @@ def create_app(settings: Settings) -> FastAPI:
             member = "".join(ch for ch in text.upper() if ch.isalnum())
             from frontdesk.db.models import PatientField
 
+            # Member IDs are stored normalised (upper-case letters and digits), as JSON strings.
             for p in s.scalars(select(Patient).join(PatientField, PatientField.patient_id == Patient.id)
-                               .where(PatientField.key.like("insurance.%member_id"))
-                               .where(func.upper(func.replace(func.replace(func.cast(PatientField.value, _text()), "-", ""),
-                                                              " ", "")).like(f"%{member}%")).limit(100)):
+                               .where(PatientField.key.in_(("insurance.primary.member_id",
+                                                            "insurance.secondary.member_id")))
+                               .where(func.cast(PatientField.value, _text()).like(f"%{member}%")).limit(100)):
                 found[p.id] = p
         if not found and not any(ch.isdigit() for ch in text):
             for p in records.find_patients(s, text):
@@ -304,8 +305,9 @@ def create_app(settings: Settings) -> FastAPI:
     def review_list(request: Request) -> Response:
         who = signed_in(request)
         with con.session(who) as s:
-            waiting = review_queue.queue(s, deadline=con.deadline)
-        return con.render("review_list.html", request, who, waiting=waiting)
+            waiting = review_queue.queue(s, deadline=con.deadline, limit=200)
+            total, overdue = review_queue.waiting_counts(s, deadline=con.deadline)
+        return con.render("review_list.html", request, who, waiting=waiting, total=total, overdue=overdue)
 
     @app.get("/review/next")
     def review_next(request: Request) -> Response:
