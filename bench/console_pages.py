@@ -136,7 +136,8 @@ def measure(url: str, cookies: httpx.Cookies, pages: list[tuple[str, str, dict[s
         got: list[float] = []
         lock = threading.Lock()
 
-        def work(path: str = path, form: dict[str, str] | None = form) -> None:
+        def work(path: str = path, form: dict[str, str] | None = form, name: str = name,
+                 got: list[float] = got, lock: threading.Lock = lock) -> None:
             with httpx.Client(base_url=url, cookies=cookies, timeout=60) as c:
                 for _ in range(max(1, requests // clients)):
                     t0 = time.perf_counter()
