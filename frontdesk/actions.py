@@ -309,3 +309,23 @@ def dismiss_failed(session: Session, document_id: str, reason: str) -> Document:
     doc.error = ((doc.error or "") + f" [dismissed by {audit.current_actor()}: {reason}]")[:4000]
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id, detail="failed file dismissed")
     return doc
+
+
+# --- the pre-visit worklist ------------------------------------------------------------------------------
+
+def worklist(settings: Any, db: Any, visit_date: Any) -> Any:
+    """The pre-visit worklist for ``visit_date`` from the newest appointment export, the same rows as
+    ``frontdesk check`` prints, without storing a run or queueing reminders (looking is not acting).
+    Raises the check's own errors (no export, a bad file)."""
+    from frontdesk.checks.config import checks_for
+    from frontdesk.checks.runner import build_report, read_appointments
+    from frontdesk.checks.schedule import practice_zone, settings_zone, today_in
+    from frontdesk.checks.store import CheckStore
+
+    checks = checks_for(settings.checks.rules_file)
+    today = today_in(practice_zone(settings_zone(settings)))
+    parsed = read_appointments(settings, checks, None, skip_bad_rows=True, today=today)
+    report = build_report(settings, checks, parsed, visit_date, CheckStore(db), today=today)
+    with db.begin() as s:
+        audit.record(s, "read", "worklist", None, detail=f"{len(report.rows)} appointments shown")
+    return report

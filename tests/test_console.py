@@ -277,3 +277,48 @@ def test_cli_users_review_and_merge_write_the_same_audit_events(seeded: tuple[An
         events = s.scalars(select(AuditEvent).where(AuditEvent.actor == "it-admin")).all()
         details = " ".join(e.detail or "" for e in events)
         assert f"merge {merge_id}" in details and "review:" in details and "merge" in details
+
+
+def test_worklist_for_a_day_links_to_patients_and_stores_nothing(tmp_path: Path) -> None:
+    """The pre-visit worklist page shows the same rows as ``frontdesk check`` for the chosen day, each
+    linked to the patient's record, without storing a check run or queueing reminders."""
+    from frontdesk.db import open_database
+    from frontdesk.db.models import CheckRun, Letter
+    from tests.fixtures.appointments import TIMEZONE, VISIT_DATE, generate
+
+    settings = console_settings(tmp_path)
+    settings.checks.timezone = TIMEZONE
+    settings.checks.appointments_dir = tmp_path / "appointments"
+    settings.checks.appointments_dir.mkdir()
+    sc = generate(12, seed=7)
+    db = open_database(settings)
+    sc.load_into_db(db)
+    sc.write_appointment_report(settings.checks.appointments_dir / "appointments.csv")
+    add_user(settings, "ana")
+    client = _client(settings)
+    sign_in(client, "ana")
+    page = client.get(f"/worklist?date={VISIT_DATE.isoformat()}")
+    assert page.status_code == 200
+    assert page.text.count('<tr><td>') == 12
+    assert "/patients/pat-" in page.text and "Missing items" in page.text
+    with db.begin() as s:
+        assert s.scalars(select(CheckRun)).first() is None
+        assert s.scalars(select(Letter)).first() is None
+
+
+def test_overdue_review_stays_in_the_queue(tmp_path: Path) -> None:
+    """A review older than its deadline is listed as overdue, never accepted by itself."""
+    settings = console_settings(tmp_path, review_deadline_hours=0.0001)
+    seed = seed_scanned_review(settings, tmp_path)
+    add_user(settings, "ana")
+    time.sleep(1.0)
+    client = _client(settings)
+    sign_in(client, "ana")
+    queue = client.get("/review")
+    assert f"/review/{seed.review_doc}" in queue.text and "Overdue" in queue.text and "1 overdue" in queue.text
+    assert "1 overdue" in client.get("/").text
+    from frontdesk.db import open_database
+    from frontdesk.db.models import Document
+
+    with open_database(settings).begin() as s:
+        assert s.get(Document, seed.review_doc).outcome == "needs_review"

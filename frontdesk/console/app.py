@@ -533,6 +533,26 @@ def create_app(settings: Settings) -> FastAPI:
             return con.render("message.html", request, who, status=409, title="Not undone", message=str(exc))
         return RedirectResponse(f"/patients/{kept}", status_code=303)
 
+    # --- worklist ------------------------------------------------------------------------------------------
+
+    @app.get("/worklist", response_class=HTMLResponse)
+    def worklist(request: Request) -> Response:
+        """The pre-visit worklist for a day (a date is not patient data, so it may be in the URL)."""
+        from frontdesk.checks.runner import default_visit_date
+
+        who = signed_in(request)
+        text = request.query_params.get("date") or ""
+        try:
+            day = date.fromisoformat(text) if text else default_visit_date(settings)
+        except ValueError:
+            day = default_visit_date(settings)
+        try:
+            with audit.acting_as(who.name):
+                report = actions.worklist(settings, con.db, day)
+        except FrontdeskError as exc:
+            return con.render("worklist.html", request, who, day=day, report=None, problem=str(exc))
+        return con.render("worklist.html", request, who, day=day, report=report, problem=None)
+
     # --- administration ------------------------------------------------------------------------------------
 
     @app.get("/admin/users", response_class=HTMLResponse)

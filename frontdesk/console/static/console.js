@@ -8,3 +8,8 @@ document.addEventListener("keydown", function (ev) {
     window.location.href = "/review/next";
   }
 });
+// The worklist's Print button (no inline handlers: the page's CSP allows no inline script).
+document.addEventListener("click", function (ev) {
+  var t = ev.target;
+  if (t && t.getAttribute && t.getAttribute("data-print")) { window.print(); }
+});
