@@ -181,3 +181,67 @@ def test_front_desk_day_in_the_browser(world: dict[str, Any], page: Any) -> None
         kinds = {(e.action, e.object_type) for e in events}
         assert {("login", "user"), ("read", "document"), ("update", "document"), ("update", "letter"),
                 ("update", "patient"), ("read", "patient")} <= kinds
+
+
+def test_worklist_prints_in_the_browser(tmp_path: Path) -> None:
+    """Print the worklist: the printed page has the rows and none of the console's navigation or forms."""
+    from playwright.sync_api import sync_playwright
+
+    from frontdesk.db import open_database
+    from tests.fixtures.appointments import TIMEZONE, VISIT_DATE, generate
+
+    settings = console_settings(tmp_path)
+    appointments = tmp_path / "appointments"
+    appointments.mkdir()
+    sc = generate(10, seed=11)
+    db = open_database(settings)
+    sc.load_into_db(db)
+    sc.write_appointment_report(appointments / "appointments.csv")
+    add_user(settings, "ana")
+    port = _free_port()
+    env = dict(os.environ, FRONTDESK_STORAGE__ROOT=str(settings.storage.root),
+               FRONTDESK_STORAGE__SPOOL=str(settings.storage.spool), FRONTDESK_DATABASE_URL=settings.database_url,
+               FRONTDESK_INBOX=str(tmp_path / "inbox"), FRONTDESK_CONSOLE__SECURE_COOKIES="false",
+               FRONTDESK_CHECKS__TIMEZONE=TIMEZONE, FRONTDESK_CHECKS__APPOINTMENTS_DIR=str(appointments))
+    server = subprocess.Popen([FRONTDESK, "console", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/login", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "console did not start"
+                time.sleep(0.3)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=url).new_page()
+            page.goto("/login")
+            page.get_by_label("User name").fill("ana")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/")
+            page.get_by_role("link", name="Worklist").click()
+            page.get_by_label("Day").fill(VISIT_DATE.isoformat())
+            page.get_by_role("button", name="Show").click()
+            page.wait_for_url(f"**/worklist?date={VISIT_DATE.isoformat()}")
+            rows = page.locator("table.worklist tbody tr")
+            assert rows.count() == 10
+            first_link = rows.locator("a[href^='/patients/']").first
+            assert first_link.is_visible()
+            _shot(page, "worklist")
+            page.emulate_media(media="print")
+            assert not page.locator("header.top").is_visible()  # printed without the navigation
+            assert rows.first.is_visible()
+            pdf = page.pdf(format="Letter")
+            assert pdf[:5] == b"%PDF-" and len(pdf) > 5000
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            (SHOTS / "worklist-print.pdf").write_bytes(pdf)
+            first_link.click()
+            page.wait_for_url("**/patients/pat-*")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
