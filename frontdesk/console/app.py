@@ -19,7 +19,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -477,11 +477,19 @@ def create_app(settings: Settings) -> FastAPI:
             p = view.patient
             sections: dict[str, list[tuple[str, str, Any]]] = {"Patient": [], "Primary insurance": [],
                                                                "Secondary insurance": [], "Emergency contact": []}
-            for f in p.fields:
+            order = {k: i for i, k in enumerate(con.vocab.fields)}
+            for f in sorted(p.fields, key=lambda f: order.get(f.key, len(order))):
+                if f.value in (None, ""):
+                    continue  # a blank line says nothing a receptionist can use
                 sec = ("Primary insurance" if f.key.startswith("insurance.primary") else
                        "Secondary insurance" if f.key.startswith("insurance.secondary") else
                        "Emergency contact" if f.key.startswith("emergency_contact") else "Patient")
-                sections[sec].append((f.key, con.vocab.label(f.key), f.value))
+                value: Any = f.value
+                spec = con.vocab.fields.get(f.key)
+                if spec is not None and spec.type == "date" and isinstance(value, str):
+                    with suppress(ValueError):
+                        value = date.fromisoformat(value).strftime("%m/%d/%Y")
+                sections[sec].append((f.key, con.vocab.label(f.key), value))
             flags = list(s.scalars(select(FlagRow).where(FlagRow.patient_id == patient_id)
                                    .order_by(FlagRow.created_at.desc(), FlagRow.id.desc())))
             trail = list(s.scalars(select(AuditEvent).where(AuditEvent.patient_id == patient_id)
