@@ -20,7 +20,7 @@ from frontdesk.exceptions import ExitCode, FrontdeskError
 from frontdesk.settings import Settings, load_settings
 
 COMMANDS = ["extract", "process", "watch", "serve", "storage", "audit", "patients", "check", "letters", "mail",
-            "prefill", "separator", "forms", "eligibility", "claims"]
+            "prefill", "separator", "forms", "eligibility", "claims", "console", "users", "review", "flags", "documents"]
 
 
 class Context:

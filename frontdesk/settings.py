@@ -231,6 +231,18 @@ class ClaimsSettings(BaseModel):
     output_dir: Path = Path("var/claims")  # CMS-1500 PDFs and previews: they hold patient data
     printers: dict[str, PrinterOffset] = Field(default_factory=lambda: {"default": PrinterOffset()})
     place_of_service: str = "11"  # 11 office
+class ConsoleSettings(BaseModel):
+    """The staff console (``frontdesk console``). It listens on this machine only unless told otherwise;
+    a practice server puts it behind a reverse proxy with TLS (docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8180, ge=1, le=65535)
+    idle_minutes: float = Field(default=15.0, gt=0)  # signed off after this long without a request
+    session_hours: float = Field(default=10.0, gt=0)  # a session ends after a working day whatever happens
+    login_attempts: int = Field(default=5, ge=1)  # failed sign-ins per user name or client ...
+    login_window_minutes: float = Field(default=15.0, gt=0)  # ... within this window before a pause
+    secure_cookies: bool = True  # cookies only over HTTPS; off only for http://127.0.0.1 without a proxy
+    review_deadline_hours: float = Field(default=72.0, gt=0)  # a document waiting longer is shown overdue
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -273,6 +285,7 @@ class Settings(BaseSettings):
     statements: StatementSettings = Field(default_factory=StatementSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _yaml_path: Path | None = None
 

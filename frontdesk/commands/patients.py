@@ -33,6 +33,18 @@ def register(sub: Any) -> None:
     e.add_argument("patient_id", metavar="ID")
     e.add_argument("dest", type=Path, metavar="DIR")
     e.set_defaults(handler=run_export)
+    m = psub.add_parser("merge", help="merge OTHER into KEPT (two records of one patient); reversible")
+    m.add_argument("kept_id", metavar="KEPT")
+    m.add_argument("other_id", metavar="OTHER")
+    m.add_argument("--preview", action="store_true", help="only show what would move")
+    m.set_defaults(handler=run_merge)
+    um = psub.add_parser("unmerge", help="undo a merge (its id is printed by merge and on the patient page)")
+    um.add_argument("merge_id", metavar="MERGE")
+    um.set_defaults(handler=run_unmerge)
+    c = psub.add_parser("correct", help="correct one value of a patient's record (the value is read from stdin)")
+    c.add_argument("patient_id", metavar="ID")
+    c.add_argument("key", metavar="FIELD", help="field key from config/fields.yaml")
+    c.set_defaults(handler=run_correct)
 
 
 def _dob(text: str | None) -> date | None:
@@ -133,4 +145,43 @@ def run_export(args: argparse.Namespace, ctx: Any) -> int:
     for path in written:
         print(path)
     print(f"{len(written)} files exported to {args.dest}")
+    return ExitCode.ok
+
+
+def run_merge(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+
+    with open_database(ctx.settings).begin() as s:
+        if args.preview:
+            pv = actions.merge_preview(s, args.kept_id, args.other_id)
+            print(f"would move {len(pv.documents)} documents, {len(pv.letters)} letters, {len(pv.statements)} "
+                  f"statements, {len(pv.flags)} flags; fill {', '.join(pv.fields_filled) or 'no fields'}; "
+                  f"differing (kept stays): {', '.join(pv.fields_differing) or 'none'}")
+            return ExitCode.ok
+        merge = actions.merge_patients(s, args.kept_id, args.other_id)
+        print(f"{args.other_id} merged into {args.kept_id} ({merge.id}; undo with: frontdesk patients unmerge {merge.id})")
+    return ExitCode.ok
+
+
+def run_unmerge(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+
+    with open_database(ctx.settings).begin() as s:
+        merge = actions.unmerge(s, args.merge_id)
+        print(f"merge {merge.id} undone: {merge.merged_id} is a record of its own again")
+    return ExitCode.ok
+
+
+def run_correct(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+    from frontdesk.fields import load_vocabulary
+
+    value = sys.stdin.readline().rstrip("\r\n")
+    vocab = load_vocabulary(ctx.settings.fields_file)
+    with open_database(ctx.settings).begin() as s:
+        actions.correct_value(s, args.patient_id, args.key, value, vocab)
+    print(f"{args.patient_id}: {args.key} corrected")
     return ExitCode.ok
