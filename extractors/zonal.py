@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from extractors import ocr
+from extractors import decode, ocr
 from extractors.base import RawField, RawFlag
 from extractors.images import WORK_DPI
 from extractors.register import TemplatePageView
@@ -61,6 +61,61 @@ class Reading:
 class PageFields:
     fields: dict[str, RawField] = field(default_factory=dict)
     flags: list[RawFlag] = field(default_factory=list)
+    hand_fields: int = 0  # text fields the handwriting engine read too
+
+
+HANDWRITTEN_SHARE = 0.4  # a page where this share of filled text fields read doubtfully is handwritten
+HAND_MIN_ZONES = 3
+HAND_GROW_LEFT = 0.45  # of the box height: people start writing on or before the box's left line
+
+
+def looks_handwritten(first_conf: dict[str, float]) -> bool:
+    """Tesseract reads print with high confidence and handwriting with low: a page where many filled fields
+    read doubtfully was filled in by hand. Printed pages then never pay for the second engine."""
+    if len(first_conf) < HAND_MIN_ZONES:
+        return False
+    doubtful = sum(c < SECOND_OPINION_BELOW for c in first_conf.values())
+    return doubtful / len(first_conf) >= HANDWRITTEN_SHARE
+
+
+def hand_crop(page: np.ndarray, drop: np.ndarray, w: Widget) -> np.ndarray | None:
+    """A generous crop for handwriting: past the box's left line (where writing often starts) and a little
+    above and below it, the form's own ink dropped out."""
+    x0, y0, x1, y1 = _rect_px(w)
+    h = y1 - y0
+    rect = _clip((x0 - round(HAND_GROW_LEFT * h), y0 - round(0.2 * h), x1 + 6, y1 + round(0.2 * h)), page.shape)
+    crop, mask, total, _ = zone_ink(page, drop, rect)
+    if total < BLANK_INK:
+        return None
+    img = clean_text_crop(crop, mask)
+    if img is None:
+        return None
+    return cv2.copyMakeBorder(img, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
+
+
+def _hand_pass(page: np.ndarray, drop: np.ndarray, widgets: Sequence[Widget], readings: dict[str, Reading],
+               zones: dict[str, Zone], first_conf: dict[str, float]) -> dict[str, decode.Choice]:
+    """On a handwritten page, every filled text field is read again by the handwriting engine and the value
+    is decided from both readings and the field's type (:func:`extractors.decode.decide`)."""
+    if not looks_handwritten(first_conf):
+        return {}
+    engine = ocr.hand_engine()
+    if engine is None:
+        return {}
+    by_key = {w.key: w for w in widgets}
+    out: dict[str, decode.Choice] = {}
+    for k, r in readings.items():
+        z = zones.get(k)
+        if z is None or k not in by_key:
+            continue
+        img = hand_crop(page, drop, by_key[k])
+        try:
+            second = engine.read(img if img is not None else z.image)
+        except ocr.OcrError:
+            second = ocr.HandReading("", 0.0)
+        out[k] = decode.decide(z.ftype, [decode.Candidate(r.text, r.conf, "tesseract"),
+                                         decode.Candidate(second.text, second.score, engine.name)], key=k)
+    return out
 
 
 def normalise_paper(gray: np.ndarray) -> np.ndarray:
@@ -429,6 +484,7 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
         for z, r in zip(group, fut.result(), strict=True):
             readings[z.key] = r
 
+    first_conf = {k: r.conf for k, r in readings.items()}
     for k, r in readings.items():
         text, factor = tidy(r.text, zones_by_key[k].ftype)
         if not eng.knows_diacritics and zones_by_key[k].ftype == "name":
@@ -469,6 +525,13 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
             readings[k] = Reading(fixed.text, min(fixed.conf, readings[k].conf))
     if names_again is not None:
         _merge_names(readings, names, names_again.result())
+    hand = _hand_pass(page, drop, widgets, readings, zones_by_key, first_conf)
+    out.hand_fields = len(hand)
+    for k, choice in hand.items():
+        readings[k] = Reading(choice.text, choice.conf)
+        if choice.reason:
+            out.flags.append(RawFlag("handwriting_unsure", "warning", f"handwriting: {choice.reason}; please check it",
+                                     k))
     for k in hurt:
         if k in out.fields:
             out.fields[k].confidence = min(out.fields[k].confidence, 0.3)

@@ -1,0 +1,232 @@
+"""Field-type decoding: what a reading of a field can mean, given the field's type, and how sure that is.
+
+Why: a recognition engine reads shapes, not fields. On handwriting it confuses letters and digits of the same
+shape (O/0, I/1, S/5, Z/2, B/8), drops or adds separators and spaces, and cannot know which century a
+two-digit year belongs to. The field's type knows: a ZIP is digits, a state is one of a list, a phone number
+has ten digits, a date has a month, a day and a year. Decoding turns a raw reading into the text the
+normaliser expects, or says why it cannot (a reason with no patient data in it).
+
+:func:`decide` then chooses between two engines' readings of the same field. A wrong value that nobody is
+asked to look at costs more than a look, so the rule is plain: two independent engines that agree on a
+value that fits its type are trusted; anything else (disagreement, a value that fits only one way, a year
+whose century is a guess) goes to review, with the best reading and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH "
+    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP FM MH PW AA AE AP".split())
+TLDS = frozenset("com net org edu gov us io info biz me co mil health care app email".split())
+# Shapes an engine reads as a letter where the field can only hold a digit, and the other way round.
+TO_DIGIT = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1",
+                          "L": "1", "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "b": "6",
+                          "g": "9", "q": "9", "T": "7", "A": "4"})
+TO_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"})
+MBI = re.compile(r"^[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9][0-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9][0-9]"
+                 r"[AC-HJKMNP-RT-Y]{2}[0-9]{2}$")
+SEX = {"F": "F", "FEMALE": "F", "M": "M", "MALE": "M", "X": "X"}
+MAX_AGE = 105
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A reading as its field type understands it: ``text`` for the normaliser, ``key`` to compare two
+    readings by (case, spacing and separators that do not change the value folded away), and ``doubt``:
+    None when the reading fits its type with no guess, else why not (no patient data)."""
+
+    text: str
+    key: str
+    doubt: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    conf: float  # 0..1, the engine's own
+    engine: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    conf: float
+    reason: str | None  # why a person should look; None when trusted
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text.translate(TO_DIGIT))
+
+
+def decode_date(text: str, *, birth: bool, today: date) -> Decoded:
+    """Month first, any separator (or none), a four- or two-digit year. A two-digit year of a date of
+    birth is put in the century that makes the patient between 0 and 105 years old; when both centuries
+    do, it is a guess, and said so. Any other date with a two-digit year is put within a year of today."""
+    raw = text.strip().translate(TO_DIGIT)
+    parts = [p for p in re.split(r"[^0-9]+", raw) if p]
+    if len(parts) == 1 and len(parts[0]) in (6, 8):
+        p = parts[0]
+        parts = [p[:2], p[2:4], p[4:]]
+    if len(parts) != 3 or len(parts[2]) not in (2, 4) or not (1 <= len(parts[0]) <= 2 and 1 <= len(parts[1]) <= 2):
+        return Decoded(text, _digits(text), "not a date")
+    m, d, y = int(parts[0]), int(parts[1]), int(parts[2])
+    doubt = None
+    if len(parts[2]) == 2:
+        options = []
+        for century in (1900, 2000):
+            try:
+                when = date(century + y, m, d)
+            except ValueError:
+                continue
+            age = (today - when).days / 365.25
+            ok = 0 <= age <= MAX_AGE if birth else abs(age) <= 1.0
+            if ok:
+                options.append(when)
+        if not options:
+            return Decoded(text, _digits(text), "a two-digit year that fits no century")
+        if len(options) > 1:
+            doubt = "a two-digit year whose century is not certain"
+        when = options[-1]
+    else:
+        try:
+            when = date(y, m, d)
+        except ValueError:
+            return Decoded(text, _digits(text), "not a calendar date")
+        if birth and not 0 <= (today - when).days / 365.25 <= MAX_AGE:
+            doubt = "a date of birth out of the range of ages"
+    out = f"{when.month:02d}/{when.day:02d}/{when.year}"
+    return Decoded(out, when.isoformat(), doubt)
+
+
+def decode_phone(text: str) -> Decoded:
+    digits = _digits(text)
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    if len(digits) != 10 or digits[0] in "01" or digits[3] in "01":
+        return Decoded(text, digits, "not a 10-digit US phone number")
+    return Decoded(f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", digits)
+
+
+def decode_zip(text: str) -> Decoded:
+    digits = _digits(text)
+    if len(digits) == 5:
+        return Decoded(digits, digits)
+    if len(digits) == 9:
+        return Decoded(f"{digits[:5]}-{digits[5:]}", digits)
+    return Decoded(text, digits, "not a ZIP code")
+
+
+def decode_state(text: str) -> Decoded:
+    code = re.sub(r"[^A-Za-z0-9]", "", text).upper().translate(TO_LETTER)
+    if code in STATES:
+        return Decoded(code, code)
+    return Decoded(text, code, "not a US state code")
+
+
+def decode_email(text: str) -> Decoded:
+    t = "".join(text.split()).lower().replace("(at)", "@").replace("©", "@").rstrip(".,")
+    if t.count("@") != 1:
+        return Decoded(t, t, "not an e-mail address")
+    local, domain = t.split("@")
+    tld = domain.rsplit(".", 1)[-1] if "." in domain else ""
+    if not local or not re.fullmatch(r"[a-z0-9._%+'-]+", local) or not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+        return Decoded(t, t, "not an e-mail address")
+    if tld not in TLDS:
+        return Decoded(t, t, "an e-mail address with an unknown ending")
+    return Decoded(t, t)
+
+
+def decode_id(text: str) -> Decoded:
+    t = re.sub(r"[\s\-.]", "", text).upper()
+    if not re.fullmatch(r"[A-Z0-9]{4,20}", t):
+        return Decoded(t, t, "not an identifier")
+    if len(t) == 11 and t[0] in "123456789" and not MBI.match(t):
+        # Eleven characters starting with a digit is a Medicare MBI's shape; its classes must hold.
+        return Decoded(t, t, "not a Medicare number (MBI)")
+    return Decoded(t, t)
+
+
+_NAME = re.compile(r"^[^\W\d_]+(?:[ '’\-.][^\W\d_]*)*$", re.UNICODE)
+
+
+def decode_name(text: str) -> Decoded:
+    t = unicodedata.normalize("NFC", _fold(text))
+    if not _NAME.match(t):
+        return Decoded(t, t.casefold(), "not a person's name")
+    return Decoded(t, t.casefold())
+
+
+def decode_sex(text: str) -> Decoded:
+    t = re.sub(r"[^A-Za-z]", "", text).upper()
+    if t in SEX:
+        return Decoded(t if len(t) == 1 else t.capitalize(), SEX[t])
+    return Decoded(text, t, "not F, M or X")
+
+
+def decode(ftype: str, text: str, *, key: str = "", today: date | None = None,
+           relationships: frozenset[str] = frozenset()) -> Decoded:
+    """``text`` as the field type ``ftype`` reads it."""
+    today = today or date.today()
+    text = text.strip()
+    if not text:
+        return Decoded("", "", "nothing read")
+    if ftype == "date":
+        return decode_date(text, birth="birth" in key, today=today)
+    if ftype == "phone":
+        return decode_phone(text)
+    if ftype == "zip":
+        return decode_zip(text)
+    if ftype == "state":
+        return decode_state(text)
+    if ftype == "email":
+        return decode_email(text)
+    if ftype == "id":
+        return decode_id(text)
+    if ftype == "name":
+        return decode_name(text)
+    if ftype == "sex":
+        return decode_sex(text)
+    if ftype == "relationship" and relationships:
+        t = _fold(text).lower()
+        return Decoded(t, t, None if t in relationships else "not a known relationship")
+    t = _fold(text)
+    return Decoded(t, t.casefold())
+
+
+TRUSTED = 0.93
+DOUBT = 0.6
+UNFIT = 0.3
+
+
+def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date | None = None,
+           relationships: frozenset[str] = frozenset()) -> Choice:
+    """One value from the engines' readings of a field. Trusted only when at least two readings decode
+    to the same value with no doubt; otherwise the best reading that fits (highest engine confidence),
+    with the reason a person should look."""
+    decoded = [(c, decode(ftype, c.text, key=key, today=today, relationships=relationships)) for c in readings
+               if c.text.strip()]
+    if not decoded:
+        return Choice("", 0.0, "nothing could be read")
+    fit = [(c, d) for c, d in decoded if d.doubt is None]
+    if len(fit) >= 2 and len({d.key for _, d in fit}) == 1:
+        texts = {d.text for _, d in fit}
+        if len(texts) == 1 or ftype not in ("name", "text"):
+            return Choice(fit[0][1].text, TRUSTED, None)
+        # The same letters in different case: which case was written is a guess.
+        best = max(fit, key=lambda cd: cd[0].conf)
+        return Choice(best[1].text, DOUBT, "the readings differ in upper and lower case")
+    if fit:
+        best = max(fit, key=lambda cd: cd[0].conf)
+        reason = "the recognition engines read this differently" if len(decoded) > 1 else "read by one engine only"
+        return Choice(best[1].text, DOUBT, reason)
+    best = max(decoded, key=lambda cd: cd[0].conf)
+    return Choice(best[1].text, UNFIT, best[1].doubt)
