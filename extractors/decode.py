@@ -50,6 +50,7 @@ class Candidate:
     text: str
     conf: float  # 0..1, the engine's own
     engine: str
+    weakest: float | None = None  # the least sure character's confidence, where the engine gives one
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ _NAME = re.compile(r"^[^\W\d_]+(?:[ '’\-.][^\W\d_]*)*$", re.UNICODE)
 
 
 def decode_name(text: str) -> Decoded:
-    t = unicodedata.normalize("NFC", _fold(text))
+    t = unicodedata.normalize("NFC", _fold(text)).strip(",.;:'\"` ")
     if not _NAME.match(t):
         return Decoded(t, t.casefold(), "not a person's name")
     return Decoded(t, t.casefold())
@@ -205,6 +206,30 @@ def decode(ftype: str, text: str, *, key: str = "", today: date | None = None,
 TRUSTED = 0.93
 DOUBT = 0.6
 UNFIT = 0.3
+# Types whose format is strict enough that a misreading rarely still fits: a reading of one engine alone is
+# trusted there when the engine is sure of the whole reading and of every character in it.
+STRICT_TYPES = frozenset({"date", "phone", "zip", "state", "email", "sex", "relationship"})
+ALONE_SCORE = 0.97
+ALONE_WEAKEST = 0.90  # strict types
+ALONE_WEAKEST_FREE = 0.96  # names, free text, identifiers: any letter fits, so every letter must be sure
+OTHER_UNSURE = 0.5
+AGREED_WEAKEST = 0.6
+
+
+def _sure_alone(ftype: str, c: Candidate, others: list[Candidate]) -> bool:
+    """May one engine's reading stand without the other's agreement? Only when that engine is sure of the
+    whole reading and of its least sure character, and the other engine was itself unsure (a confident
+    different reading is a real disagreement). A reading that drops the accents the other engine saw
+    (Seán read as Sean) never stands alone."""
+    if c.weakest is None or c.conf < ALONE_SCORE:
+        return False
+    if c.weakest < (ALONE_WEAKEST if ftype in STRICT_TYPES else ALONE_WEAKEST_FREE):
+        return False
+    if any(o.conf >= OTHER_UNSURE for o in others):
+        return False
+    return not (c.text.isascii() and any(not o.text.isascii() and any(ch.isalpha() and not ch.isascii()
+                                                                    for ch in o.text) for o in others))
+
 
 
 def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date | None = None,
@@ -219,6 +244,9 @@ def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date 
     fit = [(c, d) for c, d in decoded if d.doubt is None]
     if len(fit) >= 2 and len({d.key for _, d in fit}) == 1:
         texts = {d.text for _, d in fit}
+        if any(c.weakest is not None and c.weakest < AGREED_WEAKEST for c, _ in fit):
+            # Both read the same, but one was unsure of a letter: both may share the blind spot (Í read as T).
+            return Choice(fit[0][1].text, DOUBT, "a character of this reading is unsure")
         if len(texts) == 1 or ftype not in ("name", "text"):
             return Choice(fit[0][1].text, TRUSTED, None)
         # The same letters in different case: which case was written is a guess.
@@ -226,6 +254,8 @@ def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date 
         return Choice(best[1].text, DOUBT, "the readings differ in upper and lower case")
     if fit:
         best = max(fit, key=lambda cd: cd[0].conf)
+        if _sure_alone(ftype, best[0], [c for c, _ in decoded if c is not best[0]]):
+            return Choice(best[1].text, TRUSTED - 0.01, None)
         reason = "the recognition engines read this differently" if len(decoded) > 1 else "read by one engine only"
         return Choice(best[1].text, DOUBT, reason)
     best = max(decoded, key=lambda cd: cd[0].conf)

@@ -249,6 +249,7 @@ class HandReading:
 
     text: str
     score: float
+    weakest: float = 0.0  # the least sure character's confidence (0..1)
 
 
 class HandEngine:
@@ -285,14 +286,16 @@ class HandEngine:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         with self._lock:
             try:
-                out = self._ocr(img, use_det=False, use_cls=False, use_rec=True)
+                out = self._ocr(img, use_det=False, use_cls=False, use_rec=True, return_word_box=True)
             except Exception as exc:  # noqa: BLE001 - an engine failure is one unread field, never a crash
                 raise OcrError(f"the handwriting engine failed ({exc.__class__.__name__})") from None
         txts = getattr(out, "txts", None) or ()
         scores = getattr(out, "scores", None) or ()
         if not txts:
             return HandReading("", 0.0)
-        return HandReading(" ".join(str(t) for t in txts).strip(), float(min(scores)) if scores else 0.0)
+        confs = [float(c) for w in (getattr(out, "word_results", None) or ()) for c in (getattr(w, "confs", None) or ())]
+        score = float(min(scores)) if scores else 0.0
+        return HandReading(" ".join(str(t) for t in txts).strip(), score, min(confs) if confs else score)
 
 
 _hand: HandEngine | None = None

@@ -94,7 +94,7 @@ def hand_crop(page: np.ndarray, drop: np.ndarray, w: Widget) -> np.ndarray | Non
 
 
 def _hand_pass(page: np.ndarray, drop: np.ndarray, widgets: Sequence[Widget], readings: dict[str, Reading],
-               zones: dict[str, Zone], first_conf: dict[str, float]) -> dict[str, decode.Choice]:
+               zones: dict[str, Zone], first_conf: dict[str, float], check: Checker) -> dict[str, decode.Choice]:
     """On a handwritten page, every filled text field is read again by the handwriting engine and the value
     is decided from both readings and the field's type (:func:`extractors.decode.decide`)."""
     if not looks_handwritten(first_conf):
@@ -113,8 +113,12 @@ def _hand_pass(page: np.ndarray, drop: np.ndarray, widgets: Sequence[Widget], re
             second = engine.read(img if img is not None else z.image)
         except ocr.OcrError:
             second = ocr.HandReading("", 0.0)
-        out[k] = decode.decide(z.ftype, [decode.Candidate(r.text, r.conf, "tesseract"),
-                                         decode.Candidate(second.text, second.score, engine.name)], key=k)
+        choice = decode.decide(z.ftype, [decode.Candidate(r.text, r.conf, "tesseract"),
+                                         decode.Candidate(second.text, second.score, engine.name, second.weakest)],
+                               key=k)
+        if choice.reason is None and choice.text and not check(k, choice.text):
+            choice = decode.Choice(choice.text, decode.DOUBT, "the reading does not fit the field")
+        out[k] = choice
     return out
 
 
@@ -525,7 +529,7 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
             readings[k] = Reading(fixed.text, min(fixed.conf, readings[k].conf))
     if names_again is not None:
         _merge_names(readings, names, names_again.result())
-    hand = _hand_pass(page, drop, widgets, readings, zones_by_key, first_conf)
+    hand = _hand_pass(page, drop, widgets, readings, zones_by_key, first_conf, check)
     out.hand_fields = len(hand)
     for k, choice in hand.items():
         readings[k] = Reading(choice.text, choice.conf)
