@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import date
 
 STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH "
-    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP FM MH PW AA AE AP".split())
-TLDS = frozenset("com net org edu gov us io info biz me co mil health care app email".split())
+    ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "PR", "GU", "VI", "AS", "MP", "FM", "MH", "PW", "AA", "AE", "AP"])
+TLDS = frozenset(["com", "net", "org", "edu", "gov", "us", "io", "info", "biz", "me", "co", "mil", "health", "care", "app", "email"])
 # Shapes an engine reads as a letter where the field can only hold a digit, and the other way round.
 TO_DIGIT = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1",
                           "L": "1", "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "b": "6",
@@ -162,8 +161,8 @@ _NAME = re.compile(r"^[^\W\d_]+(?:[ '’\-.][^\W\d_]*)*$", re.UNICODE)
 def decode_name(text: str) -> Decoded:
     t = unicodedata.normalize("NFC", _fold(text)).strip(",.;:'\"` ")
     if not _NAME.match(t):
-        return Decoded(t, t.casefold(), "not a person's name")
-    return Decoded(t, t.casefold())
+        return Decoded(t, _spaceless(t), "not a person's name")
+    return Decoded(t, _spaceless(t))
 
 
 def decode_sex(text: str) -> Decoded:
@@ -200,7 +199,13 @@ def decode(ftype: str, text: str, *, key: str = "", today: date | None = None,
         t = _fold(text).lower()
         return Decoded(t, t, None if t in relationships else "not a known relationship")
     t = _fold(text)
-    return Decoded(t, t.casefold())
+    return Decoded(t, _spaceless(t))
+
+
+def _spaceless(text: str) -> str:
+    """Engines drop the space between handwritten words more often than they invent one: readings are
+    compared without spaces, and the one that kept them is handed on."""
+    return "".join(text.split()).casefold()
 
 
 TRUSTED = 0.93
@@ -234,29 +239,37 @@ def _sure_alone(ftype: str, c: Candidate, others: list[Candidate]) -> bool:
 
 def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date | None = None,
            relationships: frozenset[str] = frozenset()) -> Choice:
-    """One value from the engines' readings of a field. Trusted only when at least two readings decode
-    to the same value with no doubt; otherwise the best reading that fits (highest engine confidence),
-    with the reason a person should look."""
+    """One value from the engines' readings of a field (several engines, or one engine on several crops).
+
+    The readings that fit the type are grouped by the value they decode to; the largest group is the
+    candidate. It is trusted when no other reading was made with confidence (a confident different
+    reading is a real disagreement), no character of it was unsure, and either every reading agrees or
+    the candidate's engine was sure of the whole reading and of each character. Anything else goes to
+    review with the best reading and the reason; a reading that fits no way goes with the reason why."""
     decoded = [(c, decode(ftype, c.text, key=key, today=today, relationships=relationships)) for c in readings
                if c.text.strip()]
     if not decoded:
         return Choice("", 0.0, "nothing could be read")
     fit = [(c, d) for c, d in decoded if d.doubt is None]
-    if len(fit) >= 2 and len({d.key for _, d in fit}) == 1:
-        texts = {d.text for _, d in fit}
-        if any(c.weakest is not None and c.weakest < AGREED_WEAKEST for c, _ in fit):
-            # Both read the same, but one was unsure of a letter: both may share the blind spot (Í read as T).
-            return Choice(fit[0][1].text, DOUBT, "a character of this reading is unsure")
-        if len(texts) == 1 or ftype not in ("name", "text"):
-            return Choice(fit[0][1].text, TRUSTED, None)
-        # The same letters in different case: which case was written is a guess.
-        best = max(fit, key=lambda cd: cd[0].conf)
-        return Choice(best[1].text, DOUBT, "the readings differ in upper and lower case")
-    if fit:
-        best = max(fit, key=lambda cd: cd[0].conf)
-        if _sure_alone(ftype, best[0], [c for c, _ in decoded if c is not best[0]]):
-            return Choice(best[1].text, TRUSTED - 0.01, None)
-        reason = "the recognition engines read this differently" if len(decoded) > 1 else "read by one engine only"
-        return Choice(best[1].text, DOUBT, reason)
-    best = max(decoded, key=lambda cd: cd[0].conf)
-    return Choice(best[1].text, UNFIT, best[1].doubt)
+    if not fit:
+        best = max(decoded, key=lambda cd: cd[0].conf)
+        return Choice(best[1].text, UNFIT, best[1].doubt)
+    groups: dict[str, list[tuple[Candidate, Decoded]]] = {}
+    for c, d in fit:
+        groups.setdefault(d.key, []).append((c, d))
+    major = max(groups.values(), key=lambda g: (len(g), max(c.conf for c, _ in g)))
+    best_c, best_d = max(major, key=lambda cd: (cd[1].text.count(" "), cd[0].conf))
+    dissent = [c for c, _ in decoded if all(c is not m for m, _ in major)]
+    if any(c.conf >= OTHER_UNSURE for c in dissent):
+        return Choice(best_d.text, DOUBT, "the recognition engines read this differently")
+    if any(c.weakest is not None and c.weakest < AGREED_WEAKEST for c, _ in major):
+        # Readings may agree and share a blind spot (Í read as T by both): an unsure character is looked at.
+        return Choice(best_d.text, DOUBT, "a character of this reading is unsure")
+    if ftype in ("name", "text") and len({d.text.replace(" ", "") for _, d in major}) > 1:
+        return Choice(best_d.text, DOUBT, "the readings differ in upper and lower case")
+    if len(major) >= 2 and not dissent:
+        return Choice(best_d.text, TRUSTED, None)
+    if _sure_alone(ftype, best_c, dissent):
+        return Choice(best_d.text, TRUSTED - 0.01, None)
+    return Choice(best_d.text, DOUBT, "read with confidence by one engine only" if len(major) == 1
+                  else "an engine could not read this")
