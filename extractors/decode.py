@@ -14,6 +14,7 @@ whose century is a guess) goes to review, with the best reading and the reason.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ MBI = re.compile(r"^[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9][0-9][AC-HJKMNP-RT-Y
                  r"[AC-HJKMNP-RT-Y]{2}[0-9]{2}$")
 SEX = {"F": "F", "FEMALE": "F", "M": "M", "MALE": "M", "X": "X"}
 MAX_AGE = 105
+BOX_EDGES = "|[]{}"  # a box's side line, read as a character at either end of the writing
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def decode(ftype: str, text: str, *, key: str = "", today: date | None = None,
            relationships: frozenset[str] = frozenset()) -> Decoded:
     """``text`` as the field type ``ftype`` reads it."""
     today = today or date.today()
-    text = text.strip()
+    text = text.strip().strip(BOX_EDGES).strip()
     if not text:
         return Decoded("", "", "nothing read")
     if ftype == "date":
@@ -218,7 +220,23 @@ ALONE_SCORE = 0.97
 ALONE_WEAKEST = 0.90  # strict types
 ALONE_WEAKEST_FREE = 0.96  # names, free text, identifiers: any letter fits, so every letter must be sure
 OTHER_UNSURE = 0.5
+MAJORITY_OVERRULES = 0.95
 AGREED_WEAKEST = 0.6
+
+
+def _accent_dropped(text: str, others: list[Candidate]) -> bool:
+    """Does another reading of much the same letters carry marks where this one has none (Zoë read as Zoe)?
+    A garbled reading with a stray mark (Medieľaid) is no evidence of an accent."""
+    if not text.isascii():
+        return False
+    plain = _spaceless(text)
+    for o in others:
+        if any(ch.isalpha() and not ch.isascii() for ch in o.text):
+            folded = _spaceless("".join(ch for ch in unicodedata.normalize("NFD", o.text)
+                                        if not unicodedata.combining(ch)))
+            if difflib.SequenceMatcher(None, plain, folded).ratio() >= 0.8:
+                return True
+    return False
 
 
 def _sure_alone(ftype: str, c: Candidate, others: list[Candidate]) -> bool:
@@ -230,10 +248,7 @@ def _sure_alone(ftype: str, c: Candidate, others: list[Candidate]) -> bool:
         return False
     if c.weakest < (ALONE_WEAKEST if ftype in STRICT_TYPES else ALONE_WEAKEST_FREE):
         return False
-    if any(o.conf >= OTHER_UNSURE for o in others):
-        return False
-    return not (c.text.isascii() and any(not o.text.isascii() and any(ch.isalpha() and not ch.isascii()
-                                                                    for ch in o.text) for o in others))
+    return not any(o.conf >= OTHER_UNSURE for o in others)
 
 
 
@@ -260,14 +275,19 @@ def decide(ftype: str, readings: list[Candidate], *, key: str = "", today: date 
     major = max(groups.values(), key=lambda g: (len(g), max(c.conf for c, _ in g)))
     best_c, best_d = max(major, key=lambda cd: (cd[1].text.count(" "), cd[0].conf))
     dissent = [c for c, _ in decoded if all(c is not m for m, _ in major)]
-    if any(c.conf >= OTHER_UNSURE for c in dissent):
+    # Several readings that agree, each sure of every character, outweigh a dissent that was not sure.
+    sure_major = len(major) >= 2 and all(c.weakest is not None and c.conf >= ALONE_SCORE
+                                         and c.weakest >= ALONE_WEAKEST for c, _ in major)
+    if any(c.conf >= (MAJORITY_OVERRULES if sure_major else OTHER_UNSURE) for c in dissent):
         return Choice(best_d.text, DOUBT, "the recognition engines read this differently")
     if any(c.weakest is not None and c.weakest < AGREED_WEAKEST for c, _ in major):
         # Readings may agree and share a blind spot (Í read as T by both): an unsure character is looked at.
         return Choice(best_d.text, DOUBT, "a character of this reading is unsure")
     if ftype in ("name", "text") and len({d.text.replace(" ", "") for _, d in major}) > 1:
         return Choice(best_d.text, DOUBT, "the readings differ in upper and lower case")
-    if len(major) >= 2 and not dissent:
+    if ftype in ("name", "text") and _accent_dropped(best_d.text, dissent):
+        return Choice(best_d.text, DOUBT, "another reading has accents this one lacks")
+    if len(major) >= 2 and (not dissent or sure_major):
         return Choice(best_d.text, TRUSTED, None)
     if _sure_alone(ftype, best_c, dissent):
         return Choice(best_d.text, TRUSTED - 0.01, None)

@@ -105,7 +105,13 @@ def hand_crop_raw(page: np.ndarray, w: Widget) -> np.ndarray:
     h = y1 - y0
     rx0, ry0, rx1, ry1 = _clip((x0 - round(HAND_GROW_LEFT * h), y0 + 3, x1 + round(HAND_GROW_RIGHT * h),
                                 y1 + round(0.15 * h)), page.shape)
-    return cv2.copyMakeBorder(page[ry0:ry1, rx0:rx1], 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
+    crop = page[ry0:ry1, rx0:rx1].copy()
+    # The box's side lines would be read as a "1" or "|": columns dark over most of the height are paper.
+    dark = crop < INK_LEVEL
+    cols = np.flatnonzero(dark.sum(axis=0) > 0.6 * crop.shape[0])
+    for c in cols:
+        crop[:, max(0, c - 1):c + 2] = 255
+    return cv2.copyMakeBorder(crop, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
 
 
 def outside_box(page: np.ndarray, drop: np.ndarray, w: Widget) -> bool:
