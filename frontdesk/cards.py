@@ -19,7 +19,6 @@ them, calls these functions and writes back what changed. Flag messages name fie
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +29,7 @@ from extractors.cards import CARD_KEYS
 from extractors.names import payer_key
 from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
 from frontdesk.fields import Vocabulary
+from frontdesk.identity import fold
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
 from frontdesk.normalize import parse_date
 from frontdesk.validation import blank, rule_flags
@@ -44,19 +44,6 @@ MatchedBy = Literal["name_dob", "member_id", "subscriber_name_dob"]
 # --------------------------------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------------------------------
-
-_FOLD = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
-                       "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ı": "i"})
-
-
-def fold(text: str | None) -> str:
-    """Case, accents, spaces and punctuation removed: 'Mary-Kate O'Neil' -> 'marykateoneil'. A letter
-    written in capitals without accents is the same person as the accented form on the intake."""
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
-    return "".join(c for c in decomposed.casefold() if c.isalnum() and not unicodedata.combining(c))
-
 
 def _words(full_name: str) -> list[str]:
     return [w for w in (fold(p) for p in full_name.replace(",", " ").split()) if w]
@@ -518,7 +505,7 @@ def file_waiting(session: Any, patient: Any, *, vocab: Vocabulary, by: str,
 
     from frontdesk import audit
     from frontdesk.db.models import Document, ExtractedField, Extraction, FlagRow, utcnow
-    from frontdesk.records import extraction_result
+    from frontdesk.readings import extraction_result
 
     waiting: dict[str, list[Any]] = {}
     for row in session.scalars(select(FlagRow).join(Document, FlagRow.document_id == Document.id)

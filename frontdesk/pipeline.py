@@ -32,7 +32,7 @@ from frontdesk.db import Database, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
 from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
-from frontdesk.records import PlannedObject
+from frontdesk.objects import PlannedObject
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage, open_storage, sha256_bytes, sha256_file
 from frontdesk.validation import missing_insurance_items

@@ -16,7 +16,6 @@ the same transaction (:mod:`frontdesk.audit`).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -39,7 +38,11 @@ from frontdesk.db.models import (
     StoredObjectRow,
     utcnow,
 )
-from frontdesk.models import ExtractionResult, FieldResult, Flag, StoredObject
+from frontdesk.identity import fold
+from frontdesk.identity import match_key as match_key  # the patient key, kept where callers look for it
+from frontdesk.models import ExtractionResult, FieldResult, StoredObject
+from frontdesk.objects import PlannedObject as PlannedObject
+from frontdesk.readings import extraction_result as extraction_result
 from frontdesk.storage import SpooledObject
 from frontdesk.validation import blank, rule_flags
 
@@ -55,21 +58,11 @@ NAME_KEYS = ("patient.first_name", "patient.last_name", "patient.date_of_birth")
 
 # --- patients -------------------------------------------------------------------------------------------
 
-def normalise_name(name: str) -> str:
-    """Letters only, without accents, case-folded: 'O’Brien-Núñez' and 'obrien nunez' match."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(ch for ch in decomposed.casefold() if ch.isalpha() and not unicodedata.combining(ch))
-
-
-def match_key(first: str, last: str, dob: date) -> str:
-    return f"{normalise_name(last)}|{normalise_name(first)}|{dob.isoformat()}"
-
-
 def _identity(result: ExtractionResult) -> tuple[str, str, date] | None:
     first, last, dob = (result.value(k) for k in NAME_KEYS)
     if not (isinstance(first, str) and isinstance(last, str) and isinstance(dob, str)):
         return None
-    if not normalise_name(first) or not normalise_name(last):
+    if not fold(first) or not fold(last):
         return None
     try:
         return first, last, date.fromisoformat(dob)
@@ -155,7 +148,7 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult, *
 def find_patients(session: Session, name: str, dob: date | None = None) -> list[Patient]:
     """Patients whose name contains every word of ``name`` (any order, accents and case ignored).
     Each hit is audited as a search of that patient's record; the query text is not recorded."""
-    words = [w for w in (normalise_name(p) for p in name.replace(",", " ").split()) if w]
+    words = [w for w in (fold(p) for p in name.replace(",", " ").split()) if w]
     if not words:  # no letters at all: never list every patient
         audit.record(session, "search", "patient", None, detail="no name given")
         return []
@@ -166,7 +159,7 @@ def find_patients(session: Session, name: str, dob: date | None = None) -> list[
         q = q.where(Patient.date_of_birth == dob)
     hits = list(session.scalars(q.order_by(Patient.last_name, Patient.first_name, Patient.id).limit(200)))
     # The LIKE ran over "last|first|dob": keep only hits whose words are in the name parts themselves.
-    hits = [p for p in hits if all(w in normalise_name(p.last_name) + "|" + normalise_name(p.first_name)
+    hits = [p for p in hits if all(w in fold(p.last_name) + "|" + fold(p.first_name)
                                    for w in words)]
     for p in hits:
         audit.record(session, "search", "patient", p.id, patient_id=p.id)
@@ -203,17 +196,6 @@ def show_patient(session: Session, patient_id: str) -> PatientView | None:
 
 
 # --- documents ------------------------------------------------------------------------------------------
-
-@dataclass
-class PlannedObject:
-    """An object about to be written: its key and the hash of exactly the bytes that will be written."""
-
-    key: str
-    role: str
-    sha256: str
-    size: int
-    content_type: str
-
 
 def document_by_sha(session: Session, sha256: str, *, for_update: bool = False) -> Document | None:
     q = select(Document).where(Document.sha256 == sha256)
@@ -467,7 +449,7 @@ def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reas
     takes only pending letters), and so does one already in a batch that is not marked mailed yet
     (``queued``): the patient must not be asked for what the practice has. That batch goes on with its
     other pieces; the letter is withdrawn from it and named to be pulled from the printed stack
-    (:func:`frontdesk.letters.mail.withdraw_piece`). A ``mailed`` letter stays as it is: it went out.
+    (:func:`frontdesk.withdrawals.withdraw_piece`). A ``mailed`` letter stays as it is: it went out.
     Each voided letter is an audit event. Returns the ids of the letters voided."""
     flags = list(session.scalars(select(FlagRow).where(FlagRow.id.in_(list(flag_ids)),
                                                        FlagRow.status == "resolved")))
@@ -485,8 +467,7 @@ def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reas
     for letter in letters:
         detail = f"void: {reason}"
         if letter.status == "queued":
-            # The batch machinery (PDF layout) loads only when a letter is in a batch.
-            from frontdesk.letters.mail import withdraw_piece
+            from frontdesk.withdrawals import withdraw_piece
 
             where = withdraw_piece(session, letter.id, reason=reason)
             if where is not None:
@@ -529,23 +510,6 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"new reading; {outcome}; {len(result.flags)} flags")
     return extraction
-
-
-def extraction_result(session: Session, document_id: str) -> ExtractionResult | None:
-    """The latest reading of a document, as the pipeline produced it (to finish work after a crash)."""
-    ex = session.scalars(select(Extraction).where(Extraction.document_id == document_id)
-                         .order_by(Extraction.id.desc()).limit(1)).first()
-    if ex is None:
-        return None
-    flags = session.scalars(select(FlagRow).where(FlagRow.extraction_id == ex.id).order_by(FlagRow.id))
-    return ExtractionResult(
-        document_type=ex.document_type,  # type: ignore[arg-type]
-        form=ex.form, method=ex.method, pages=ex.pages,  # type: ignore[arg-type]
-        fields={f.key: FieldResult(value=f.value, raw=f.raw, confidence=f.confidence, page=f.page)
-                for f in ex.fields},
-        flags=[Flag(code=f.code, severity=f.severity, field=f.field, message=f.message)  # type: ignore[arg-type]
-               for f in flags],
-    )
 
 
 def document_objects(session: Session, document_id: str) -> tuple[list[StoredObjectRow], list[StoredObjectRow]]:

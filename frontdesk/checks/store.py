@@ -29,7 +29,7 @@ from frontdesk.settings import Settings
 from frontdesk.validators import as_date
 
 if TYPE_CHECKING:
-    from frontdesk.checks.runner import CheckReport
+    from frontdesk.checks.report import CheckReport
 
 REMINDER_KIND = "appointment_reminder"
 MRN = "mrn"
@@ -112,7 +112,7 @@ class CheckStore:
 
     def record_run(self, report: CheckReport, settings: Settings, *, today: date) -> None:
         """Store the run, fill each row's new/resolved, learn MRNs, and queue reminder letters."""
-        from frontdesk.checks.runner import Resolved, mailing_address, reminder_context
+        from frontdesk.checks.report import Resolved, mailing_address, reminder_context
 
         tz = ZoneInfo(settings_zone(settings))
         started = report.generated_at

@@ -37,10 +37,11 @@ from frontdesk.db import Database
 from frontdesk.db.letters_models import LetterLock, StatementDetail
 from frontdesk.db.models import Letter, Patient, Statement, utcnow
 from frontdesk.exceptions import ConversionError, FrontdeskError, TemplateError
+from frontdesk.identity import match_key
 from frontdesk.letters.kinds import KINDS, STATEMENT_KIND, render_context
 from frontdesk.letters.statements import Ledger, StatementDraft, build_drafts, cents
 from frontdesk.models import StoredObject
-from frontdesk.records import PlannedObject, match_key
+from frontdesk.objects import PlannedObject
 from frontdesk.rendering import render_docx
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage, sha256_bytes
