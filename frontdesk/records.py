@@ -42,8 +42,10 @@ from frontdesk.identity import fold
 from frontdesk.identity import match_key as match_key  # the patient key, kept where callers look for it
 from frontdesk.models import ExtractionResult, FieldResult, StoredObject
 from frontdesk.objects import PlannedObject as PlannedObject
+from frontdesk.objects import mark_stored as mark_stored
+from frontdesk.objects import object_row as object_row
+from frontdesk.objects import plan_object
 from frontdesk.readings import extraction_result as extraction_result
-from frontdesk.storage import SpooledObject
 from frontdesk.validation import blank, rule_flags
 
 if TYPE_CHECKING:
@@ -204,20 +206,6 @@ def document_by_sha(session: Session, sha256: str, *, for_update: bool = False) 
     return session.scalars(q).first()
 
 
-def plan_object(session: Session, planned: PlannedObject, **owner: str | None) -> StoredObjectRow:
-    row = session.get(StoredObjectRow, planned.key)
-    if row is None:
-        row = StoredObjectRow(key=planned.key, **owner)
-        session.add(row)
-    row.role, row.sha256, row.size = planned.role, planned.sha256, planned.size
-    row.content_type, row.state, row.stored_at = planned.content_type, "pending", None
-    return row
-
-
-def object_row(session: Session, key: str) -> StoredObjectRow | None:
-    return session.get(StoredObjectRow, key)
-
-
 def reserve_document(session: Session, *, document_id: str, sha256: str, size: int, prefix: str,
                      objects: Sequence[PlannedObject], source_path: str | None,
                      received_at: datetime | None = None) -> Document:
@@ -244,22 +232,6 @@ def reserve_document(session: Session, *, document_id: str, sha256: str, size: i
 def record_duplicate(session: Session, doc: Document, source_path: str | None) -> None:
     session.add(Arrival(document_id=doc.id, sha256=doc.sha256, outcome="duplicate", source_path=source_path))
     audit.record(session, "duplicate", "document", doc.id, patient_id=doc.patient_id, detail="same sha256")
-
-
-def mark_stored(session: Session, obj: StoredObject) -> StoredObjectRow | None:
-    """Record where an object now is: in the store, or in the spool waiting for it."""
-    row = session.get(StoredObjectRow, obj.key)
-    if row is None:
-        return None
-    if row.sha256 is not None and row.sha256 != obj.sha256:
-        # The store holds other bytes than were planned (a newer attempt overwrote the key); the store
-        # is the truth for verify, and it is what the document now points at.
-        row.sha256 = obj.sha256
-    row.size = obj.size
-    spooled = isinstance(obj, SpooledObject)
-    row.state = "spooled" if spooled else "stored"
-    row.stored_at = None if spooled else utcnow()
-    return row
 
 
 def complete_document(session: Session, document_id: str, *, result: ExtractionResult | None, outcome: str,
