@@ -32,6 +32,7 @@ from frontdesk.fields import Vocabulary
 from frontdesk.identity import fold
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
 from frontdesk.normalize import parse_date
+from frontdesk.states import FlagStatus, advance
 from frontdesk.validation import blank, rule_flags
 
 CONFLICT_CODE = "card.conflict"
@@ -424,7 +425,8 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     now = utcnow()
     for r in open_rows:
         if (r.code, r.field) in cleared:
-            r.status, r.resolved_at, r.resolved_by = "resolved", now, f"insurance card {doc.id}"
+            advance(r, FlagStatus.RESOLVED)
+            r.resolved_at, r.resolved_by = now, f"insurance card {doc.id}"
             filing.resolved.append(r.id)
     # The card's own flags (an ID of unusual format) are recorded with its reading, not twice.
     new = [f for f in merged.flags if (f.code == CONFLICT_CODE or f.code not in RULE_CODES) and f not in card.flags]
@@ -554,7 +556,8 @@ def file_waiting(session: Any, patient: Any, *, vocab: Vocabulary, by: str,
                 continue
             filing = file_letter(session, doc, reading, extraction_id=latest[doc_id], match=found)
         for r in flag_rows:
-            r.status, r.resolved_at, r.resolved_by = "resolved", now, by
+            advance(r, FlagStatus.RESOLVED)
+            r.resolved_at, r.resolved_by = now, by
             r.patient_id = patient.id
             audit.record(session, "update", "flag", str(r.id), patient_id=patient.id,
                          detail=f"resolved {r.code}: {kind} {doc_id} filed to its patient by "

@@ -46,6 +46,7 @@ from frontdesk.objects import mark_stored as mark_stored
 from frontdesk.objects import object_row as object_row
 from frontdesk.objects import plan_object
 from frontdesk.readings import extraction_result as extraction_result
+from frontdesk.states import DocumentState, FlagStatus, PieceStatus, advance
 from frontdesk.validation import blank, rule_flags
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
             doc.outcome = "needs_review" if result.needs_review() else "filed"
         if letter_due and not any(f.code in LETTER_FOR_FLAG for f in result.flags):
             letter_due = False  # what the letter would ask for is on file already
-    doc.state = "awaiting_letters" if letter_due else "complete"
+    advance(doc, DocumentState.AWAITING_LETTERS if letter_due else DocumentState.COMPLETE, attr="state")
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
@@ -351,7 +352,8 @@ def _resolve_on_file(session: Session, doc: Document, patient: Patient, result: 
     sources = ", ".join(sorted(set(kept.values())))
     now = utcnow()
     for r in answered:
-        r.status, r.resolved_at, r.resolved_by = "resolved", now, f"on file from {sources}"[:100]
+        advance(r, FlagStatus.RESOLVED)
+        r.resolved_at, r.resolved_by = now, f"on file from {sources}"[:100]
     audit.record(session, "update", "document", doc.id, patient_id=patient.id,
                  detail=f"new reading: {len(answered)} flags resolved, the record has the values from {sources} ("
                         + ", ".join(sorted({r.code for r in answered})) + ")")
@@ -445,7 +447,7 @@ def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reas
             if where is not None:
                 detail += (f"; withdrawn from mail batch {where.batch_id} (piece {where.position}, pages "
                            f"{where.first_page}-{where.last_page}): pull it before mailing")
-        letter.status = "void"
+        advance(letter, PieceStatus.VOID)
         voided.append(letter.id)
         audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail=detail[:255])
     return voided
@@ -474,7 +476,8 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     now = utcnow()
     for flag in session.scalars(select(FlagRow).where(FlagRow.document_id == document_id,
                                                       FlagRow.status == "open")):
-        flag.status, flag.resolved_at, flag.resolved_by = "resolved", now, resolved_by or audit.current_actor()
+        advance(flag, FlagStatus.RESOLVED)
+        flag.resolved_at, flag.resolved_by = now, resolved_by or audit.current_actor()
     extraction = _record_reading(session, doc, result, vocab=vocab, earlier=earlier)
     if outcome in ("filed", "needs_review"):
         outcome = "needs_review" if result.needs_review() else "filed"
@@ -526,7 +529,7 @@ def reserve_letter(session: Session, *, document_id: str, kind: str, planned: Pl
         if _gap_filled(session, document_id, kind):
             # The flag this letter asks about was resolved before it was written (the patient's card came
             # in the same run): it is filed for the record but never mailed.
-            letter.status = "void"
+            advance(letter, PieceStatus.VOID)
             audit.record(session, "update", "letter", letter.id, patient_id=doc.patient_id,
                          detail="void: the gap was filled before the letter was written")
     letter.storage_key, letter.sha256, letter.context = planned.key, planned.sha256, context
@@ -552,7 +555,8 @@ def complete_letter(session: Session, letter_id: str, obj: StoredObject) -> None
     if letter.document_id:
         doc = session.get(Document, letter.document_id)
         if doc is not None and doc.state == "awaiting_letters":
-            doc.state, doc.completed_at = "complete", utcnow()
+            advance(doc, DocumentState.COMPLETE, attr="state")
+            doc.completed_at = utcnow()
     audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail="filed")
 
 
@@ -562,8 +566,9 @@ def letter_for(session: Session, document_id: str, kind: str) -> Letter | None:
 
 def finish_without_letters(session: Session, document_id: str) -> None:
     doc = session.get(Document, document_id)
-    if doc is not None and doc.state == "awaiting_letters":
-        doc.state, doc.completed_at = "complete", utcnow()
+    if doc is not None and doc.state == DocumentState.AWAITING_LETTERS:
+        advance(doc, DocumentState.COMPLETE, attr="state")
+        doc.completed_at = utcnow()
 
 
 # --- counts for reports and tests -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from frontdesk.db.checks_models import PatientIdentifier, ReminderGap
 from frontdesk.db.models import Appointment as AppointmentRow
 from frontdesk.db.models import CheckRun, Document, ExtractedField, Extraction, Letter, Patient
 from frontdesk.settings import Settings
+from frontdesk.states import PieceStatus, advance
 from frontdesk.validators import as_date
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ class CheckStore:
         if not letter_ids:
             return
         for letter in s.scalars(select(Letter).where(Letter.id.in_(sorted(letter_ids)), Letter.status == "pending")):
-            letter.status = "void"
+            advance(letter, PieceStatus.VOID)
             for g in gaps:
                 if g.letter_id == letter.id:
                     s.delete(g)

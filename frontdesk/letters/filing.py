@@ -45,6 +45,7 @@ from frontdesk.objects import file_object as file_object
 from frontdesk.objects import filed_bytes as filed_bytes
 from frontdesk.rendering import render_docx
 from frontdesk.settings import Settings
+from frontdesk.states import PieceStatus, advance
 from frontdesk.storage import Storage, sha256_bytes
 
 log = logging.getLogger("frontdesk.letters")
@@ -324,7 +325,7 @@ def void_statement(db: Database, statement_id: str) -> bool:
         stm = s.get(Statement, statement_id)
         if stm is None or stm.status not in ("pending",):
             return False
-        stm.status = "void"
+        advance(stm, PieceStatus.VOID)
         detail = s.get(StatementDetail, statement_id)
         if detail is not None:
             detail.cycle_key = None

@@ -73,6 +73,7 @@ from frontdesk.letters.layout import (
     plan_batch,
 )
 from frontdesk.settings import Settings
+from frontdesk.states import BatchStatus, PieceStatus, advance
 from frontdesk.storage import Storage
 from frontdesk.withdrawals import Withdrawn, withdraw_piece
 
@@ -374,7 +375,7 @@ def _claim(db: Database, settings: Settings, pieces: list[Piece], kind: str,
                             sheets=layout.sheets, envelope=layout.envelope,
                             pdf_sha256=sha256(piece.pdf).hexdigest()))
             row = locked[piece.piece_id]
-            row.status = "queued"
+            advance(row, PieceStatus.QUEUED)
             audit.record(s, "update", piece.table, piece.piece_id, patient_id=piece.patient_id,
                          detail=f"queued in {batch.id}")
         audit.record(s, "create", "mail_batch", batch.id, detail=f"{len(planned)} pieces; {kind}")
@@ -424,7 +425,8 @@ def _finish(db: Database, storage: Storage, settings: Settings, batch_id: str, p
         if batch.status != "open":
             raise BatchStateError(f"mail batch {batch_id} became {batch.status} while it was being built")
         batch.storage_key = keys["batch.pdf"]
-        batch.status, batch.submitted_at = "submitted", utcnow()
+        advance(batch, BatchStatus.SUBMITTED)
+        batch.submitted_at = utcnow()
         detail.manifest_key, detail.summary_key = keys["manifest.csv"], keys["summary.json"]
         detail.held = len(held)
         audit.record(s, "update", "mail_batch", batch_id, detail=f"submitted; {summary.pages} pages")
@@ -544,12 +546,12 @@ def _void(db: Database, batch_id: str, *, reason: str | None = None) -> list[str
             row = locked.get(mp.piece_id)
             mp.live_piece = None
             if row is not None and row.status == "queued":  # a withdrawn (void) piece stays void
-                row.status = "pending"
+                advance(row, PieceStatus.PENDING)
                 back.append(mp.piece_id)
                 audit.record(s, "update", table, row.id, patient_id=row.patient_id, detail=f"back to pending from {batch_id}")
         for item in s.scalars(select(MailItem).where(MailItem.batch_id == batch_id)):
             item.status = "void"
-        batch.status = "void"
+        advance(batch, BatchStatus.VOID)
         detail = s.get(MailBatchDetail, batch_id)
         if detail is not None:
             detail.voided_at = utcnow()
@@ -584,7 +586,8 @@ def mark_mailed(db: Database, batch_id: str, when: datetime | None = None) -> in
         s.refresh(batch, with_for_update=True)  # after its pieces, as voiding the batch locks them
         if batch.status != "submitted":
             raise BatchStateError(f"mail batch {batch_id} is {batch.status}; only a submitted batch can be mailed")
-        batch.status, batch.mailed_at = "mailed", when
+        advance(batch, BatchStatus.MAILED)
+        batch.mailed_at = when
         count = withdrawn = 0
         for item in items:
             row = locked.get(item.letter_id or item.statement_id or "")
@@ -595,7 +598,8 @@ def mark_mailed(db: Database, batch_id: str, when: datetime | None = None) -> in
                 continue
             item.status, item.mailed_at = "mailed", when
             if row is not None and row.status == "queued":
-                row.status, row.mailed_at = "mailed", when
+                advance(row, PieceStatus.MAILED)
+                row.mailed_at = when
                 count += 1
         audit.record(s, "update", "mail_batch", batch_id,
                      detail=f"mailed; {count} pieces" + (f"; {withdrawn} withdrawn, not mailed" if withdrawn else ""))
