@@ -24,33 +24,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from sqlalchemy.exc import OperationalError
 
+from flows.context import pipeline_for, readers_for
+from flows.context import use_pipeline as use_pipeline  # where callers hand the flow its pipeline
 from frontdesk.exceptions import ConfigError, StorageError
 from frontdesk.models import ProcessOutcome
-from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
-from frontdesk.readers import ReadingPool
+from frontdesk.pipeline import IntakeWork, RecoveryReport, collect_inputs
 from frontdesk.settings import Settings
-
-_PIPELINES: dict[str | None, Pipeline] = {}
-_READERS: dict[str | None, ReadingPool] = {}
-
-
-def pipeline_for(config_file: str | None) -> Pipeline:
-    """One pipeline per process and config: templates and vocabulary load once, not per task."""
-    if config_file not in _PIPELINES:
-        from frontdesk.settings import load_settings
-
-        _PIPELINES[config_file] = Pipeline(load_settings(config_file))
-    return _PIPELINES[config_file]
-
-
-def use_pipeline(pipeline: Pipeline, config_file: str | None = None, *, readers: ReadingPool | None = None) -> None:
-    """Let the CLI (or a test, or the watcher) hand the flow a pipeline it already built, and the reading
-    processes its document tasks hand their documents to (none: read in this process)."""
-    _PIPELINES[config_file] = pipeline
-    if readers is not None:
-        _READERS[config_file] = readers
-    else:
-        _READERS.pop(config_file, None)
 
 
 @task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
@@ -68,7 +47,7 @@ def _transient(task: object, run: object, state: Any) -> bool:
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
       persist_result=False, retry_condition_fn=_transient)
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
-    readers = _READERS.get(config_file)
+    readers = readers_for(config_file)
     if readers is None:
         return pipeline_for(config_file).intake(path)
     done = pipeline_for(config_file).take_recovered(path)  # the flow's recovery finished it from this file
@@ -212,8 +191,9 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     inputs = collect_inputs(Path(p) for p in paths)
     works: list[IntakeWork] = []
     held: set[int] = set()
-    if config_file in _READERS:  # reading processes: letters written while the rest is still being read
-        works, held = _read_and_letter(inputs, config_file, _READERS[config_file].workers)
+    readers = readers_for(config_file)
+    if readers is not None:  # reading processes: letters written while the rest is still being read
+        works, held = _read_and_letter(inputs, config_file, readers.workers)
         outcomes = [w.outcome() for w in works]
         create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
         return outcomes

@@ -27,7 +27,7 @@ from prefect.input import RunInput
 from pydantic import Field, create_model
 
 from extractors.base import RawField
-from flows.intake import pipeline_for
+from flows.context import pipeline_for
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, ProcessOutcome
 from frontdesk.pipeline import IntakeWork

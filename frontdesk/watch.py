@@ -410,86 +410,6 @@ class LocalDispatcher:
             self.readers.close()
 
 
-class InlineDispatcher(LocalDispatcher):
-    """One ``intake`` flow run per batch, in this process: with ``workers`` > 1 its document tasks hand
-    the reading to the reading processes, so every flow and task run is reported from here (one Prefect
-    client, no flow runs racing each other on the server). Documents that need review are handed to the
-    review deployment (when one exists) before letters."""
-
-    def __init__(self, settings: Settings, config_file: str | None, workers: int = 1) -> None:
-        super().__init__(settings, workers)
-        from flows.intake import intake_flow_here, use_pipeline
-
-        self.settings = settings
-        self.config_file = config_file
-        use_pipeline(self.pipeline, config_file, readers=self.readers)
-        self.flow = intake_flow_here(workers)
-
-    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        outcomes: list[ProcessOutcome] = self.flow([str(p) for p in paths], self.config_file)
-        return outcomes  # documents that need review went to the review deployment, before their letters
-
-
-class DeploymentDispatcher:
-    """One flow run per document on the work pool (``run_deployment``, SHA-256 as idempotency key, so a
-    watcher that crashed after submitting gets the same run back instead of a second one)."""
-
-    STATE_CHECK_SECONDS = 5.0
-
-    def __init__(self, settings: Settings, config_file: str | None) -> None:
-        self.deployment = settings.prefect.intake_deployment
-        self.config_file = config_file
-        self._checked: dict[str, float] = {}
-
-    def submit(self, path: Path, sha256: str, attempt: int) -> str:
-        from prefect.deployments import run_deployment
-
-        from frontdesk.pipeline import document_id
-
-        run = run_deployment(
-            name=self.deployment,
-            parameters={"path": str(path), "config_file": self.config_file},
-            idempotency_key=sha256 if attempt <= 1 else f"{sha256}-{attempt}",
-            flow_run_name=f"intake-{document_id(sha256)}-{attempt}",
-            tags=["frontdesk", "intake"],
-            timeout=0,
-        )
-        return str(run.id)  # type: ignore[union-attr]
-
-    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:
-        """The outcome when the worker left its receipt; a reason when the run ended without one."""
-        outcome = read_receipt(path)
-        if outcome is not None:
-            return outcome
-        now = time.monotonic()
-        if now - self._checked.get(flow_run_id, 0.0) < self.STATE_CHECK_SECONDS:
-            return None
-        self._checked[flow_run_id] = now
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
-        if state is None or not state.is_final():
-            return None
-        outcome = read_receipt(path)  # the run may have finished between the two looks
-        if outcome is not None:
-            return outcome
-        self._checked.pop(flow_run_id, None)
-        return f"flow run ended {state.type.value.lower()} without an outcome"
-
-
-def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
-    """``watch.workers`` processes (0: one per core) for inline and local work; one flow run per
-    document on the pool's workers for ``deployment``."""
-    mode = mode or settings.watch.dispatch
-    if mode == "deployment":
-        return DeploymentDispatcher(settings, config_file)
-    workers = settings.watch.workers or os.cpu_count() or 1
-    if mode == "local":
-        return LocalDispatcher(settings, workers)
-    return InlineDispatcher(settings, config_file, workers)
-
-
 # ------------------------------------------------------------------------------------------------ watcher
 
 
@@ -513,13 +433,20 @@ class Watcher:
     in the main thread, so the ledger never sees two writers racing for a claim."""
 
     def __init__(self, settings: Settings, inbox: Path | None = None, *, config_file: str | None = None,
-                 dispatcher: Dispatcher | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 dispatcher: Dispatcher | Callable[[], Dispatcher] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.opts = settings.watch
         self.areas = areas_for(inbox or settings.inbox, self.opts)
         self.ledger = Ledger(self.opts.ledger)
         self.config_file = config_file
-        self._dispatcher = dispatcher
+        # A dispatcher, or the command's factory for one (called on first use, and again for a broken pool)
+        self._make: Callable[[], Dispatcher] | None = None
+        self._dispatcher: Dispatcher | None = None
+        if isinstance(dispatcher, BatchDispatcher | FlowRunDispatcher):
+            self._dispatcher = dispatcher
+        else:
+            self._make = dispatcher
         self._owns_dispatcher = False
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
@@ -529,9 +456,12 @@ class Watcher:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """Built on first use: the inline dispatcher imports Prefect, which a quick start-up should not."""
+        """Built on first use when the command passed a factory (``flows.dispatch.make_dispatcher``): the
+        inline dispatcher imports Prefect, which a quick start-up should not. None: the pipeline here,
+        without Prefect (:class:`LocalDispatcher`)."""
         if self._dispatcher is None:
-            self._dispatcher = make_dispatcher(self.settings, self.config_file)
+            self._dispatcher = self._make() if self._make is not None else LocalDispatcher(
+                self.settings, self.settings.watch.workers or os.cpu_count() or 1)
             self._owns_dispatcher = True
         return self._dispatcher
 

@@ -26,10 +26,11 @@ from frontdesk.db.checks_models import PatientIdentifier, ReminderGap
 from frontdesk.db.models import Appointment as AppointmentRow
 from frontdesk.db.models import CheckRun, Document, ExtractedField, Extraction, Letter, Patient
 from frontdesk.settings import Settings
+from frontdesk.states import PieceStatus, advance
 from frontdesk.validators import as_date
 
 if TYPE_CHECKING:
-    from frontdesk.checks.runner import CheckReport
+    from frontdesk.checks.report import CheckReport
 
 REMINDER_KIND = "appointment_reminder"
 MRN = "mrn"
@@ -116,7 +117,7 @@ class CheckStore:
 
     def record_run(self, report: CheckReport, settings: Settings, *, today: date) -> None:
         """Store the run, fill each row's new/resolved, learn MRNs, and queue reminder letters."""
-        from frontdesk.checks.runner import Resolved, mailing_address, reminder_context
+        from frontdesk.checks.report import Resolved, mailing_address, reminder_context
 
         tz = ZoneInfo(settings_zone(settings))
         started = report.generated_at
@@ -244,7 +245,7 @@ class CheckStore:
         if not letter_ids:
             return
         for letter in s.scalars(select(Letter).where(Letter.id.in_(sorted(letter_ids)), Letter.status == "pending")):
-            letter.status = "void"
+            advance(letter, PieceStatus.VOID)
             for g in gaps:
                 if g.letter_id == letter.id:
                     s.delete(g)

@@ -34,7 +34,7 @@ from frontdesk.exceptions import ConversionError
 from frontdesk.settings import Settings
 
 if TYPE_CHECKING:
-    from frontdesk.checks.runner import CheckReport
+    from frontdesk.checks.report import CheckReport
 
 log = logging.getLogger("frontdesk.checks.worklist")
 
