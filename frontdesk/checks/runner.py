@@ -22,12 +22,12 @@ from frontdesk.checks.appointments import (
 )
 from frontdesk.checks.config import LoadedChecks, checks_for
 from frontdesk.checks.matching import PatientIndex
-from frontdesk.checks.patients import RecordSource
+from frontdesk.checks.patients import PatientRecord, RecordSource
 from frontdesk.checks.report import CheckReport, WorklistRow
 from frontdesk.checks.report import Resolved as Resolved
 from frontdesk.checks.report import mailing_address as mailing_address
 from frontdesk.checks.report import reminder_context as reminder_context
-from frontdesk.checks.rules import evaluate
+from frontdesk.checks.rules import Finding, evaluate
 from frontdesk.checks.schedule import next_business_day, practice_zone, settings_zone, today_in
 from frontdesk.settings import Settings
 

@@ -70,7 +70,7 @@ class CheckStore:
                                                                       PatientIdentifier.patient_id.in_(ids))):
                     known_mrns.setdefault(ident.patient_id, ident.value)
             intakes = self._latest_intakes(s, ids)
-            from frontdesk.claims.coverage import coverage_on_file  # eligibility answers (X12 271)
+            from frontdesk.checks.coverage import coverage_on_file  # eligibility answers (X12 271)
 
             coverage = coverage_on_file(s, ids)
             return [PatientRecord(patient_id=p.id, first_name=p.first_name, last_name=p.last_name,

@@ -98,7 +98,7 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
                          "storage_key": lt.storage_key,
                          "created_at": lt.created_at.isoformat(timespec="seconds")} for lt in view.letters],
         }
-        from frontdesk.claims.coverage import coverage_on_file  # the payer's latest eligibility answer
+        from frontdesk.checks.coverage import coverage_on_file  # the payer's latest eligibility answer
 
         cov = coverage_on_file(s, [p.id]).get(p.id)
         out["coverage"] = None if cov is None else {
