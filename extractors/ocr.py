@@ -154,6 +154,11 @@ def pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def width() -> int:
+    """Tesseract processes one page may use at once in this process (see :func:`set_width`)."""
+    return _width or max(1, os.cpu_count() or 1)
+
+
 def set_width(threads: int) -> None:
     """How many tesseract processes one page may use at once. A process that is one of several reading
     side by side (one per core) sets 1: its page is then read in one tesseract call instead of one per

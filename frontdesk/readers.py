@@ -1,7 +1,8 @@
 """Reading processes: documents of a batch read, checked and filed side by side, one process per core.
 
-Why processes and not threads: OCR is CPU-bound Python around tesseract, and the per-document read time
-limit uses SIGALRM, which works only in a process's main thread. Why a pool kept for the whole life of a
+Why processes and not threads: OCR is CPU-bound Python around tesseract. Each document itself is read in
+a further process of its own (:func:`read_isolated`), killed at the time and memory limits, so a hostile
+file never takes a pool process (or the batch) down with it. Why a pool kept for the whole life of a
 watcher: each process imports the readers and loads templates, vocabulary and OCR set-up once (seconds
 of CPU), not per batch.
 
@@ -23,14 +24,16 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from extractors import RawDocument
 
 from frontdesk.settings import Settings
 
 if TYPE_CHECKING:
     from frontdesk.pipeline import IntakeWork, Pipeline
 
-__all__ = ["ReadingPool", "largest_first"]
+__all__ = ["ReadingPool", "largest_first", "read_isolated"]
 
 _PIPELINE: Pipeline | None = None
 
@@ -102,3 +105,78 @@ class ReadingPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=not self.broken, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------------ one document, isolated
+
+
+def read_isolated(path: Path, settings: Settings, extra_forms_dirs: list[Path] | None = None) -> list[RawDocument]:
+    """The documents in ``path``, read by ``python -m frontdesk.reading_process`` in a process of its own
+    with a wall-clock limit (``extraction.read_limit_seconds``, the process and its tesseracts killed)
+    and a memory limit (``extraction.read_memory_mb``, RLIMIT_AS). Works from any thread, process pool or
+    Dask worker. Raises :class:`extractors.UnreadableDocument` with a one-line reason when the reader
+    refuses the file, runs out of time or memory, or dies."""
+    import json
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from extractors import UnreadableDocument, ocr
+
+    ex = settings.extraction
+    job = {"path": str(path), "settings": settings, "extra_forms_dirs": extra_forms_dirs,
+           "memory_mb": ex.read_memory_mb, "ocr_width": ocr.width()}
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           # OpenCV's own decoder limit, read when cv2 is imported: the practice's pixel limit
+           "OPENCV_IO_MAX_IMAGE_PIXELS": str(int(ex.max_image_megapixels * 1e6))}
+    with tempfile.TemporaryFile() as answer:
+        proc = subprocess.Popen([sys.executable, "-m", "frontdesk.reading_process"], stdin=subprocess.PIPE,
+                                stdout=answer, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        timed_out = False
+        try:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(pickle.dumps(job))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                proc.wait(timeout=ex.read_limit_seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        finally:
+            try:  # the reader and anything it started (tesseract, pdftoppm)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        if timed_out:
+            raise UnreadableDocument(f"reading took longer than {ex.read_limit_seconds:g} s; the file may be damaged")
+        answer.seek(0)
+        raw = answer.read()
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        code = proc.returncode
+        how = f"was stopped by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        raise UnreadableDocument(f"the reader {how}; the file may be damaged or need more than "
+                                 f"{ex.read_memory_mb} MB to read")
+    if "unreadable" in data:
+        raise UnreadableDocument(str(data["unreadable"]), encrypted=bool(data.get("encrypted")))
+    return [_document(d) for d in data["documents"]]
+
+
+def _document(d: dict[str, Any]) -> RawDocument:
+    from extractors import RawField, RawFlag
+
+    return RawDocument(
+        document_type=str(d["document_type"]), form=d.get("form"), method=str(d["method"]), pages=int(d["pages"]),
+        fields={k: RawField(**v) for k, v in d["fields"].items()},
+        flags=[RawFlag(**f) for f in d["flags"]],
+        present=set(d["present"]) if d.get("present") is not None else None,
+        source_pages=list(d["source_pages"]) if d.get("source_pages") is not None else None,
+    )

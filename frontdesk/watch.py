@@ -26,6 +26,7 @@ import fnmatch
 import logging
 import os
 import signal
+import stat
 import sqlite3
 import threading
 import time
@@ -36,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from frontdesk.exceptions import ConfigError
+from frontdesk.exceptions import ConfigError, InboxInUseError
 from frontdesk.models import ProcessOutcome
 from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
@@ -75,6 +76,13 @@ class Areas:
         return (self.processing, self.archive, self.failed)
 
 
+def areas_paths(inbox: Path, watch: WatchSettings) -> list[Path]:
+    """Where processing, archive and failed are for this inbox, without creating them."""
+    parent = Path(inbox).resolve().parent
+    return [Path(watch.processing or parent / "processing"), Path(watch.archive or parent / "archive"),
+            Path(watch.failed or parent / "failed")]
+
+
 def areas_for(inbox: Path, watch: WatchSettings) -> Areas:
     """Default areas sit beside the inbox: same filesystem, so a claim is one atomic rename."""
     inbox = Path(inbox).resolve()
@@ -100,41 +108,30 @@ def areas_for(inbox: Path, watch: WatchSettings) -> Areas:
 
 def incomplete_reason(path: Path) -> str | None:
     """None when the file is whole; else why not. A scanner still writing leaves a PDF without its
-    trailer or an image that stops mid-stream; both are caught here, before anything reads the file."""
-    from extractors.base import sniff, time_limit
+    trailer or an image that stops mid-stream; both are caught here from the file's last bytes, before
+    anything reads the file. Nothing is parsed or decoded in the watcher's own process: that is for the
+    reading process, under its time, memory and pixel limits (a hostile file cannot stall the watcher)."""
+    from extractors.base import sniff
 
     try:
         kind = sniff(path)
         if kind == "empty":
             return "empty"
-        if kind == "pdf":
-            size = path.stat().st_size
-            with open(path, "rb") as fh:
-                fh.seek(max(0, size - 2048))
-                tail = fh.read()
-            if b"%%EOF" not in tail:
-                return "pdf without trailer"
-            from pypdf import PdfReader
-
-            with time_limit(20):
-                reader = PdfReader(path, strict=False)
-                if reader.is_encrypted:
-                    return None  # whole, just locked: the pipeline files it as failed with its reason
-                if len(reader.pages) < 1:
-                    return "pdf without pages"
-            return None
-        if kind in ("tiff", "jpeg", "png"):
-            from PIL import Image
-
-            try:
-                with time_limit(20), Image.open(path) as im:
-                    im.load()
-            except Image.DecompressionBombError:
-                return None  # whole, and hostile: the pipeline refuses it with its reason
-            return None
-    except Exception as exc:  # parsers raise anything on a truncated stream
-        return f"does not parse yet ({exc.__class__.__name__})"
-    return None  # other kinds cannot be checked: stability is all we have; the pipeline decides
+        if kind not in ("pdf", "jpeg", "png"):
+            return None  # TIFF and others cannot be checked from their tail: stability is all we have
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 2048))
+            tail = fh.read()
+        if kind == "pdf" and b"%%EOF" not in tail:
+            return "pdf without trailer"
+        if kind == "jpeg" and b"\xff\xd9" not in tail[-64:]:
+            return "jpeg without its end marker"
+        if kind == "png" and b"IEND" not in tail[-64:]:
+            return "png without its end chunk"
+    except OSError as exc:
+        return f"cannot be read yet ({exc.__class__.__name__})"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- ledger
@@ -521,6 +518,13 @@ class Watcher:
         self.config_file = config_file
         self._dispatcher = dispatcher
         self._owns_dispatcher = False
+        # The dispatch the user chose stays chosen: a broken reading pool is replaced by one of the same kind.
+        self._mode: str | None = None
+        if isinstance(dispatcher, InlineDispatcher):
+            self._mode = "inline"
+        elif isinstance(dispatcher, LocalDispatcher):
+            self._mode = "local"
+        self._lock_fd: int | None = None
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self.stop_event = threading.Event()
@@ -531,7 +535,7 @@ class Watcher:
     def dispatcher(self) -> Dispatcher:
         """Built on first use: the inline dispatcher imports Prefect, which a quick start-up should not."""
         if self._dispatcher is None:
-            self._dispatcher = make_dispatcher(self.settings, self.config_file)
+            self._dispatcher = make_dispatcher(self.settings, self.config_file, self._mode)
             self._owns_dispatcher = True
         return self._dispatcher
 
@@ -554,10 +558,14 @@ class Watcher:
         if path in self.candidates or not self._wanted(path):
             return
         try:
-            st = path.stat()
+            st = path.lstat()  # the entry itself: a link is never followed
         except OSError:
             return
-        if not path.is_file():
+        special = _special_kind(st.st_mode)
+        if special is not None:
+            self.refuse(path, f"{special}, not a regular file: refused without opening it")
+            return
+        if not stat.S_ISREG(st.st_mode):
             return
         now = self.clock()
         self.candidates[path] = _Candidate(st.st_size, st.st_mtime_ns, now, now)
@@ -643,6 +651,26 @@ class Watcher:
             self.stats.claimed += 1
             log.info("claimed %s", claim)
         return taken
+
+    def refuse(self, path: Path, reason: str) -> str | None:
+        """Move an inbox entry that is not a regular file (a symbolic link, a FIFO, a device) to the failed
+        area with its reason, by renaming the entry itself: its target is never opened, a FIFO never read
+        (which would block the watcher for good)."""
+        self.candidates.pop(path, None)
+        source = path.relative_to(self.areas.inbox).as_posix()
+        claim = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        self.ledger.add(claim, source)
+        try:
+            os.rename(path, self.areas.processing / claim)
+        except OSError:
+            self.ledger.forget(claim)
+            return None
+        self.ledger.update(claim, state="done", status="failed", reason=reason)
+        self.stats.claimed += 1
+        row = self.ledger.get(claim)
+        assert row is not None
+        self.finish(row)
+        return claim
 
     def _hash(self, c: Claim) -> Claim | None:
         """Hash once, in the processing area (nothing writes there); spot content already processed."""
@@ -849,7 +877,7 @@ class Watcher:
         assert c.final_path is not None
         dest = Path(c.final_path)
         item = failed_id(c.claim)
-        moved = src.exists()
+        moved = os.path.lexists(src)  # a refused symbolic link is moved as a link, never followed
         if moved:
             _move(src, dest)
         text = (f"Frontdesk could not process this file.\nReason: {c.reason or 'unknown'}\n"
@@ -909,8 +937,37 @@ class Watcher:
     def run(self, *, once: bool = False, install_signals: bool = True) -> Stats:
         """Watch until stopped (SIGTERM, SIGINT, ``stop_event``). With ``once``: take what is in the inbox
         now, wait until it is all finished, and return."""
+        self.lock_inbox()
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        try:
+            return self._run(once)
+        finally:
+            self.unlock_inbox()
+
+    def lock_inbox(self) -> None:
+        """One watcher per inbox: an exclusive lock (flock) on a file in the processing area, held while
+        this watcher runs and dropped by the kernel when its process dies (no stale lock after a crash).
+        A second watcher is refused, so no file is claimed, recovered or processed by two."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.areas.processing / ".frontdesk-watch.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InboxInUseError("another watcher is already watching this inbox (its lock is held in "
+                                  f"{self.areas.processing}); stop it first, or give this one its own inbox") from None
+        self._lock_fd = fd
+
+    def unlock_inbox(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _run(self, once: bool) -> Stats:
         self.recover()
         self.rescan()
         log.info("watching %s", "the inbox" + (" (polling)" if self.opts.polling else ""))
@@ -947,6 +1004,19 @@ class Watcher:
             self.tick()
             if self.stop_event.is_set():
                 break
+
+
+def _special_kind(mode: int) -> str | None:
+    """What an inbox entry is when it is no file to read (None for regular files and folders)."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _move(src: Path, dest: Path) -> None:
