@@ -1,0 +1,302 @@
+"""Hardening (issue #15): one bad file blames only itself, patient data locked down, nothing trusted that
+should not be. Faults are injected through public inputs only: the documents themselves (a test-fault
+comment honoured when FRONTDESK_TEST_FAULTS=1), the inbox, the settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FRONTDESK
+from tests.fixtures.generator import generate
+
+
+def good_pdfs(folder: Path, n: int, seed: int) -> list[Path]:
+    cases = generate(folder, n, seed=seed)
+    (folder / "truth.json").unlink()
+    return [c.path for c in cases]
+
+
+def with_fault(pdf: Path, fault: str, dest: Path) -> Path:
+    """A copy of a good form whose reader will hang, grow or die (the comment is ignored by PDF readers)."""
+    data = pdf.read_bytes()
+    cut = data.index(b"\n") + 1
+    dest.write_bytes(data[:cut] + f"%FRONTDESK-TEST-FAULT {fault}\n".encode() + data[cut:])
+    return dest
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "FRONTDESK_STORAGE__ROOT": str(tmp_path / "storage"),
+        "FRONTDESK_STORAGE__SPOOL": str(tmp_path / "spool"),
+        "FRONTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'frontdesk.db'}",
+        "FRONTDESK_INBOX": str(tmp_path / "inbox"),
+        "FRONTDESK_WATCH__LEDGER": str(tmp_path / "watch" / "ledger.sqlite"),
+        "FRONTDESK_PREFECT__REVIEW": "false",
+    })
+    env.update(extra)
+    return env
+
+
+def reasons(failed: Path) -> dict[str, str]:
+    return {d.name: (d / "reason.txt").read_text() for d in failed.iterdir() if (d / "reason.txt").is_file()}
+
+
+# ------------------------------------------------------------------------------ one bad file, itself only
+
+
+def test_hung_bloated_and_crashing_readers_fail_only_their_own_documents(tmp_path: Path) -> None:
+    """A reader that sleeps forever, one that allocates without bound and one that is killed, among good
+    forms in one batch: each bad one is in failed/ with its reason, every good one is filed, once."""
+    good = good_pdfs(tmp_path / "src", 4, seed=151)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in good:
+        p.rename(inbox / p.name)
+    spare = good_pdfs(tmp_path / "src2", 3, seed=152)
+    for p, fault in zip(spare, ("sleep", "allocate", "kill"), strict=True):
+        with_fault(p, fault, inbox / f"{fault}.pdf")
+    env = cli_env(tmp_path, FRONTDESK_TEST_FAULTS="1", FRONTDESK_EXTRACTION__READ_LIMIT_SECONDS="15",
+                  FRONTDESK_EXTRACTION__READ_MEMORY_MB="700", FRONTDESK_WATCH__MAX_ATTEMPTS="1")
+    run = subprocess.run([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--once", "--stable", "0.2",
+                          "--json"], capture_output=True, text=True, env=env, timeout=400)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    finished = json.loads(run.stdout.strip().splitlines()[-1])["finished"]
+    assert finished.get("filed", 0) + finished.get("needs_review", 0) == 4 and finished["failed"] == 3, finished
+    archived = sorted(p for p in (tmp_path / "archive").rglob("*.pdf"))
+    assert len(archived) == 4 and not any(b"FRONTDESK-TEST-FAULT" in p.read_bytes() for p in archived)
+    why = " | ".join(reasons(tmp_path / "failed").values())
+    assert "took longer than 15 s" in why
+    assert why.count("the reader was stopped by signal SIGKILL") + why.count("needed more than 700 MB") == 2, why
+    listed = subprocess.run([FRONTDESK, "watch", str(inbox), "--failed"], capture_output=True, text=True, env=env)
+    assert {"sleep.pdf", "allocate.pdf", "kill.pdf"} <= set(listed.stdout.split())
+
+
+# ------------------------------------------------------------------------------------------ the inbox
+
+
+class Recording:
+    """Stands in for the pipeline in watcher-only tests: remembers the bytes it was handed."""
+
+    def __init__(self) -> None:
+        self.read: list[bytes] = []
+
+    def run(self, paths: list[Path]) -> list:  # type: ignore[type-arg]
+        from frontdesk.models import ProcessOutcome
+
+        out = []
+        for p in paths:
+            self.read.append(p.read_bytes())
+            out.append(ProcessOutcome(input=str(p), status="filed", record_id=f"doc-{len(self.read)}"))
+        return out
+
+
+@pytest.fixture
+def wsettings(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = settings.model_copy(deep=True)
+    s.watch.ledger = tmp_path / "watch" / "ledger.sqlite"
+    s.watch.stable_seconds = 0.0
+    return s
+
+
+def test_symlinks_and_fifos_in_the_inbox_are_refused_without_opening_them(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from frontdesk.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    secret = tmp_path / "outside" / "someone-elses.pdf"
+    secret.parent.mkdir()
+    secret.write_bytes(b"%PDF-1.4 not for the inbox\n%%EOF\n")
+    (inbox / "link.pdf").symlink_to(secret)
+    (inbox / "dangling.pdf").symlink_to(tmp_path / "nowhere.pdf")
+    os.mkfifo(inbox / "pipe.pdf")
+    (inbox / "real.pdf").write_bytes(b"%PDF-1.4 a real one\n%%EOF\n")
+    disp = Recording()
+    w = Watcher(wsettings, inbox, dispatcher=disp)
+    done: list[object] = []
+    t = threading.Thread(target=lambda: done.append(w.run(once=True, install_signals=False)), daemon=True)
+    t.start()
+    t.join(60)
+    assert done, "the watcher hung on an inbox entry"
+    assert disp.read == [b"%PDF-1.4 a real one\n%%EOF\n"]  # the link's target was never handed on
+    assert secret.read_bytes().startswith(b"%PDF-1.4 not for")  # and is left where it was
+    assert list(inbox.iterdir()) == []
+    why = sorted(reasons(tmp_path / "failed").values())
+    assert len(why) == 3
+    assert sum("symbolic link" in r for r in why) == 2 and sum("named pipe" in r for r in why) == 1
+
+
+def test_a_second_watcher_on_the_same_inbox_is_refused(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two watchers on one inbox would adopt each other's claims and process files twice: the second is
+    refused with a clear message while the first runs, and starts once the first has stopped."""
+    from frontdesk.exceptions import InboxInUseError
+    from frontdesk.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    first = Watcher(wsettings, inbox, dispatcher=Recording())
+    wsettings.watch.polling = True
+    t = threading.Thread(target=lambda: first.run(install_signals=False), daemon=True)
+    t.start()
+    time.sleep(1.0)
+    second = Watcher(wsettings, inbox, dispatcher=Recording())
+    with pytest.raises(InboxInUseError, match="another watcher is already watching this inbox"):
+        second.run(once=True, install_signals=False)
+    first.stop_event.set()
+    t.join(30)
+    (inbox / "a.pdf").write_bytes(b"%PDF-1.4 a\n%%EOF\n")
+    third = Watcher(wsettings, inbox, dispatcher=Recording())
+    third.run(once=True, install_signals=False)
+    assert third.stats.finished == {"filed": 1}
+
+
+def test_a_second_watch_command_exits_with_a_message(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    env = cli_env(tmp_path)
+    first = subprocess.Popen([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--polling"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        lock = tmp_path / "processing" / ".frontdesk-watch.lock"
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        second = subprocess.run([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--once"], env=env,
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        first.terminate()
+        first.wait(30)
+    assert second.returncode == 1
+    assert "another watcher is already watching this inbox" in second.stderr
+
+
+# ---------------------------------------------------------------------------------- patient data at rest
+
+
+def test_every_path_holding_patient_data_is_private_after_a_run(tmp_path: Path) -> None:
+    """Files 0600, folders 0700, whatever the caller's umask, and an older install's open files and
+    folders are tightened on start."""
+    data = tmp_path / "data"
+    (data / "storage" / "documents" / "old").mkdir(parents=True)
+    old = data / "storage" / "documents" / "old" / "original.pdf"
+    old.write_bytes(b"from an older version")
+    os.chmod(old, 0o644)
+    os.chmod(data / "storage" / "documents" / "old", 0o755)
+    env = cli_env(data, FRONTDESK_CHECKS__OUTPUT_DIR=str(data / "worklists"),
+                  FRONTDESK_MAIL__OUTPUT_DIR=str(data / "mail"))
+    inbox = data / "inbox"
+    inbox.mkdir(parents=True)
+    for p in good_pdfs(tmp_path / "src", 3, seed=153):
+        p.rename(inbox / p.name)
+    (inbox / "junk.pdf").write_bytes(b"%PDF-1.4 junk\n%%EOF\n")
+    run = subprocess.run(["sh", "-c", f"umask 022 && exec {FRONTDESK} watch {inbox} --dispatch local --once "
+                          "--stable 0.2"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "tightened the permissions" in run.stderr
+    seen = 0
+    loose = []
+    for dirpath, dirnames, filenames in os.walk(data):
+        if Path(dirpath) == data:
+            dirnames.remove("inbox")  # the staff's drop folder: its permissions are the share's
+        for name in dirnames:
+            mode = stat.S_IMODE(os.lstat(Path(dirpath) / name).st_mode)
+            seen += 1
+            if mode != 0o700:
+                loose.append((str(Path(dirpath) / name), oct(mode)))
+        for name in filenames:
+            mode = stat.S_IMODE(os.lstat(Path(dirpath) / name).st_mode)
+            seen += 1
+            if mode != 0o600:
+                loose.append((str(Path(dirpath) / name), oct(mode)))
+    assert seen > 20 and (data / "failed").is_dir() and (data / "frontdesk.db").is_file()
+    assert loose == []
+
+
+# ---------------------------------------------------------------------------------- decompression bombs
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid PNG of white RGB pixels, a few hundred KB on disk, width x height when decoded."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * (3 * width)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def pdf_with_lying_jpeg(path: Path) -> Path:
+    """A PDF whose one image says 100 x 100 and whose JPEG header says 40,000 x 40,000."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (100, 100), 255).save(buf, "JPEG")
+    jpeg = bytearray(buf.getvalue())
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 40000, 40000)
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im0 4 0 R >> >> "
+            b"/Contents 5 0 R >>",
+            b"<< /Type /XObject /Subtype /Image /Width 100 /Height 100 /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n" % len(jpeg) + bytes(jpeg)
+            + b"\nendstream",
+            b"<< /Length 30 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_decompression_bombs_are_refused_by_their_pixel_count_before_decoding(tmp_path: Path) -> None:
+    """Each refused with a reason naming the pixel limit (not by running out of memory), in the reading
+    process; the watcher's own process never decodes them."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    pdf_with_lying_jpeg(inbox / "lying-jpeg.pdf")
+    png_bomb(inbox / "huge.png", 11000, 11000)  # 121 MP: under Pillow's own bomb limit, over the practice's 60
+    env = cli_env(tmp_path, FRONTDESK_WATCH__MAX_ATTEMPTS="1")
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", FRONTDESK, "watch", str(inbox), "--dispatch", "local",
+                          "--once", "--stable", "0.2"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    watcher_kb = int(run.stderr.strip().splitlines()[-1])
+    assert watcher_kb < 400_000  # the watcher process itself (the readers are its grandchildren)
+    why = sorted(reasons(tmp_path / "failed").values())
+    assert len(why) == 2
+    assert all("megapixels, limit 60" in r or "decompression-bomb limit" in r for r in why), why
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "sparse.pdf"
+    with open(big, "wb") as fh:
+        fh.write(b"%PDF-1.4\n")
+        fh.truncate(3 * 1024 * 1024)
+    env = cli_env(tmp_path, FRONTDESK_EXTRACTION__MAX_FILE_MB="2")
+    run = subprocess.run([FRONTDESK, "process", str(big), "--json"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode in (0, 2), run.stderr[-2000:]
+    (outcome,) = json.loads(run.stdout)
+    assert outcome["status"] == "failed" and "over the 2 MB limit" in outcome["error"]
