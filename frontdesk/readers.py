@@ -82,7 +82,7 @@ class ReadingPool:
     def intake(self, path: Path) -> IntakeWork:
         """One document, in whichever process is free; blocks until it is filed. Exceptions come back
         as raised in the process (a storage fault stays a ``StorageError``, so retries see it)."""
-        try:
+        try:  # a pool whose process died between batches refuses at submit already
             return self.submit(path).result()
         except BrokenProcessPool:
             self._broke()
@@ -90,8 +90,8 @@ class ReadingPool:
 
     def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
         """Every document of a batch, in the batch's order."""
-        futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
-        try:
+        try:  # a pool whose process died between batches refuses at submit already
+            futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
             return [futures[i].result() for i in range(len(paths))]
         except BrokenProcessPool:
             self._broke()

@@ -300,3 +300,28 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path)
     assert run.returncode in (0, 2), run.stderr[-2000:]
     (outcome,) = json.loads(run.stdout)
     assert outcome["status"] == "failed" and "over the 2 MB limit" in outcome["error"]
+
+
+def test_a_broken_local_reading_pool_is_replaced_by_a_local_one(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``--dispatch local`` chosen: when a reading process dies, the next batch gets a fresh local pool,
+    never (silently) Prefect's inline dispatch."""
+    import multiprocessing
+    import signal
+
+    from frontdesk.watch import InlineDispatcher, LocalDispatcher, Watcher, make_dispatcher
+
+    wsettings.watch.workers = 2
+    src = good_pdfs(tmp_path / "src", 2, seed=154)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    local = make_dispatcher(wsettings, None, "local")
+    assert isinstance(local, LocalDispatcher) and local.readers is not None
+    local.readers.intake(src[0])  # the reading processes are up
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    src[1].rename(inbox / "b.pdf")
+    w = Watcher(wsettings, inbox, dispatcher=local)
+    w.run(once=True, install_signals=False)
+    assert sum(w.stats.finished.values()) == 1 and "failed" not in w.stats.finished
+    assert type(w.dispatcher) is LocalDispatcher and not isinstance(w.dispatcher, InlineDispatcher)
+    w.dispatcher.close()  # type: ignore[union-attr]
