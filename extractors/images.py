@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
-
 WORK_DPI = 300
 LETTER_SHORT_IN = 8.5
 MAX_ASPECT = 6.0  # a long side more than six times the short one is no page (and slow to decode if damaged)

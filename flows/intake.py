@@ -22,9 +22,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from sqlalchemy.exc import OperationalError
 
-from frontdesk.exceptions import ConfigError, StorageError
+from flows.errors import is_transient, phi_free
+from frontdesk.exceptions import ConfigError
 from frontdesk.models import ProcessOutcome
 from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
 from frontdesk.readers import ReadingPool
@@ -54,6 +54,7 @@ def use_pipeline(pipeline: Pipeline, config_file: str | None = None, *, readers:
 
 
 @task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@phi_free("recover")
 def recover(config_file: str | None = None) -> RecoveryReport:
     """Counts only: safe to show in the UI."""
     return pipeline_for(config_file).recover(force=True)  # every flow run, even in a long-lived worker
@@ -62,11 +63,12 @@ def recover(config_file: str | None = None) -> RecoveryReport:
 def _transient(task: object, run: object, state: Any) -> bool:
     """Storage refused a write, or the records database was busy: a retry repeats the same keys and
     rows (the document is recorded before it is stored), so it is safe."""
-    return isinstance(state.result(raise_on_failure=False), StorageError | OperationalError)
+    return is_transient(state.result(raise_on_failure=False))
 
 
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
       persist_result=False, retry_condition_fn=_transient)
+@phi_free("intake-document")
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
     readers = _READERS.get(config_file)
     if readers is None:
@@ -76,6 +78,7 @@ def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
 
 
 @task(name="send-letters", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@phi_free("send-letters")
 def send_letters(works: list[IntakeWork], config_file: str | None = None) -> list[IntakeWork]:
     return pipeline_for(config_file).send_letters(works)
 
@@ -203,6 +206,7 @@ def intake_flow_for(settings: Settings) -> Any:
 
 
 @flow(name="intake", persist_result=False, log_prints=False)
+@phi_free("intake")
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
     """Every document read, checked and filed; one that needs review goes to a person first (its letters
     follow the review), the others get their letters in one batch."""

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extractors import RawDocument
-
 from frontdesk.settings import Settings
 
 if TYPE_CHECKING:
@@ -116,6 +115,7 @@ def read_isolated(path: Path, settings: Settings, extra_forms_dirs: list[Path] |
     and a memory limit (``extraction.read_memory_mb``, RLIMIT_AS). Works from any thread, process pool or
     Dask worker. Raises :class:`extractors.UnreadableDocument` with a one-line reason when the reader
     refuses the file, runs out of time or memory, or dies."""
+    import contextlib
     import json
     import pickle
     import signal
@@ -147,10 +147,8 @@ def read_isolated(path: Path, settings: Settings, extra_forms_dirs: list[Path] |
             except subprocess.TimeoutExpired:
                 timed_out = True
         finally:
-            try:  # the reader and anything it started (tesseract, pdftoppm)
+            with contextlib.suppress(ProcessLookupError):  # the reader and anything it started (tesseract)
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
         if timed_out:
             raise UnreadableDocument(f"reading took longer than {ex.read_limit_seconds:g} s; the file may be damaged")

@@ -325,3 +325,69 @@ def test_a_broken_local_reading_pool_is_replaced_by_a_local_one(wsettings, tmp_p
     assert sum(w.stats.finished.values()) == 1 and "failed" not in w.stats.finished
     assert type(w.dispatcher) is LocalDispatcher and not isinstance(w.dispatcher, InlineDispatcher)
     w.dispatcher.close()  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------- patient data in errors
+
+
+def test_a_refused_database_write_leaves_no_patient_value_in_what_reaches_prefect(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The records database refuses a write (here: a trigger, as a broken upgrade or a full disk would):
+    the error the intake task raises - what Prefect shows as the state message, logs as a traceback and
+    pickles into its result storage - names the task and the error class, never a patient's values."""
+    import pickle
+    import traceback
+
+    from flows.intake import intake_document, use_pipeline
+    from frontdesk.pipeline import Pipeline
+
+    case = generate(tmp_path / "src", 1, seed=155)[0]
+    pipeline = Pipeline(settings)
+    with pipeline.db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER refuse_patients BEFORE INSERT ON patients "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    use_pipeline(pipeline, None)
+    try:
+        with pytest.raises(Exception) as caught:
+            intake_document.fn(case.path, None)
+    finally:
+        use_pipeline(Pipeline(settings), None)
+    exc = caught.value
+    told = " ".join([str(exc), repr(exc), "".join(traceback.format_exception(exc)),
+                     pickle.dumps(exc).decode("latin-1")])
+    patient_values = [str(case.patient[k]) for k in ("patient.last_name", "patient.first_name",
+                                                     "patient.address.street")]
+    m, d, y = str(case.patient["patient.date_of_birth"]).split("/")
+    patient_values.append(f"{y}-{m}-{d}")
+    for value in patient_values:
+        assert value not in told
+    assert "intake-document" in str(exc)
+
+
+def test_deployed_flows_take_no_configuration_and_no_path_outside_their_own_areas(settings, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                                   monkeypatch) -> None:
+    """Whoever can reach the Prefect API chooses a run's parameters: none names a configuration file, and
+    the intake flow takes only a claim's opaque name in the worker's own processing area."""
+    import inspect
+
+    from flows.deployments import flows_to_deploy, intake_document_flow
+    from flows.intake import use_pipeline
+    from flows.params import ParameterRefused
+    from frontdesk.pipeline import Pipeline
+
+    for fn, name, _ in flows_to_deploy(settings):
+        params = inspect.signature(fn.fn).parameters
+        assert "config_file" not in params, name
+        assert not {"path", "paths"} & set(params), name
+    use_pipeline(Pipeline(settings), None)
+    outside = tmp_path / "elsewhere" / "20261205T000000-0123456789ab.pdf"
+    outside.parent.mkdir()
+    outside.write_bytes(good_pdfs(tmp_path / "src", 1, seed=156)[0].read_bytes())
+    processing = tmp_path / "processing"
+    processing.mkdir(exist_ok=True)
+    (processing / "20261205T000000-aaaaaaaaaaaa.pdf").symlink_to(outside)
+    for claim in (str(outside), "../elsewhere/20261205T000000-0123456789ab.pdf", "20261205T000000-aaaaaaaaaaaa.pdf",
+                  "20261205T000000-bbbbbbbbbbbb.pdf"):
+        with pytest.raises(ParameterRefused):
+            intake_document_flow.fn(claim)
+    assert sorted(p.name for p in outside.parent.iterdir()) == [outside.name]  # no receipt written beside it
+    assert not any((tmp_path / "storage").rglob("*.pdf"))  # nothing was filed
