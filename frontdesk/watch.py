@@ -946,20 +946,21 @@ class Watcher:
             self.unlock_inbox()
 
     def lock_inbox(self) -> None:
-        """One watcher per inbox: an exclusive lock (flock) on a file in the processing area, held while
-        this watcher runs and dropped by the kernel when its process dies (no stale lock after a crash).
-        A second watcher is refused, so no file is claimed, recovered or processed by two."""
+        """One watcher per inbox: an exclusive lock (flock) on the inbox folder itself, held while this
+        watcher runs and dropped by the kernel when its process dies (no stale lock after a crash, no lock
+        file for staff to wonder about). A second watcher is refused, so no file is claimed, recovered or
+        processed by two."""
         import fcntl
 
         if self._lock_fd is not None:
             return
-        fd = os.open(self.areas.processing / ".frontdesk-watch.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(self.areas.inbox, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise InboxInUseError("another watcher is already watching this inbox (its lock is held in "
-                                  f"{self.areas.processing}); stop it first, or give this one its own inbox") from None
+            raise InboxInUseError("another watcher is already watching this inbox; stop it first, or give "
+                                  "this one its own inbox") from None
         self._lock_fd = fd
 
     def unlock_inbox(self) -> None:

@@ -169,10 +169,9 @@ def test_a_second_watch_command_exits_with_a_message(tmp_path: Path) -> None:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        lock = tmp_path / "processing" / ".frontdesk-watch.lock"
-        while not lock.exists() and time.monotonic() < deadline:
+        while not (tmp_path / "processing").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(3.0)
         second = subprocess.run([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--once"], env=env,
                                 capture_output=True, text=True, timeout=120)
     finally:
@@ -391,3 +390,26 @@ def test_deployed_flows_take_no_configuration_and_no_path_outside_their_own_area
             intake_document_flow.fn(claim)
     assert sorted(p.name for p in outside.parent.iterdir()) == [outside.name]  # no receipt written beside it
     assert not any((tmp_path / "storage").rglob("*.pdf"))  # nothing was filed
+
+
+# ------------------------------------------------------------------------------------------- templates
+
+
+@pytest.mark.parametrize("source", [
+    "{% autoescape false %}{{ name }}{% endautoescape %}",
+    "{{ name|safe }}",
+    "{% filter safe %}{{ name }}{% endfilter %}",
+])
+def test_a_letter_template_cannot_turn_escaping_off(source: str) -> None:
+    from jinja2.exceptions import SecurityError
+
+    from frontdesk.rendering import jinja_env
+
+    with pytest.raises(SecurityError, match="turns escaping off"):
+        jinja_env().from_string(source).render(name="</w:t><w:t>O'Brien & Sons")
+
+
+def test_a_letter_value_is_escaped_into_the_document() -> None:
+    from frontdesk.rendering import jinja_env
+
+    assert jinja_env().from_string("{{ name }}").render(name="A & <B>") == "A &amp; &lt;B&gt;"

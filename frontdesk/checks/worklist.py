@@ -44,8 +44,16 @@ PDF_TIMEOUT = 90.0
 
 
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    """Sandboxed, strict and escaping, like the letters: the worklist shows what patients wrote and what the
+    scheduler exported, so a value is text, never markup, and the template cannot turn escaping off."""
+    import jinja2.sandbox
+
+    from frontdesk.rendering import refuse_unescaping
+
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined,
+                                                       trim_blocks=True, lstrip_blocks=True)
     source = resources.files("frontdesk.checks").joinpath("worklist.html").read_text(encoding="utf-8")
+    refuse_unescaping(env.parse(source))
     return env.from_string(source)
 
 
