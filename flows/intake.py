@@ -198,6 +198,9 @@ def intake_flow_for(settings: Settings) -> Any:
         raise ConfigError("prefect.task_runner is dask but prefect-dask is not installed "
                           "(pip install 'frontdesk[dask]')") from exc
     if settings.prefect.dask_address:
+        from frontdesk.netpolicy import check_dask_address
+
+        check_dask_address(settings.prefect.dask_address)  # beyond this machine: tls:// only
         runner = DaskTaskRunner(address=settings.prefect.dask_address)
     else:
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,

@@ -413,3 +413,44 @@ def test_a_letter_value_is_escaped_into_the_document() -> None:
     from frontdesk.rendering import jinja_env
 
     assert jinja_env().from_string("{{ name }}").render(name="A & <B>") == "A &amp; &lt;B&gt;"
+
+
+# ------------------------------------------------------------------------------------ who can reach it
+
+
+@pytest.mark.timeout(60)
+def test_a_prefect_api_on_another_machine_needs_credentials(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from frontdesk.commands.serve import prefect_api
+    from frontdesk.exceptions import ConfigError
+
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    settings.prefect.api_url = "http://192.0.2.10:4200/api"  # TEST-NET: nothing answers there
+    with pytest.raises(ConfigError, match="no credentials are configured"), prefect_api(settings):
+        pass
+
+
+@pytest.mark.timeout(60)
+def test_a_dask_scheduler_on_another_machine_needs_tls(settings) -> None:  # type: ignore[no-untyped-def]
+    from flows.intake import intake_flow_for
+    from frontdesk.exceptions import ConfigError
+
+    settings.prefect.task_runner = "dask"
+    settings.prefect.dask_address = "tcp://192.0.2.10:8786"
+    with pytest.raises(ConfigError, match="tls://"):
+        intake_flow_for(settings)
+    settings.prefect.dask_address = "tls://192.0.2.10:8786"
+    assert intake_flow_for(settings) is not None  # built, not connected: the run connects
+    settings.prefect.dask_address = "tcp://127.0.0.1:8786"
+    assert intake_flow_for(settings) is not None
+
+
+def test_the_local_prefect_server_binds_to_this_machine_only_and_the_docs_say_so() -> None:
+    root = Path(__file__).resolve().parent.parent
+    serve = (root / "frontdesk" / "commands" / "serve.py").read_text()
+    assert '"--host", "127.0.0.1"' in serve
+    scale = (root / "docs" / "scale-out.md").read_text()
+    assert "--host 0.0.0.0" not in scale
+    security = (root / "docs" / "security.md").read_text()
+    for needed in ("PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "tls://", "127.0.0.1"):
+        assert needed in security and (needed in scale or needed == "tls://")
