@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import logging
 import os
 import signal
@@ -525,6 +526,7 @@ class Watcher:
         elif isinstance(dispatcher, LocalDispatcher):
             self._mode = "local"
         self._lock_fd: int | None = None
+        self._storage: Any = None  # the storage backend, for reading filed copies back (delete mode)
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self.stop_event = threading.Event()
@@ -808,6 +810,32 @@ class Watcher:
             reason = (outcome.error or "could not be read").replace(f"{path}: ", "").replace(path, c.claim)
         self.ledger.done(c.claim, c.sha256, status=outcome.status, document_id=outcome.record_id, reason=reason)
         log.info("claim %s: %s as %s", c.claim, outcome.status, outcome.record_id)
+        if self.opts.after_filing == "delete" and outcome.status != "failed" and not self._read_back(outcome, c.sha256):
+            # Not confirmed in storage (spooled, or not found): the original is kept in the archive.
+            row = self.ledger.get(c.claim)
+            assert row is not None
+            self.ledger.update(c.claim, final_path=str(self._destination(row)))
+            log.warning("claim %s: its stored copy could not be read back yet; the original is archived, "
+                        "not deleted", c.claim)
+
+    def _read_back(self, outcome: ProcessOutcome, sha256: str) -> bool:
+        """Is the original's stored copy in storage itself (not the spool), byte for byte? Only then may
+        ``after_filing: delete`` remove the original."""
+        if self._storage is None:
+            from frontdesk.storage import open_storage
+
+            self._storage = open_storage(self.settings).backend
+        for obj in outcome.stored:
+            if obj.sha256 != sha256:
+                continue
+            try:
+                data = self._storage.get_bytes(obj.key)
+            except Exception as exc:  # unreachable, missing: not confirmed
+                log.info("read-back of %s failed (%s)", obj.key, exc.__class__.__name__)
+                continue
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return True
+        return False
 
     # ------------------------------------------------------------------------------------- finishing
 
@@ -834,7 +862,7 @@ class Watcher:
             src = self.areas.processing / c.claim
             if c.status == "failed":
                 finals.append(self._move_failed(c, src))
-            elif self.opts.after_filing == "delete":
+            elif self.opts.after_filing == "delete" and c.final_path is None:  # read back: confirmed
                 src.unlink(missing_ok=True)
                 finals.append(None)
             else:

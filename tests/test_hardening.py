@@ -454,3 +454,38 @@ def test_the_local_prefect_server_binds_to_this_machine_only_and_the_docs_say_so
     security = (root / "docs" / "security.md").read_text()
     for needed in ("PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "tls://", "127.0.0.1"):
         assert needed in security and (needed in scale or needed == "tls://")
+
+
+# ------------------------------------------------------------------------------------ delete after filing
+
+
+def test_delete_after_filing_keeps_an_original_whose_copy_is_only_in_the_spool(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``watch.after_filing: delete`` removes an original only once its stored copy reads back from
+    storage; a copy waiting in the spool (storage down) is no copy yet, so the original is archived."""
+    import hashlib
+
+    from frontdesk.models import ProcessOutcome, StoredObject
+    from frontdesk.watch import Watcher
+
+    class Spooling:
+        def run(self, paths: list[Path]) -> list[ProcessOutcome]:
+            out = []
+            for p in paths:
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                key = f"documents/2026/12/doc-{digest[:16]}/original.pdf"
+                spooled = tmp_path / "spool" / "objects" / "x.data"
+                spooled.parent.mkdir(parents=True, exist_ok=True)
+                spooled.write_bytes(p.read_bytes())
+                out.append(ProcessOutcome(input=str(p), status="filed", record_id=f"doc-{digest[:16]}",
+                                          stored=[StoredObject(key=key, uri=spooled.as_uri(), sha256=digest,
+                                                               size=p.stat().st_size)]))
+            return out
+
+    wsettings.watch.after_filing = "delete"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.pdf").write_bytes(b"%PDF-1.4 filed but only spooled\n%%EOF\n")
+    w = Watcher(wsettings, inbox, dispatcher=Spooling())
+    w.run(once=True, install_signals=False)
+    kept = [p.read_bytes() for p in (tmp_path / "archive").rglob("*.pdf")]
+    assert kept == [b"%PDF-1.4 filed but only spooled\n%%EOF\n"]
