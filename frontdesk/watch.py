@@ -681,6 +681,10 @@ class Watcher:
         path = self.areas.processing / c.claim
         try:
             sha = sha256_file(path)
+        except FileNotFoundError:  # removed by someone else: nothing left to process, nothing to wait for
+            log.warning("claim %s vanished from processing before it was read", c.claim)
+            self.ledger.update(c.claim, state="finished", reason="vanished from processing before it was read")
+            return None
         except OSError as exc:
             log.warning("claim %s cannot be read (%s)", c.claim, exc.__class__.__name__)
             return None

@@ -489,3 +489,22 @@ def test_delete_after_filing_keeps_an_original_whose_copy_is_only_in_the_spool(w
     w.run(once=True, install_signals=False)
     kept = [p.read_bytes() for p in (tmp_path / "archive").rglob("*.pdf")]
     assert kept == [b"%PDF-1.4 filed but only spooled\n%%EOF\n"]
+
+
+def test_a_file_that_vanishes_after_its_claim_does_not_keep_watch_once_waiting(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from frontdesk.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.pdf").write_bytes(b"%PDF-1.4 here a moment\n%%EOF\n")
+    (inbox / "b.pdf").write_bytes(b"%PDF-1.4 stays\n%%EOF\n")
+    disp = Recording()
+    w = Watcher(wsettings, inbox, dispatcher=disp)
+    claim = w.claim(inbox / "a.pdf")
+    assert claim is not None
+    (w.areas.processing / claim).unlink()  # another program took it
+    w.rescan()
+    for _ in range(5):
+        w.tick()
+    assert not w.pending()
+    assert disp.read == [b"%PDF-1.4 stays\n%%EOF\n"]
