@@ -508,3 +508,20 @@ def test_a_file_that_vanishes_after_its_claim_does_not_keep_watch_once_waiting(w
         w.tick()
     assert not w.pending()
     assert disp.read == [b"%PDF-1.4 stays\n%%EOF\n"]
+
+
+def test_the_worklist_browser_runs_sandboxed_unless_root(tmp_path: Path) -> None:
+    """Chromium is given through its public setting (checks.chromium): a stand-in that records how it
+    was started and prints a PDF."""
+    from frontdesk.checks.worklist import html_to_pdf
+
+    args_file = tmp_path / "args"
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" > " + str(args_file) + "\n"
+                    "for a; do case $a in --print-to-pdf=*) printf '%%PDF-1.4\\n%%%%EOF\\n' > \"${a#--print-to-pdf=}\";; esac; done\n")
+    fake.chmod(0o700)
+    html = tmp_path / "w.html"
+    html.write_text("<p>worklist</p>")
+    html_to_pdf(html, tmp_path / "w.pdf", binary=str(fake))
+    args = args_file.read_text().split("\n")
+    assert ("--no-sandbox" in args) == (os.geteuid() == 0)
