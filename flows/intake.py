@@ -1,10 +1,11 @@
 """The intake flow: Prefect orchestration over :mod:`frontdesk.pipeline`, nothing more.
 
 Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
-is never pickled to Prefect's result storage. Documents run one after another in the flow's thread, so
-the per-document read time limit (SIGALRM) applies; in a watcher they run side by side, each task handing
-its document to a reading process (:mod:`frontdesk.readers`), where the limit applies in that process's
-main thread. Letters are converted in one batch.
+is never pickled to Prefect's result storage. Documents run one after another in the flow's thread; in a
+watcher they run side by side, each task handing its document to a reading pool process
+(:mod:`frontdesk.readers`). Wherever a document is read, it is read in a process of its own that is killed
+at the per-document time limit (:mod:`frontdesk.reading_process`), in any thread. Exceptions leave tasks
+without patient data (:mod:`flows.errors`). Letters are converted in one batch.
 
 The flow starts by repairing what an earlier run left (spooled objects, pending documents, letters
 due): a retried or re-run flow is safe because every document is recorded before it is stored.
@@ -228,7 +229,7 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
         futures = [intake_document.submit(p, config_file) for p in inputs]
         works = [f.result() for f in futures]
         held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
-    else:  # here, one after another, in this thread: the per-document read time limit needs it
+    else:  # here, one after another, in this thread
         for p in inputs:
             work = intake_document(p, config_file)
             if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
