@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from frontdesk.exceptions import ConfigError, InboxInUseError
+from frontdesk.exceptions import ConfigError, InboxInUseError, StorageError
 from frontdesk.models import ProcessOutcome
 from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
@@ -740,7 +740,17 @@ class Watcher:
         paths = [self.areas.processing / c.claim for c in batch]
         try:
             outcomes = dispatcher.run(paths)
-        except Exception as exc:  # storage down, server gone, a worker crashed: keep the files, try later
+        except StorageError as exc:
+            # Storage and spool both refused (disk full, read-only, gone): no document is to blame, so none
+            # is charged an attempt or moved; the run stops with storage's reason (exit code 5), and the
+            # next start takes the same files from processing once there is room again.
+            with self.ledger.transaction():
+                for c in batch:
+                    self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
+                                       reason="storage refused the filing")
+            log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
+            raise
+        except Exception as exc:  # server gone, a worker crashed: keep the files, try later
             if getattr(self._dispatcher, "broken", False):
                 self._dispatcher = None  # a fresh pool next time
             with self.ledger.transaction():

@@ -525,3 +525,34 @@ def test_the_worklist_browser_runs_sandboxed_unless_root(tmp_path: Path) -> None
     html_to_pdf(html, tmp_path / "w.pdf", binary=str(fake))
     args = args_file.read_text().split("\n")
     assert ("--no-sandbox" in args) == (os.geteuid() == 0)
+
+
+# ------------------------------------------------------------------------------------ storage refusing
+
+
+def test_storage_that_refuses_every_write_stops_the_run_and_moves_nothing(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Storage and spool both refuse (here: their folders cannot be made, as on a full or read-only disk):
+    no original is failed, archived or deleted, the run stops with storage's reason, and the next run
+    files everything once storage takes writes again."""
+    from frontdesk.exceptions import StorageError
+    from frontdesk.watch import Watcher, make_dispatcher
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where storage wants a folder")
+    wsettings.storage.root = blocked / "storage"
+    wsettings.storage.spool = blocked / "spool"
+    wsettings.watch.workers = 1
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in good_pdfs(tmp_path / "src", 2, seed=157):
+        p.rename(inbox / p.name)
+    w = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
+    with pytest.raises(StorageError):
+        w.run(once=True, install_signals=False)
+    assert len([p for p in (tmp_path / "processing").iterdir() if p.suffix == ".pdf"]) == 2
+    assert not any((tmp_path / "failed").iterdir()) and not any((tmp_path / "archive").iterdir())
+    blocked.unlink()
+    again = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
+    again.run(once=True, install_signals=False)
+    assert sum(again.stats.finished.values()) == 2 and "failed" not in again.stats.finished
+    assert len(list((tmp_path / "archive").rglob("*.pdf"))) == 2
