@@ -154,6 +154,21 @@ def pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_in_child() -> None:
+    """A forked process (one document's reader) has none of its parent's pool threads: start afresh."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def width() -> int:
+    """Tesseract processes one page may use at once in this process (see :func:`set_width`)."""
+    return _width or max(1, os.cpu_count() or 1)
+
+
 def set_width(threads: int) -> None:
     """How many tesseract processes one page may use at once. A process that is one of several reading
     side by side (one per core) sets 1: its page is then read in one tesseract call instead of one per

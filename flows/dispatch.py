@@ -52,7 +52,7 @@ class DeploymentDispatcher:
 
         run = run_deployment(
             name=self.deployment,
-            parameters={"path": str(path), "config_file": self.config_file},
+            parameters={"claim": path.name},  # an opaque name the worker finds in its own processing area
             idempotency_key=sha256 if attempt <= 1 else f"{sha256}-{attempt}",
             flow_run_name=f"intake-{document_id(sha256)}-{attempt}",
             tags=["frontdesk", "intake"],

@@ -67,6 +67,10 @@ def prefect_api(settings: Settings) -> Iterator[str]:
     the review form needs its UI and worker processes need one address to share."""
     url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
     proc: subprocess.Popen[bytes] | None = None
+    if url:
+        from frontdesk.netpolicy import check_prefect_api
+
+        check_prefect_api(url)  # another machine's API only with credentials
     if not url:
         port = settings.prefect.local_server_port
         url = f"http://127.0.0.1:{port}/api"

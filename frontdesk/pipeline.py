@@ -149,6 +149,9 @@ class Pipeline:
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None, db: Database | None = None,
                  extra_forms_dirs: list[Path] | None = None, today: date | None = None) -> None:
+        from frontdesk import filemodes
+
+        filemodes.lock_down(settings)  # every process that files patient data: 0600 / 0700
         self.settings = settings
         self.reader = Reader(settings, extra_forms_dirs)
         self.storage: Storage = storage or open_storage(settings)

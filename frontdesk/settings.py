@@ -66,6 +66,9 @@ class ExtractionSettings(BaseModel):
     low_confidence_threshold: float = 0.80
     tesseract_timeout: float = 60.0
     read_timeout: float = 60.0  # whole-document limit; a looping PDF is refused, not waited on
+    read_limit_seconds: float = Field(default=300.0, gt=0)  # the reading process is killed after this long
+    read_memory_mb: int = Field(default=1536, ge=0)  # address-space limit of a reading process (0: none)
+    max_file_mb: float = Field(default=200.0, ge=0)  # a larger file is refused before it is read (0: no limit)
     scan_page_seconds: float = 8.0  # a scan may take read_timeout plus this much per page
     max_scan_pages: int = 100  # a longer scan is refused: split the stack
     max_image_megapixels: float = 60.0  # a page image larger than this is refused before it is decoded
@@ -360,3 +363,10 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
 @lru_cache(maxsize=1)
 def default_settings() -> Settings:
     return load_settings()
+
+
+def areas_paths(inbox: Path, watch: WatchSettings) -> list[Path]:
+    """Where processing, archive and failed are for this inbox, without creating them."""
+    parent = Path(inbox).resolve().parent
+    return [Path(watch.processing or parent / "processing"), Path(watch.archive or parent / "archive"),
+            Path(watch.failed or parent / "failed")]

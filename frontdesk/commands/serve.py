@@ -34,8 +34,8 @@ def register(sub: Any) -> None:
 
 
 class ServeThread(threading.Thread):
-    """Prefect's runner on its own event loop. The watcher keeps the main thread, because the
-    per-document read time limit (SIGALRM) only works there."""
+    """Prefect's runner on its own event loop; the watcher keeps the main thread (its SIGTERM handler
+    needs it)."""
 
     def __init__(self, deployments: list[Any], limit: int | None) -> None:
         super().__init__(name="frontdesk-serve", daemon=True)
