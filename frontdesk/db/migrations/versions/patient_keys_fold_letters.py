@@ -5,7 +5,7 @@ Before, the key kept letters that Unicode does not decompose (ł ø đ ß æ œ 
 name and date of birth on the record; downgrade has nothing to undo (the old keys were a lossy fold).
 
 Revision ID: patient_keys_fold_letters
-Revises: issue3_stacks
+Revises: issue18_console
 Create Date: 2026-12-05 06:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from frontdesk.identity import match_key
 
 revision: str = 'patient_keys_fold_letters'
-down_revision: str | Sequence[str] | None = 'issue3_stacks'
+down_revision: str | Sequence[str] | None = 'issue18_console'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
