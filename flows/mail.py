@@ -38,8 +38,9 @@ def build_batch_task(kind: str, dry_run: bool, config_file: str | None) -> MailS
         db.dispose()
 
 
+# Not wrapped in phi_free itself (its one task is): Prefect validates this flow's parameters from the
+# function it is given, and a wrapper from another module cannot resolve the ``Literal`` annotation.
 @flow(name="mail-batch", persist_result=False, log_prints=False)
-@phi_free("mail-batch")
 def mail_batch_flow(kind: Literal["all", "letters", "statements"] = "all", dry_run: bool = False) -> dict[str, Any]:
     """Batch every pending letter and/or statement into one print-ready PDF; return ids and counts. The
     configuration is the worker's own (no flow parameter names one: see :mod:`flows.params`)."""

@@ -104,7 +104,8 @@ def test_two_workers_process_forty_documents_each_exactly_once(tmp_path: Path, f
         assert len({r.idempotency_key for r in runs}) == 40
         assert {r.idempotency_key for r in runs} == set(sources)  # keyed by the document's SHA-256
         for r in runs:  # parameters name the opaque claim, never a patient or the dropped file's name
-            assert Path(r.parameters["path"]).parent == tmp_path / "processing"
+            assert set(r.parameters) == {"claim"}  # the claim's name in the worker's own processing area
+            assert "/" not in r.parameters["claim"] and (tmp_path / "processing").exists()
     # Which worker ran which run: both may try to take the same run; the loser is told so and aborts.
     ran: dict[str, set[str]] = {}
     for name in ("w1", "w2"):
