@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from frontdesk.claims.x12 import read_capped
 from frontdesk.exceptions import InputFileError
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -100,13 +101,9 @@ def _date(v: str) -> date:
 def read_claim_ledger(path: Path, *, label: str | None = None) -> list[Visit]:
     where = label or Path(path).name
     try:
-        if Path(path).stat().st_size > MAX_FILE_BYTES:
-            raise ClaimLedgerError(where, "file is too large for a visit ledger")
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ClaimLedgerError(where, "file not found") from None
-    except OSError as exc:
-        raise ClaimLedgerError(where, f"cannot read ({exc.__class__.__name__})") from None
+        raw = read_capped(path, MAX_FILE_BYTES, "a visit ledger")
+    except ValueError as exc:
+        raise ClaimLedgerError(where, str(exc)) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -263,6 +263,22 @@ def parse_interchange(text: str, where: str = "x12") -> Interchange:
     return ix
 
 
+def read_capped(path: object, max_bytes: int, kind: str) -> bytes:
+    """A claims input file's bytes, refused before reading when larger than ``max_bytes``; the reason
+    (a ValueError, no path in it) is for the caller's one-line error naming the file by its id."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    try:
+        if p.stat().st_size > max_bytes:
+            raise ValueError(f"file is too large for {kind}")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise ValueError("file not found") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.__class__.__name__})") from None
+
+
 def read_interchange_file(path: object, where: str | None = None) -> Interchange:
     """Read an X12 file from disk, with a size limit; errors name the file (by the id given)."""
     from pathlib import Path
@@ -270,13 +286,9 @@ def read_interchange_file(path: object, where: str | None = None) -> Interchange
     p = Path(str(path))
     label = where or p.name
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise X12Error(label, "file is too large for an X12 response")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise X12Error(label, "file not found") from None
-    except OSError as exc:
-        raise X12Error(label, f"cannot read ({exc.__class__.__name__})") from None
+        data = read_capped(p, MAX_FILE_BYTES, "an X12 response")
+    except ValueError as exc:
+        raise X12Error(label, str(exc)) from None
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
