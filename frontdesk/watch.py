@@ -397,8 +397,13 @@ class LocalDispatcher:
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
     def close(self) -> None:
+        """Stops the reading pool and the LibreOffice this dispatcher kept warm: a process that goes on
+        (a test session, a console serving requests) must not convert later letters with it."""
+        from frontdesk.convert import keep_warm
+
         if self.readers is not None:
             self.readers.close()
+        keep_warm(False)
 
 
 # ------------------------------------------------------------------------------------------------ watcher
