@@ -775,6 +775,14 @@ def apply_choices(proposal: Proposal, choices: Mapping[str, str | None], vocab: 
     proposal.required_missing = [k for k in proposal.required_missing if k not in keys]
 
 
+def form_keys(vocab: Vocabulary, fields_file: Path) -> list[str]:
+    """Keys a box on an intake form may have (card- and letter-only keys are not), in vocabulary order:
+    the choices a person is offered for a box."""
+    data = yaml.safe_load(Path(fields_file).read_text(encoding="utf-8")) or {}
+    raw = data.get("fields") or {}
+    return [k for k in vocab.fields if (raw.get(k) or {}).get("intake", True)]
+
+
 def required_keys(vocab: Vocabulary, fields_file: Path) -> list[str]:
     """Keys the practice's rules need on an intake form: required fields, the insurance rule's fields,
     and what the pre-visit check looks at (signature, consent, date of birth, primary insurance)."""
@@ -918,6 +926,21 @@ def write_template(proposal: Proposal, out: Path) -> Path:
         writer.write(fh)
     tmp.replace(out)
     return out
+
+
+TEMPLATE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")  # a template's id is its file name in a forms folder
+
+
+def save_template(proposal: Proposal, forms_dir: Path, *, replace: bool = False) -> Path:
+    """Write the accepted proposal as ``<forms_dir>/<id>.pdf``: what ``forms add --accept`` and the
+    console's form page both do. The id must be a plain name (it becomes a file name) and an existing
+    template is not overwritten unless ``replace``."""
+    if not TEMPLATE_ID.fullmatch(proposal.form_id):
+        raise OnboardingError(f"template id {proposal.form_id!r}: use letters, digits, '_' or '-' (at most 80)")
+    out = Path(forms_dir) / f"{proposal.form_id}.pdf"
+    if out.exists() and not replace:
+        raise ConfigError(f"a template named {proposal.form_id} exists ({out}); use --id or --replace")
+    return write_template(proposal, out)
 
 
 # --------------------------------------------------------------------------------------------------

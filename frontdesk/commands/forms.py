@@ -100,12 +100,9 @@ def run_add(args: argparse.Namespace, ctx: Any) -> int:
         print_table(proposal)
         onboarding.apply_choices(proposal, _ask(proposal, vocab), vocab)
         write = input("write the template? [y/N] ").strip().lower() in ("y", "yes")
-    out = Path(settings.forms_dirs[0]) / f"{proposal.form_id}.pdf"
     written: Path | None = None
     if write:
-        if out.exists() and not args.replace:
-            raise ConfigError(f"a template named {proposal.form_id} exists ({out}); use --id or --replace")
-        written = onboarding.write_template(proposal, out)
+        written = onboarding.save_template(proposal, Path(settings.forms_dirs[0]), replace=args.replace)
     if args.json:
         data = proposal.as_dict()
         data["template"] = str(written) if written else None

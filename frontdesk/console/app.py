@@ -561,6 +561,10 @@ def create_app(settings: Settings) -> FastAPI:
             return con.render("worklist.html", request, who, day=day, report=None, problem=str(exc))
         return con.render("worklist.html", request, who, day=day, report=report, problem=None)
 
+    from frontdesk.console import forms as forms_page  # bring your own form (issue 20): /admin/forms
+
+    forms_page.install(app, con, signed_in, posted)
+
     # --- administration ------------------------------------------------------------------------------------
 
     @app.get("/admin/users", response_class=HTMLResponse)
