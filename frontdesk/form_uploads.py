@@ -23,12 +23,14 @@ never unpickles what code that handled the upload wrote).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import pickle
 import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import suppress
@@ -186,23 +188,27 @@ def accept(upload: Upload, settings: Settings, form_id: str, choices: dict[str, 
 
 
 def _run(settings: Settings, job: dict[str, Any], folder: Path) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the console's threads
+    """Run ``job`` in ``python -m frontdesk.form_uploads`` (a fresh interpreter in its own process group):
+    the settings go in as a pickle (the console is trusted), the answer comes back as a JSON file."""
     answer = folder / f"answer-{secrets.token_hex(4)}.json"
-    proc = ctx.Process(target=_child, args=(settings, job, str(answer)), daemon=True)
     limit = settings.extraction.read_limit_seconds
-    proc.start()
+    proc = subprocess.Popen([sys.executable, "-m", "frontdesk.form_uploads", str(answer)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # a reader may quote the file
+                            start_new_session=True)
     try:
-        proc.join(limit)
-        if proc.is_alive():
-            _kill(proc)
-            raise UploadRefused(f"reading the form took longer than {limit:g} s and was stopped")
+        try:
+            proc.communicate(pickle.dumps((settings, job)), timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise UploadRefused(f"reading the form took longer than {limit:g} s and was stopped") from None
         try:
             data = json.loads(answer.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise UploadRefused(f"the form could not be read (the reading process ended with code {proc.exitcode})") from None
+            raise UploadRefused(f"the form could not be read (the reading process ended with code {proc.returncode})") from None
     finally:
-        if proc.is_alive():
-            _kill(proc)
+        if proc.poll() is None:
+            with suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the child and the tesseracts it started
+            proc.wait(10)
         with suppress(OSError):
             answer.unlink()
     if not isinstance(data, dict):
@@ -212,27 +218,18 @@ def _run(settings: Settings, job: dict[str, Any], folder: Path) -> dict[str, Any
     return data
 
 
-def _kill(proc: Any) -> None:
-    with suppress(OSError, TypeError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the child and the tesseracts it started
-    with suppress(OSError):
-        proc.kill()
-    proc.join(10)
-
-
 def _child(settings: Settings, job: dict[str, Any], answer: str) -> None:
-    """In the reading process: do the job, write the answer as JSON, exit."""
+    """In the reading process: do the job, write the answer as JSON."""
     from frontdesk.reading_process import _limit_memory, _limit_pixels
 
-    with suppress(OSError):
-        os.setsid()
     result: dict[str, Any]
     try:
         _limit_memory(int(settings.extraction.read_memory_mb))
         _limit_pixels(settings.extraction.max_image_megapixels)
         result = _job(settings, job)
     except FrontdeskError as exc:
-        result = {"error": str(exc).replace(str(Path(job["path"]).parent) + "/", "")}
+        name = Path(job["path"]).name  # our own name for the upload (form.pdf): the page says "the form"
+        result = {"error": str(exc).replace(str(Path(job["path"]).parent) + "/", "").removeprefix(f"{name}: ")}
     except MemoryError:
         result = {"error": "the form needs more memory than a reading may use"}
     except Exception as exc:  # a damaged file can make any parser raise anything
@@ -306,3 +303,15 @@ def _pictures(proposal: Any, folder: Path) -> None:
         fd = os.open(folder / f"page-{i}.png", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
             im.save(fh, "PNG", optimize=True)
+
+
+def main() -> int:
+    """``python -m frontdesk.form_uploads ANSWER``: one job from stdin (pickled by the console)."""
+    os.umask(0o077)
+    settings, job = pickle.loads(sys.stdin.buffer.read())
+    _child(settings, job, sys.argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,6 +100,9 @@ def test_oversized_and_non_pdf_uploads_are_refused_with_a_reason(world: tuple[An
     assert r.status_code == 422 and "The form could not be read:" in r.text and "damaged" in r.text
     r = _upload(client, b"%PDF-1.4 fine", form_id="../../etc/passwd")
     assert r.status_code == 400 and "template id" in r.text
+    settings.extraction.read_limit_seconds = 0.3  # a form whose reading hangs is stopped, not waited on
+    r = _upload(client, _odd_form(tmp_path / "odd.pdf").read_bytes())
+    assert r.status_code == 422 and "reading the form took longer than 0.3 s and was stopped" in r.text
     assert not list(_area(client).iterdir())  # nothing refused is kept
     assert client.get("/admin/forms/..%2F..%2Fetc").status_code == 404
     assert client.get("/admin/templates/..%2Fodd").status_code == 404

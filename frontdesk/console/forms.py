@@ -142,6 +142,7 @@ def install(app: FastAPI, con: Any, signed_in: Callable[..., users.SignedIn],
     @router.get("/admin/forms")
     def forms_home(request: Request) -> Response:
         who = signed_in(request, admin=True)
+        area.sweep()
         with con.session(who) as s:
             audit.record(s, "read", "form_template", None, detail=f"{len(templates())} templates listed")
         return upload_page(request, who)
