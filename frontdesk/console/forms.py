@@ -154,12 +154,16 @@ def install(app: FastAPI, con: Any, signed_in: Callable[..., users.SignedIn],
         declared = request.headers.get("content-length", "")
         body = bytearray()
         over = declared.isdigit() and int(declared) > limit + 65536
+        seen = 0
         async for chunk in request.stream():  # read to the end (a browser shows no answer to a cut-off upload)
+            seen += len(chunk)
             if not over:
                 body += chunk
                 over = len(body) > limit + 65536  # the form's other fields and the multipart framing
-            if over and len(body) > 0:
-                body = bytearray()
+            if over:
+                body = bytearray()  # nothing of a refused upload is kept, not even in memory
+                if seen > 10 * limit:
+                    break  # not a form: stop listening
         fields, upload = ({}, None) if over else _multipart(request.headers.get("content-type", ""), bytes(body))
         if not over and not users.csrf_matches(who.csrf_token, fields.get("csrf")):
             return HTMLResponse("<h1>Not allowed</h1><p>The form was out of date or not sent from this console. "
