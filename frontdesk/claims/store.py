@@ -29,14 +29,14 @@ from frontdesk.claims import claim837, cms1500, eligibility
 from frontdesk.claims.ledger import read_claim_ledger
 from frontdesk.claims.payers import payers_for
 from frontdesk.db import Database
-from frontdesk.db.claims_models import ClaimRow, EligibilityResult, X12Batch
+from frontdesk.db.claims_models import ClaimRow, X12Batch
 from frontdesk.db.claims_models import EligibilityRequest as RequestRow
-from frontdesk.db.models import Letter, Patient
+from frontdesk.db.models import Patient
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage
 
 log = logging.getLogger("frontdesk.claims")
-INACTIVE_LETTER = "missing_insurance"
+INACTIVE_LETTER = "missing_insurance"  # the letter a 271 saying "inactive" queues (responses.py)
 
 
 def _cents(d: Decimal | None) -> int | None:
@@ -187,90 +187,56 @@ class ResponsesRun:
                 "results": [r.as_json() for r in self.results]}
 
 
-def _read_before(db: Database, kind: str, data: bytes) -> str | None:
-    """The batch id of the same response file read earlier (by content), or None."""
-    from frontdesk.storage import sha256_bytes
+def take_response(settings: Settings, path: Path, db: Database, storage: Storage, *,
+                  today: date | None = None, label: str | None = None) -> tuple[Any, X12Batch | None]:
+    """One response file through the document pipeline (the same path as the watched folder): recognised,
+    filed like any document, applied once. Returns the pipeline's work and the batch it recorded (for a
+    file read before, the earlier batch; ``work.status`` is then ``duplicate``). A malformed file is
+    filed under ``failed/`` and raises :class:`~frontdesk.claims.x12.X12Error` naming it by id."""
+    from frontdesk.claims.x12 import X12Error
+    from frontdesk.pipeline import Pipeline
 
+    pipeline = Pipeline(settings, storage=storage, db=db, today=today)
+    work = pipeline.intake(Path(path))
+    if work.status == "failed":
+        reason = (work.error or "could not be read").replace(f"{path}: ", "").split("\n")[0]
+        raise X12Error(work.document_id or label or Path(path).name, reason)
+    if work.sha256 is None:
+        raise X12Error(label or Path(path).name, work.error or "could not be read")
     with db.begin() as s:
-        return s.scalar(select(X12Batch.id).where(X12Batch.direction == "in", X12Batch.kind == kind,
-                                                  X12Batch.sha256 == sha256_bytes(data)))
-
-
-def _inactive_letter_context(settings: Settings, patient: Patient, today: date) -> dict[str, Any] | None:
-    from frontdesk.letters.kinds import letter_date, practice_block
-
-    v = {f.key: f.value for f in patient.fields}
-    street, city, state, zip_code = (str(v.get(f"patient.address.{k}") or "").strip()
-                                     for k in ("street", "city", "state", "zip"))
-    if not (street and city and state and zip_code):
-        return None
-    return {"practice": practice_block(settings), "letter_date": letter_date(today),
-            "patient": {"full_name": f"{patient.first_name} {patient.last_name}".strip(),
-                        "first_name": patient.first_name or "Patient",
-                        "address_lines": [street, f"{city}, {state} {zip_code}"]},
-            "reference": patient.id.upper(),
-            "missing_items": ["Current insurance: your insurance company tells us the coverage we have on "
-                              "file is not active. Please send us your current insurance card."]}
+        batch = s.scalars(select(X12Batch).where(X12Batch.direction == "in", X12Batch.sha256 == work.sha256)
+                          .order_by(X12Batch.created_at)).first()
+        if batch is not None:
+            s.expunge(batch)
+    return work, batch
 
 
 def read_responses(settings: Settings, path: Path, db: Database, storage: Storage, *,
                    today: date | None = None, label: str | None = None) -> ResponsesRun:
     """Read a 271 file: each answer goes on the patient's record with the date checked; an inactive
-    coverage queues the missing-insurance letter (once per patient while one is pending)."""
-    from frontdesk.claims.x12 import read_interchange_file
+    coverage queues the missing-insurance letter (once per patient while one is pending). The file goes
+    through the document pipeline like a 271 dropped in the watched folder."""
+    from frontdesk.claims.x12 import X12Error
+    from frontdesk.db.claims_models import EligibilityRequest as RequestRow
 
-    today = today or date.today()
-    label = label or Path(path).name
-    ix_text = Path(path).read_bytes()
-    ix = read_interchange_file(path, label)
-    results = eligibility.read_271(ix_text.decode("latin-1"), label)
-    run = ResponsesRun(None, results)
-    before = _read_before(db, "271", ix_text)
-    if before is not None:
-        run.batch_id, run.already_read = before, True
-        return run
-    with db.begin() as s:
-        batch = X12Batch(kind="271", direction="in", control_number=ix.control_number, status="read",
-                         counts={"responses": len(results)})
-        s.add(batch)
-        s.flush()
-        run.batch_id = batch.id
-        traces = [r.trace for r in results if r.trace]
-        reqs = {q.trace: q for q in s.scalars(select(RequestRow).where(RequestRow.trace.in_(traces)))} if traces else {}
+    work, batch = take_response(settings, path, db, storage, today=today, label=label)
+    if work.document_type != "x12_271" and (work.result is None or work.result.document_type != "x12_271"):
+        raise X12Error(work.document_id or Path(path).name, "not a 271 eligibility response")
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    results = eligibility.read_271(data.decode("latin-1"), work.document_id or "271") if data else []
+    run = ResponsesRun(batch.id if batch else None, results, already_read=work.status == "duplicate")
+    counts = (batch.counts or {}) if batch is not None else {}
+    if not run.already_read:
+        run.unmatched, run.letters_queued = int(counts.get("unmatched", 0)), int(counts.get("letters_queued", 0))
+    traces = [r.trace for r in results if r.trace]
+    if traces:
+        with db.begin() as s:
+            owners = {t: pid for t, pid in s.execute(select(RequestRow.trace, RequestRow.patient_id)
+                                                     .where(RequestRow.trace.in_(traces)))}
         for r in results:
-            q = reqs.get(r.trace or "")
-            if q is None:
-                run.unmatched += 1
-                continue
-            r.patient_id = q.patient_id
-            row = EligibilityResult(patient_id=q.patient_id, trace=r.trace, batch_id=batch.id, checked_on=today,
-                                    status=r.status.value, payer_id=r.payer_id or q.payer_id,
-                                    plan_name=(r.plan_name or None), copay_cents=_cents(r.copay),
-                                    deductible_remaining_cents=_cents(r.deductible_remaining),
-                                    reasons=list(r.reasons) or None)
-            s.add(row)
-            audit.record(s, "update", "patient", q.patient_id, patient_id=q.patient_id,
-                         detail=f"eligibility {r.status.value}; {batch.id}")
-            if r.status == eligibility.CoverageStatus.inactive:
-                pending = s.scalar(select(Letter.id).where(Letter.patient_id == q.patient_id,
-                                                           Letter.kind == INACTIVE_LETTER,
-                                                           Letter.status.in_(("pending", "queued"))))
-                patient = s.get(Patient, q.patient_id)
-                if pending is None and patient is not None:
-                    ctx = _inactive_letter_context(settings, patient, today)
-                    if ctx is not None:
-                        letter = Letter(kind=INACTIVE_LETTER, status="pending", patient_id=q.patient_id, context=ctx)
-                        s.add(letter)
-                        s.flush()
-                        row.letter_id = letter.id
-                        run.letters_queued += 1
-                        audit.record(s, "create", "letter", letter.id, patient_id=q.patient_id,
-                                     detail=f"{INACTIVE_LETTER}; coverage inactive; {batch.id}")
-        audit.record(s, "create", "x12_batch", batch.id, detail=f"271 read; {len(results)} responses")
-    with db.begin() as s:
-        b = s.get(X12Batch, run.batch_id)
-    assert b is not None
-    _file_batch(db, storage, b, ix_text, "271")
+            r.patient_id = owners.get(r.trace or "")
+        if run.already_read:
+            run.unmatched = sum(1 for r in results if r.patient_id is None)
     return run
 
 
@@ -352,77 +318,20 @@ def send_claims(settings: Settings, ledger: Path, db: Database, storage: Storage
 
 
 def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> dict[str, Any]:
-    """A 999 acknowledgment: accepted batches are marked accepted; rejected transactions put a flag on
-    each claim the error points at (by segment position), or on every claim of the batch."""
-    from frontdesk.claims.x12 import X12Error, loops, parse_interchange
-    from frontdesk.letters.filing import filed_bytes
+    """A 999 acknowledgment, through the document pipeline: accepted batches are marked accepted;
+    rejected transactions put a flag on each claim the error points at (by segment position), or on
+    every claim of the batch (:mod:`frontdesk.claims.responses`)."""
+    from frontdesk.claims.x12 import X12Error
 
-    raw = Path(path).read_bytes()
-    ix = parse_interchange(raw.decode("latin-1"), Path(path).name)
-    flagged = 0
-    accepted = 0
-    if _read_before(db, "999", raw) is not None:
+    work, batch = take_response(settings, path, db, storage)
+    kind = work.result.document_type if work.result is not None else work.document_type
+    if kind != "x12_999":
+        raise X12Error(work.document_id or Path(path).name, "not a 999 acknowledgment")
+    if work.status == "duplicate":
         return {"accepted": 0, "flagged": 0, "already_read": True}
-    with db.begin() as s:
-        ack = X12Batch(kind="999", direction="in", control_number=ix.control_number, status="read")
-        s.add(ack)
-        s.flush()
-        audit.record(s, "create", "x12_batch", ack.id, detail="999 read")
-    _file_batch(db, storage, ack, raw, "999")
-    for g in ix.groups:
-        for t in g.transactions:
-            if t.set_id != "999":
-                continue
-            ak1 = next((x for x in t.body if x.id == "AK1"), None)
-            if ak1 is None:
-                raise X12Error(Path(path).name, "999 without AK1")
-            control = int(ak1[2] or 0)
-            with db.begin() as s:
-                batch = s.scalars(select(X12Batch).where(X12Batch.direction == "out", X12Batch.kind == "837P",
-                                                         X12Batch.control_number == control)).first()
-                if batch is None:
-                    continue
-                claims = list(s.scalars(select(ClaimRow).where(ClaimRow.batch_id == batch.id)))
-                key = batch.storage_key
-            text = (filed_bytes(db, storage, key) or b"").decode("ascii", "replace") if key else ""
-            body = [ln for ln in text.splitlines() if ln and not ln.startswith(("ISA", "GS", "IEA", "GE"))]
-            for ak2 in loops(t.body, "AK2", ("AK9",)):
-                ik5 = next((x for x in ak2 if x.id == "IK5"), None)
-                ok = ik5 is not None and ik5[1] in ("A", "E")
-                with db.begin() as s:
-                    rows = {c.id: s.get(ClaimRow, c.id) for c in claims}
-                    if ok:
-                        for r in rows.values():
-                            if r is not None and r.status == "written":
-                                r.status = "accepted"
-                                accepted += 1
-                        continue
-                    targets: dict[str, list[str]] = {}
-                    for ik3 in (x for x in ak2 if x.id == "IK3"):
-                        pos = int(ik3[2] or 0)  # position within the transaction set, ST = 1
-                        claim = None
-                        for ln in body[:pos]:
-                            if ln.startswith("CLM*"):
-                                claim = ln.split("*")[1].rstrip("~")
-                            elif ln.startswith("HL*") and ln.split("*")[3] in ("22",):
-                                claim = None
-                        if claim is None:  # an error in a subscriber loop: the claim after it
-                            for ln in body[pos:]:
-                                if ln.startswith("CLM*"):
-                                    claim = ln.split("*")[1].rstrip("~")
-                                    break
-                        targets.setdefault(claim or "*", []).append(f"999: {ik3[1]} segment error {ik3[4]}")
-                    if not targets:
-                        targets["*"] = [f"999: transaction rejected ({ik5[1] if ik5 else 'no IK5'})"]
-                    for claim_id, flags in targets.items():
-                        for cid, r in rows.items():
-                            if r is None or (claim_id != "*" and cid != claim_id):
-                                continue
-                            r.status = "rejected"
-                            r.flags = [*(r.flags or []), *flags]
-                            flagged += 1
-                            audit.record(s, "update", "claim", cid, patient_id=r.patient_id, detail="999 rejection")
-    return {"accepted": accepted, "flagged": flagged, "already_read": False}
+    counts = (batch.counts or {}) if batch is not None else {}
+    return {"accepted": int(counts.get("accepted", 0)), "flagged": int(counts.get("flagged", 0)),
+            "already_read": False}
 
 
 # --- the clearinghouse inbox ---------------------------------------------------------------------------------
@@ -456,43 +365,48 @@ def document_type(path: Path) -> str | None:
 
 
 def read_inbox(settings: Settings, db: Database, storage: Storage, *, today: date | None = None) -> InboxRun:
-    """Every response file in the clearinghouse inbox: 271s update coverage, 999s flag claims, 277CAs are
-    filed for staff. A file read is moved to ``done/``; one that cannot be read goes to ``failed/`` with a
-    ``.reason.txt``, and never stops the others."""
+    """Every response file in the clearinghouse inbox, handed to the document pipeline one by one (the
+    same path as a response dropped in the watched folder): 271s update coverage, 999s accept or flag
+    claims, 277CAs accept or reject claims. A file read is moved to ``done/``; one that cannot be read goes
+    to ``failed/`` with a ``.reason.txt`` (naming it by document id), and never stops the others."""
     from frontdesk.exceptions import FrontdeskError
+    from frontdesk.pipeline import Pipeline
 
     inbox = settings.claims.clearinghouse.inbox
     run = InboxRun()
     if not inbox.is_dir():
         return run
+    pipeline: Pipeline | None = None
     for path in sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")
                        and p.suffix.lower() in RESPONSE_SUFFIXES):
         kind = document_type(path)
+        reason: str | None = None
         try:
-            if kind == "x12_271":
-                res = read_responses(settings, path, db, storage, today=today)
-                run.letters_queued += res.letters_queued
-            elif kind == "x12_999":
-                run.claims_flagged += read_999(settings, path, db, storage)["flagged"]
-            elif kind == "x12_277":
-                if _read_before(db, "277", path.read_bytes()) is not None:
-                    raise ValueError("this 277CA was read before")
-                with db.begin() as s:
-                    batch = X12Batch(kind="277", direction="in", control_number=0, status="read")
-                    s.add(batch)
-                    s.flush()
-                    audit.record(s, "create", "x12_batch", batch.id, detail="277CA filed for review")
-                _file_batch(db, storage, batch, path.read_bytes(), "277")
-            else:
+            if kind is None:
                 raise ValueError("not a 271, 999 or 277 X12 file")
+            pipeline = pipeline or Pipeline(settings, storage=storage, db=db, today=today)
+            work = pipeline.intake(path)
+            if work.status == "failed":
+                reason = (f"{work.document_id}: " if work.document_id else "") + \
+                    (work.error or "could not be read").replace(f"{path}: ", "").split("\n")[0]
+            elif work.status != "duplicate":
+                with db.begin() as s:
+                    batch = s.scalars(select(X12Batch).where(X12Batch.direction == "in",
+                                                             X12Batch.sha256 == work.sha256)).first()
+                    counts = dict(batch.counts or {}) if batch is not None else {}
+                run.letters_queued += int(counts.get("letters_queued", 0))
+                run.claims_flagged += int(counts.get("flagged", 0)) + int(counts.get("rejected", 0))
         except (FrontdeskError, ValueError) as exc:
             reason = str(exc).split("\n")[0]
+        if reason is not None:
             run.failed.append(f"{path.name}: {reason}")
             dest = inbox / "failed" / path.name
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.replace(path, dest)
             write_private(dest.with_name(dest.name + ".reason.txt"), (reason + "\n").encode())
+            log.warning("clearinghouse inbox: a file was set aside: %s", reason)
             continue
+        assert kind is not None
         run.read[kind] = run.read.get(kind, 0) + 1
         dest = inbox / "done" / path.name
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
