@@ -334,6 +334,19 @@ def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> 
             "already_read": False}
 
 
+def list_claims(db: Database) -> list[dict[str, Any]]:
+    """Every claim sent, newest first: its state and flags (999 and 277CA reasons in plain words). Claim
+    ids are the practice's visit ids; patients appear by Frontdesk id only. The listing is audited."""
+    with db.begin() as s:
+        rows = list(s.scalars(select(ClaimRow).order_by(ClaimRow.created_at.desc(), ClaimRow.id)))
+        out = [{"claim_id": r.id, "status": r.status, "patient_id": r.patient_id, "payer_id": r.payer_id,
+                "batch_id": r.batch_id, "total": f"{r.total_cents / 100:.2f}", "flags": list(r.flags or [])}
+               for r in rows]
+        if out:
+            audit.record(s, "read", "claim", "*", detail=f"claims listed; {len(out)} claims")
+    return out
+
+
 # --- the clearinghouse inbox ---------------------------------------------------------------------------------
 
 RESPONSE_SUFFIXES = (".x12", ".edi", ".txt", ".271", ".999", ".277")
