@@ -24,10 +24,31 @@ from frontdesk.db.claims_models import ClaimRow, EligibilityResult, X12Batch
 from frontdesk.db.models import Document, Letter
 from tests.claims_fixtures import answer_270, make_277ca, make_999, write_ledger
 from tests.conftest import run_cli
-from tests.fixtures.appointments import VISIT_DATE
-from tests.test_claims_flow import BILLING, _insured_ids, env  # noqa: F401  (env: the fixture)
+from tests.fixtures.appointments import TIMEZONE, VISIT_DATE, generate
+from tests.test_claims_flow import BILLING, _insured_ids
 
 pytest_plugins = ["tests.conftest_s3"]
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> Any:
+    """The practice of tests/test_claims_flow.py: billing set up, 40 generated patients, a day's export."""
+    from frontdesk.db import open_database
+    from frontdesk.settings import load_settings
+    from frontdesk.storage import open_storage
+
+    settings = load_settings(database_url=db_url, storage={"root": tmp_path / "storage", "spool": tmp_path / "spool"},
+                             checks={"timezone": TIMEZONE, "output_dir": tmp_path / "out",
+                                     "appointments_dir": tmp_path / "in"},
+                             claims={"billing": BILLING, "output_dir": tmp_path / "claims",
+                                     "clearinghouse": {"outbox": tmp_path / "outbox", "inbox": tmp_path / "inbox",
+                                                       "submitter_id": "FD0042", "receiver_id": "CH7781"}})
+    db = open_database(settings)
+    sc = generate(40, seed=6)
+    sc.load_into_db(db)
+    export = sc.write_ehr_export(tmp_path / "appointments.csv")
+    yield settings, db, open_storage(settings), sc, export, tmp_path
+    db.dispose()
 
 
 def _claims(db: Any) -> dict[str, ClaimRow]:
