@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from frontdesk.checks.runner import run_check
 from frontdesk.claims.errors import ClaimRefused
-from frontdesk.claims.store import read_999, read_responses, send_claims, send_eligibility
+from frontdesk.clearinghouse import read_999, read_responses, send_claims, send_eligibility
 from frontdesk.db import open_database
 from frontdesk.db.claims_models import ClaimRow, EligibilityResult, X12Batch
 from frontdesk.db.models import AuditEvent, Letter, StoredObjectRow
@@ -248,7 +248,7 @@ def test_inbox_reads_responses_and_sets_aside_what_it_cannot(env: Any) -> None:
     (inbox / "a.271").write_text(answer_270(Path(run.outbox_file or "").read_text(), seed=4)[0])
     (inbox / "b.x12").write_text("ISA*00*broken")
     (inbox / "c.txt").write_text("not x12 at all")
-    from frontdesk.claims.store import read_inbox
+    from frontdesk.clearinghouse import read_inbox
 
     res = read_inbox(settings, db, storage, today=sc.today)
     assert res.read == {"x12_271": 1}

@@ -212,7 +212,7 @@ def test_process_and_extract_report_the_new_document_types(env: Any, tmp_path: P
 def test_the_clearinghouse_inbox_uses_the_same_pipeline(env: Any) -> None:
     """One path: a 277CA fetched into the clearinghouse inbox is filed as a document and applied; the
     same bytes dropped later in the watched folder are a duplicate of it."""
-    from frontdesk.claims.store import read_inbox
+    from frontdesk.clearinghouse import read_inbox
     from frontdesk.pipeline import Pipeline
 
     settings, db, storage, sc, _, tmp = env

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     storage = open_storage(settings)
     try:
         if args.acknowledgment is not None:
-            from frontdesk.claims.store import read_999
+            from frontdesk.clearinghouse import read_999
 
             res = read_999(settings, args.acknowledgment, db, storage)
             print(json.dumps(res) if args.json else
