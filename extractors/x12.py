@@ -238,7 +238,8 @@ def response_type(ix: Interchange) -> str:
         raise X12SyntaxError("transactions of different kinds in one interchange")
     kind = kinds.pop()
     if kind not in RESPONSE_TYPES:
-        raise X12SyntaxError(f"an X12 {kind[:6]} is not a response Frontdesk reads (271, 999 or 277CA)")
+        shown = kind if kind.isdigit() and len(kind) == 3 else "file"  # never echo free text from the file
+        raise X12SyntaxError(f"an X12 {shown} is not a response Frontdesk reads (271, 999 or 277CA)")
     return RESPONSE_TYPES[kind]
 
 

@@ -325,7 +325,7 @@ def summary(kind: str, ix: Interchange, where: str) -> tuple[dict[str, Any], lis
         base |= {"responses": len(results), "coverage": counts,
                  "results": [{k: v for k, v in r.as_json().items() if k != "patient_id"} for r in results]}
         if counts["inactive"] or counts["not_found"]:
-            flags.append(Flag(code="insurance.inactive", severity="info",
+            flags.append(Flag(code="eligibility.inactive", severity="info",
                               message=f"{counts['inactive']} inactive, {counts['not_found']} not found: "
                                       "see the pre-visit worklist"))
     elif kind == "x12_999":
