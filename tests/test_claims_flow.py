@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from frontdesk.checks.runner import run_check
 from frontdesk.claims.errors import ClaimRefused
-from frontdesk.clearinghouse import read_999, read_responses, send_claims, send_eligibility
+from frontdesk.claims.store import send_claims, send_eligibility
+from frontdesk.clearinghouse import read_999, read_responses
 from frontdesk.db import open_database
 from frontdesk.db.claims_models import ClaimRow, EligibilityResult, X12Batch
 from frontdesk.db.models import AuditEvent, Letter, StoredObjectRow
