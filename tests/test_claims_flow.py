@@ -220,6 +220,7 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
         assert "x12_271 1" in proc.stdout and (tmp_path / "inbox" / "done" / "later.271").is_file()
+        said = {}
         for args in _examples("claims"):
             if "--acknowledgment" in args:
                 sent = sorted((tmp_path / "outbox").glob("*.837p.x12"))
@@ -227,8 +228,10 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
             proc = run_cli("claims", *args, env=env)
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
-        assert len(ran) == 6
-        assert "3 claims accepted" in proc.stdout
+            said[args[0]] = proc.stdout
+        assert len(ran) == 7
+        assert "3 claims accepted" in said["--acknowledgment"]
+        assert said["--list"].count("accepted by the clearinghouse (999)") == 3
         assert (tmp_path / "alignment.pdf").is_file()
     finally:
         os.chdir(cwd)
