@@ -84,7 +84,8 @@ def read_responses(settings: Settings, path: Path, db: Database, storage: Storag
 
     work, batch = take_response(settings, path, db, storage, today=today, label=label)
     if work.document_type != "x12_271" and (work.result is None or work.result.document_type != "x12_271"):
-        raise X12Error(work.document_id or Path(path).name, "not a 271 eligibility response")
+        raise X12Error(work.document_id or Path(path).name, "not a 271 eligibility response (a response of "
+                       "another kind is filed and applied as what it is)")
     data = Path(path).read_bytes() if Path(path).is_file() else b""
     results = eligibility.read_271(data.decode("latin-1"), work.document_id or "271") if data else []
     run = ResponsesRun(batch.id if batch else None, results, already_read=work.status == "duplicate")
@@ -112,7 +113,8 @@ def read_999(settings: Settings, path: Path, db: Database, storage: Storage) -> 
     work, batch = take_response(settings, path, db, storage)
     kind = work.result.document_type if work.result is not None else work.document_type
     if kind != "x12_999":
-        raise X12Error(work.document_id or Path(path).name, "not a 999 acknowledgment")
+        raise X12Error(work.document_id or Path(path).name, "not a 999 acknowledgment (a response of another "
+                       "kind is filed and applied as what it is)")
     if work.status == "duplicate":
         return {"accepted": 0, "flagged": 0, "already_read": True}
     counts = (batch.counts or {}) if batch is not None else {}

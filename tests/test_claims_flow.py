@@ -168,6 +168,8 @@ def test_claims_batch_is_filed_with_paper_forms_and_999_rejections_flag_the_clai
         flagged = {c.id: (c.status, c.flags) for c in s.scalars(select(ClaimRow))}
     assert flagged[target][0] == "rejected" and "CLM segment error" in flagged[target][1][0]  # type: ignore[index]
     assert all(st == "written" for cid, (st, _) in flagged.items() if cid != target)
+    with db.begin() as s:  # the 999 rejected the batch as a whole (its AK9)
+        assert s.scalars(select(X12Batch).where(X12Batch.kind == "837P")).one().status == "rejected"
     assert read_999(settings, ack, db, storage)["already_read"]  # the same file twice: flagged once
     with db.begin() as s:
         assert len(s.get(ClaimRow, target).flags) == 1  # type: ignore[union-attr, arg-type]

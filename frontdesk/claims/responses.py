@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from extractors import x12 as _x12
 from extractors.x12 import Interchange, Segment, loops
@@ -561,7 +561,8 @@ def _apply_277(s: Any, acks: list[ClaimAck]) -> dict[str, int]:
     for a in acks:
         row = s.get(ClaimRow, a.claim_id)
         if row is None:
-            row = s.scalars(select(ClaimRow).where(ClaimRow.id.ilike(a.claim_id))).first()
+            # CLM01 went out upper-cased (X12's basic character set): match the ledger's id in any case
+            row = s.scalars(select(ClaimRow).where(func.upper(ClaimRow.id) == a.claim_id.upper())).first()
         if row is None:
             unmatched += 1
             continue
