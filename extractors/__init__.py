@@ -40,6 +40,8 @@ def read_documents(path: Path, registry: TemplateRegistry, *, match_threshold: f
     kind = sniff(path)
     if kind == "empty":
         raise UnreadableDocument("empty file")
+    if kind == "x12":
+        return [_read_x12(path)]
     if kind == "other":
         raise UnreadableDocument("not a PDF, TIFF, JPEG or PNG file")
     scan = scan or ScanOptions()
@@ -63,6 +65,18 @@ def read_documents(path: Path, registry: TemplateRegistry, *, match_threshold: f
         raise UnreadableDocument(f"OCR failed: {exc}") from None
     except MemoryError:
         raise UnreadableDocument("too large to read") from None
+
+
+def _read_x12(path: Path) -> RawDocument:
+    """An X12 response as a document: its type (``x12_271``, ``x12_999``, ``x12_277``) and, as ``form``,
+    the implementation guide it follows. Malformed X12 is unreadable, with the reason."""
+    from extractors.x12 import X12SyntaxError, read_x12
+
+    try:
+        r = read_x12(path)
+    except X12SyntaxError as exc:
+        raise UnreadableDocument(f"malformed X12: {exc.reason}") from None
+    return RawDocument(document_type=r.document_type, form=r.version or None, method="text", pages=0)
 
 
 def read_document(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55,

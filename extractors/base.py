@@ -51,4 +51,6 @@ def sniff(path: Path) -> str:
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
+    if head.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"ISA"):
+        return "x12"  # a clearinghouse's response (271, 999, 277CA): see extractors.x12
     return "other"

@@ -1,7 +1,8 @@
 """The ``clearinghouse-inbox`` flow: reads what the clearinghouse's client dropped in the inbox (271
 eligibility answers, 999 acknowledgments, 277CA claim acknowledgments; document types ``x12_271``,
 ``x12_999``, ``x12_277``) every few minutes under ``frontdesk serve``. A thin adapter over
-:func:`frontdesk.claims.store.read_inbox`; no parameters, so nothing can point it at another folder.
+:func:`frontdesk.clearinghouse.read_inbox`, which hands each file to the document pipeline (the same
+path as the watched folder); no parameters, so nothing can point it at another folder.
 """
 
 from __future__ import annotations

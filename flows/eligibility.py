@@ -40,7 +40,7 @@ def visit_day(settings: Settings, today: date) -> date:
 @task(name="read-clearinghouse-inbox", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=[5, 30])
 def read_inbox_task(settings: Settings, today: date) -> dict[str, Any]:
-    from frontdesk.claims.store import read_inbox
+    from frontdesk.clearinghouse import read_inbox
     from frontdesk.db import open_database
     from frontdesk.storage import open_storage
 

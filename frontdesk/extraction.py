@@ -16,7 +16,7 @@ from extractors import (
 )
 from frontdesk.exceptions import ConfigError, EncryptedInputError, InputFileError
 from frontdesk.fields import Vocabulary, load_vocabulary
-from frontdesk.models import ExtractionResult, Flag
+from frontdesk.models import X12_TYPES, ExtractionResult, Flag
 from frontdesk.settings import Settings
 from frontdesk.validation import normaliser_for, validate
 
@@ -103,7 +103,15 @@ class Reader:
         """Every document in the file (a scanned stack holds several), each with the input pages it came
         from in ``source_pages``; raise InputFileError when the file cannot be read at all."""
         low = self.settings.extraction.low_confidence_threshold
-        return [to_result(raw, self.vocabulary, low) for raw in self.read_raw_all(path)]
+        results = [to_result(raw, self.vocabulary, low) for raw in self.read_raw_all(path)]
+        for r in results:
+            if r.document_type in X12_TYPES:
+                # The reading process checked the envelopes and the kind; what the response says is read
+                # here, from the same bytes the pipeline files (a cheap, size-capped pass).
+                from frontdesk.claims.responses import describe
+
+                describe(path, r)
+        return results
 
     def extract(self, path: Path) -> ExtractionResult:
         """Read and check one document (the first, when a scan holds several); raise InputFileError when it
@@ -120,6 +128,6 @@ def to_result(raw: RawDocument, vocab: Vocabulary, low_confidence: float) -> Ext
         flags=[Flag(code=f.code, severity=f.severity, field=f.field, message=f.message) for f in raw.flags],  # type: ignore[arg-type]
         source_pages=raw.source_pages,
     )
-    if raw.document_type == "unknown":
+    if raw.document_type == "unknown" or raw.document_type in X12_TYPES:
         return result
     return validate(result, raw.fields, vocab, present=raw.present, low_confidence=low_confidence)

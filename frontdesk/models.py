@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-DocumentType = Literal["intake_form", "insurance_card", "correspondence", "unknown"]
+DocumentType = Literal["intake_form", "insurance_card", "correspondence", "unknown",
+                       # a clearinghouse's responses (issue 19): eligibility, acknowledgment, claim acknowledgment
+                       "x12_271", "x12_999", "x12_277"]
+X12_TYPES = frozenset({"x12_271", "x12_999", "x12_277"})
 Method = Literal["acroform", "text", "ocr"]
 Severity = Literal["error", "warning", "info"]
 Status = Literal["filed", "needs_review", "failed", "duplicate"]
@@ -36,6 +39,8 @@ class ExtractionResult(BaseModel):
     fields: dict[str, FieldResult] = Field(default_factory=dict)
     flags: list[Flag] = Field(default_factory=list)
     source_pages: list[int] | None = None  # 1-based pages of the input file (a scan may hold several forms)
+    # An X12 response (document types x12_*): what it says, in plain words (frontdesk.claims.responses).
+    x12: dict[str, Any] | None = None
 
     def value(self, key: str) -> FieldValue:
         fr = self.fields.get(key)

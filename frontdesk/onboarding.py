@@ -580,7 +580,7 @@ def read_form(path: Path) -> tuple[FormKind, list[PageText], list[Box], list[np.
     if not path.is_file():
         raise InputFileError(path, "file not found")
     kind = sniff(path)
-    if kind in ("empty", "other"):
+    if kind in ("empty", "other", "x12"):
         raise InputFileError(path, "not a PDF, TIFF, JPEG or PNG file")
     images: list[np.ndarray] | None = None
     if kind == "pdf":

@@ -31,7 +31,7 @@ from frontdesk import records
 from frontdesk.db import Database, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
-from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
+from frontdesk.models import X12_TYPES, ExtractionResult, ProcessOutcome, StoredObject
 from frontdesk.objects import PlannedObject, file_object
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage, open_storage, sha256_bytes, sha256_file
@@ -39,7 +39,9 @@ from frontdesk.validation import missing_insurance_items
 
 log = logging.getLogger("frontdesk.pipeline")
 
-SUPPORTED_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
+SUPPORTED_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png",
+                      ".x12", ".edi", ".271", ".999", ".277"}  # a clearinghouse's responses (issue 19)
+X12_SUFFIXES = {".x12", ".edi", ".271", ".999", ".277"}
 _IGNORED_PREFIXES = (".", "~$", "._")
 MISSING_INSURANCE_CODE = "insurance.missing_info"
 MISSING_INSURANCE_LETTER = "missing_insurance"
@@ -80,6 +82,8 @@ def _suffix(path: Path) -> str:
 
 
 def _content_type(suffix: str) -> str:
+    if suffix in X12_SUFFIXES:
+        return "application/edi-x12"
     return mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
 
 
@@ -427,6 +431,8 @@ class Pipeline:
         assert work.sha256 and work.document_id
         work.prefix = prefix
         suffix = suffix or _suffix(work.input)
+        if work.result is not None and work.result.document_type in X12_TYPES and suffix not in X12_SUFFIXES:
+            suffix = ".x12"
         if original is None:
             try:
                 original = work.input.read_bytes()
@@ -485,10 +491,21 @@ class Pipeline:
             assert work.result is not None
             outcome = "needs_review" if work.result.needs_review() else "filed"
         letter_due = failed is None and self.needs_missing_insurance_letter(work)
+        response = work.result.document_type if failed is None and work.result is not None else None
+        prepared: Any = None
+        if response in X12_TYPES:  # a clearinghouse's answer: what it needs from storage, before the commit
+            from frontdesk.claims import responses
+
+            prepared = responses.prepare(self.db, self.storage, str(response), original)
         with self.db.begin() as s:
             doc = records.complete_document(s, work.document_id, result=work.result, outcome=outcome,
                                             stored=[*work.stored, *kept], error=failed, letter_due=letter_due,
                                             vocab=self.reader.vocabulary)
+            if doc is not None and prepared is not None:
+                # Applied in the transaction that completes the document: exactly once, or not at all.
+                responses.apply(s, self.settings, document_id=work.document_id, kind=str(response), data=original,
+                                sha256=work.sha256, storage_key=objects[0][0].key, prepared=prepared,
+                                today=self.today)
             work.patient_id = doc.patient_id if doc is not None else None
             outcome = doc.outcome if doc is not None and doc.outcome else outcome  # filing may ask for review
         work.status = outcome

@@ -111,12 +111,14 @@ def incomplete_reason(path: Path) -> str | None:
         kind = sniff(path)
         if kind == "empty":
             return "empty"
-        if kind not in ("pdf", "jpeg", "png"):
+        if kind not in ("pdf", "jpeg", "png", "x12"):
             return None  # TIFF and others cannot be checked from their tail: stability is all we have
         size = path.stat().st_size
         with open(path, "rb") as fh:
             fh.seek(max(0, size - 2048))
             tail = fh.read()
+        if kind == "x12" and b"IEA" not in tail[-256:]:
+            return "x12 without its IEA trailer"
         if kind == "pdf" and b"%%EOF" not in tail:
             return "pdf without trailer"
         if kind == "jpeg" and b"\xff\xd9" not in tail[-64:]:

@@ -144,3 +144,68 @@ def make_999(text_837: str, *, reject_segment_of_claim: str | None = None,
                       [FunctionalGroup("FA", "005010X231A1", 1, ix.receiver.id, ix.sender.id,
                                        [Transaction("999", "0001", body)])])
     return render_interchange(out)
+
+
+def make_277ca(text_837: str, *, rejected: Mapping[str, Sequence[tuple[str, str, str]]] | None = None,
+               provider_rejection: tuple[str, str, str] | None = None,
+               when: datetime = datetime(2026, 12, 10, 7, 45)) -> str:
+    """A 277CA (005010X214) for an 837P, as a payer's clearinghouse sends it: information source (payer),
+    receiver (the practice as submitter), billing provider, then each claim under its patient (TRN02 =
+    CLM01) with an STC: ``A2:20`` accepted (and the payer's claim number), or the (category, status,
+    entity) codes given in ``rejected`` for that claim with action code U. ``provider_rejection`` puts
+    a rejection at the billing provider level instead (it covers every claim beneath)."""
+    ix = parse_interchange(text_837, "837")
+    g = ix.groups[0]
+    t = g.transactions[0]
+    rejected = rejected or {}
+    claims: list[tuple[Segment, Segment]] = []  # (CLM, the subscriber/patient NM1 before it)
+    person: Segment | None = None
+    payer: Segment | None = None
+    provider: Segment | None = None
+    for s in t.body:
+        if s.id == "NM1" and s[1] in ("IL", "QC"):
+            person = s
+        elif s.id == "NM1" and s[1] == "PR":
+            payer = s
+        elif s.id == "NM1" and s[1] == "85" and provider is None:
+            provider = s
+        elif s.id == "CLM":
+            assert person is not None
+            claims.append((s, person))
+    assert payer is not None and provider is not None
+    day = when.strftime("%Y%m%d")
+    total = sum(float(c[2]) for c, _ in claims)
+    n_rej = len(claims) if provider_rejection else sum(1 for c, _ in claims if c[1] in rejected)
+    body: list[Segment] = [
+        seg("BHT", "0085", "08", f"R{ix.control_number:08d}", day, when.strftime("%H%M"), "TH"),
+        seg("HL", "1", "", "20", "1"), seg("NM1", "PR", "2", payer[3], "", "", "", "", "PI", payer[9]),
+        seg("TRN", "1", f"T{ix.control_number}"), seg("DTP", "050", "D8", day), seg("DTP", "009", "D8", day),
+        seg("HL", "2", "1", "21", "1"), seg("NM1", "41", "2", provider[3], "", "", "", "", "46", g.sender_code),
+        seg("TRN", "2", str(g.control_number)), seg("STC", ("A1", "19", "PR"), day, "WQ", f"{total:.2f}"),
+        seg("QTY", "90", str(len(claims) - n_rej)), seg("QTY", "AA", str(n_rej)),
+        seg("HL", "3", "2", "19", "1"), seg("NM1", "85", "2", provider[3], "", "", "", "", "XX", provider[9]),
+        seg("TRN", "1", "0"),
+    ]
+    if provider_rejection:
+        body.append(seg("STC", provider_rejection, day, "U", f"{total:.2f}"))
+    hl = 3
+    for n, (clm, who) in enumerate(claims, 1):
+        hl += 1
+        body += [seg("HL", str(hl), "3", "PT"),
+                 seg("NM1", "QC", "1", who[3], who[4], "", "", "", who[8], who[9])]
+        if provider_rejection:
+            body.append(seg("TRN", "2", clm[1]))
+        elif clm[1] in rejected:
+            codes = list(rejected[clm[1]])
+            extra = [codes[i] if i < len(codes) else "" for i in (1, 2)]
+            body += [seg("TRN", "2", clm[1]),
+                     seg("STC", codes[0], day, "U", clm[2], "", "", "", "", "", extra[0], extra[1])]
+        else:
+            body += [seg("TRN", "2", clm[1]), seg("STC", ("A2", "20", "PR"), day, "WQ", clm[2]),
+                     seg("REF", "1K", f"26{ix.control_number:04d}{n:06d}")]
+        body.append(seg("DTP", "472", "D8", day))
+    out = Interchange(Party(ix.receiver.qualifier, ix.receiver.id), Party(ix.sender.qualifier, ix.sender.id),
+                      ix.control_number + 700, when, ix.usage,
+                      [FunctionalGroup("HN", "005010X214", 1, ix.receiver.id, ix.sender.id,
+                                       [Transaction("277", "0001", body)])])
+    return render_interchange(out)

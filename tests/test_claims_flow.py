@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from frontdesk.checks.runner import run_check
 from frontdesk.claims.errors import ClaimRefused
-from frontdesk.claims.store import read_999, read_responses, send_claims, send_eligibility
+from frontdesk.claims.store import send_claims, send_eligibility
+from frontdesk.clearinghouse import read_999, read_responses
 from frontdesk.db import open_database
 from frontdesk.db.claims_models import ClaimRow, EligibilityResult, X12Batch
 from frontdesk.db.models import AuditEvent, Letter, StoredObjectRow
@@ -167,6 +168,8 @@ def test_claims_batch_is_filed_with_paper_forms_and_999_rejections_flag_the_clai
         flagged = {c.id: (c.status, c.flags) for c in s.scalars(select(ClaimRow))}
     assert flagged[target][0] == "rejected" and "CLM segment error" in flagged[target][1][0]  # type: ignore[index]
     assert all(st == "written" for cid, (st, _) in flagged.items() if cid != target)
+    with db.begin() as s:  # the 999 rejected the batch as a whole (its AK9)
+        assert s.scalars(select(X12Batch).where(X12Batch.kind == "837P")).one().status == "rejected"
     assert read_999(settings, ack, db, storage)["already_read"]  # the same file twice: flagged once
     with db.begin() as s:
         assert len(s.get(ClaimRow, target).flags) == 1  # type: ignore[union-attr, arg-type]
@@ -219,6 +222,7 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
         assert "x12_271 1" in proc.stdout and (tmp_path / "inbox" / "done" / "later.271").is_file()
+        said = {}
         for args in _examples("claims"):
             if "--acknowledgment" in args:
                 sent = sorted((tmp_path / "outbox").glob("*.837p.x12"))
@@ -226,8 +230,10 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
             proc = run_cli("claims", *args, env=env)
             assert proc.returncode == 0, (args, proc.stderr)
             ran.append(args)
-        assert len(ran) == 6
-        assert "3 claims accepted" in proc.stdout
+            said[args[0]] = proc.stdout
+        assert len(ran) == 7
+        assert "3 claims accepted" in said["--acknowledgment"]
+        assert said["--list"].count("accepted by the clearinghouse (999)") == 3
         assert (tmp_path / "alignment.pdf").is_file()
     finally:
         os.chdir(cwd)
@@ -248,7 +254,7 @@ def test_inbox_reads_responses_and_sets_aside_what_it_cannot(env: Any) -> None:
     (inbox / "a.271").write_text(answer_270(Path(run.outbox_file or "").read_text(), seed=4)[0])
     (inbox / "b.x12").write_text("ISA*00*broken")
     (inbox / "c.txt").write_text("not x12 at all")
-    from frontdesk.claims.store import read_inbox
+    from frontdesk.clearinghouse import read_inbox
 
     res = read_inbox(settings, db, storage, today=sc.today)
     assert res.read == {"x12_271": 1}

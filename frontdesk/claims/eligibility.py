@@ -343,7 +343,11 @@ def _read_subscriber(block: list[Segment], payer: tuple[str, str], source_reject
 def read_271(text: str, where: str = "271") -> list[CoverageResult]:
     """Every subscriber answered in a 271 interchange. A request rejected as a whole (AAA at the payer
     or receiver level) marks every subscriber beneath it with that reason."""
-    ix = parse_interchange(text, where)
+    return read_271_interchange(parse_interchange(text, where), where)
+
+
+def read_271_interchange(ix: Interchange, where: str = "271") -> list[CoverageResult]:
+    """:func:`read_271` for an interchange already read (the document pipeline's path)."""
     results: list[CoverageResult] = []
     found = False
     for g in ix.groups:
@@ -380,4 +384,4 @@ def read_271(text: str, where: str = "271") -> list[CoverageResult]:
 
 
 __all__ = ["AAA_REASONS", "CoverageResult", "CoverageStatus", "EligibilityBatch", "EligibilityRequest",
-           "NotSent", "build_270", "read_271", "request_for"]
+           "NotSent", "build_270", "read_271", "read_271_interchange", "request_for"]

@@ -1,4 +1,5 @@
-"""A small ANSI X12 writer and reader: segments, the ISA/GS/ST envelopes, and reading them back.
+"""A small ANSI X12 writer: segments and the ISA/GS/ST envelopes. Reading them back is
+:mod:`extractors.x12` (the document pipeline reads responses with it); here it names the file in errors.
 
 Why our own: the 270/271 (eligibility) are simple, fixed shapes, and pyx12 ships no 5010 map for them.
 This module only knows X12's syntax (delimiters, envelopes, control numbers and counts); what goes into a
@@ -15,42 +16,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 
+from extractors import x12 as _x12
+from extractors.x12 import (
+    MAX_FILE_BYTES,
+    FunctionalGroup,
+    Interchange,
+    ParsedDelimiters,
+    Party,
+    Segment,
+    Transaction,
+    loops,
+)
 from frontdesk.exceptions import InputFileError
 
 ELEMENT, COMPONENT, REPETITION, SEGMENT = "*", ":", "^", "~"
-MAX_FILE_BYTES = 20 * 1024 * 1024  # a day's responses are kilobytes; this is the wrong file
 
 
 class X12Error(InputFileError):
     """An X12 file that cannot be read: the file and the reason (never a value from it)."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One segment: its id (``NM1``) and its elements, element 1 first. A composite element is a
-    tuple of components."""
-
-    id: str
-    elements: tuple[str | tuple[str, ...], ...] = ()
-
-    def __getitem__(self, n: int) -> str:
-        """Element ``n`` (1-based, as the implementation guides number them) as text; '' when absent."""
-        if n < 1 or n > len(self.elements):
-            return ""
-        v = self.elements[n - 1]
-        return COMPONENT.join(v) if isinstance(v, tuple) else v
-
-    def component(self, n: int, m: int) -> str:
-        """Component ``m`` of element ``n`` (both 1-based)."""
-        if n < 1 or n > len(self.elements):
-            return ""
-        v = self.elements[n - 1]
-        parts = v if isinstance(v, tuple) else tuple(v.split(COMPONENT)) if COMPONENT in v else (v,)
-        return parts[m - 1] if 0 < m <= len(parts) else ""
 
 
 _UNSAFE = re.compile(r"[*~:^\\\x00-\x1f\x7f]")
@@ -95,46 +79,6 @@ def render_segment(s: Segment) -> str:
     return ELEMENT.join(parts) + SEGMENT
 
 
-@dataclass(frozen=True)
-class Party:
-    """An interchange sender or receiver: qualifier (ZZ mutually defined, 30 tax ID...) and ID."""
-
-    qualifier: str
-    id: str
-
-
-@dataclass
-class Interchange:
-    """One ISA..IEA: sender, receiver, control number, usage (T test / P production) and its groups."""
-
-    sender: Party
-    receiver: Party
-    control_number: int
-    created: datetime
-    usage: str = "T"
-    groups: list[FunctionalGroup] = field(default_factory=list)
-
-
-@dataclass
-class FunctionalGroup:
-    functional_id: str  # HS = 270, HB = 271, HC = 837
-    version: str  # 005010X279A1 ...
-    control_number: int
-    sender_code: str
-    receiver_code: str
-    transactions: list[Transaction] = field(default_factory=list)
-
-
-@dataclass
-class Transaction:
-    """One ST..SE: its set id (270, 271, 837), control number and body (without ST and SE)."""
-
-    set_id: str
-    control_number: str
-    body: list[Segment]
-    version: str = ""
-
-
 def render_interchange(ix: Interchange, *, newline: bool = True) -> str:
     """The interchange as text, envelopes and counts filled in. ``newline`` puts each segment on its own
     line, which every parser accepts and people can read."""
@@ -163,104 +107,22 @@ def render_interchange(ix: Interchange, *, newline: bool = True) -> str:
     return sep.join(render_segment(s) for s in segs) + sep
 
 
-# --- reading -----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ParsedDelimiters:
-    element: str
-    component: str
-    repetition: str
-    segment: str
-
+# --- reading: the syntax lives in extractors.x12 (the document pipeline reads responses with it) ------
 
 def split_segments(text: str, where: str = "x12") -> tuple[list[Segment], ParsedDelimiters]:
-    """Segments of an interchange, delimiters taken from its ISA (fixed width: 106 characters)."""
-    body = text.lstrip("\ufeff \r\n\t")
-    if not body.startswith("ISA") or len(body) < 106:
-        raise X12Error(where, "not an X12 interchange (no ISA header)")
-    el, comp, term = body[3], body[104], body[105]
-    rep = body[82]
-    if len({el, comp, term}) < 3:
-        raise X12Error(where, "ISA header has clashing delimiters")
-    delims = ParsedDelimiters(el, comp, rep if rep not in (el, comp, term) else "", term)
-    segments: list[Segment] = []
-    for raw in body.split(term):
-        raw = raw.strip("\r\n\t ")
-        if not raw:
-            continue
-        parts = raw.split(el)
-        elements: list[str | tuple[str, ...]] = []
-        for p in parts[1:]:
-            if parts[0] != "ISA" and comp in p:
-                elements.append(tuple(p.split(comp)))
-            else:
-                elements.append(p)
-        segments.append(Segment(parts[0], tuple(elements)))
-    return segments, delims
+    """Segments of an interchange; :class:`X12Error` names the file (``where``) and the reason."""
+    try:
+        return _x12.split_segments(text)
+    except _x12.X12SyntaxError as exc:
+        raise X12Error(where, exc.reason) from None
 
 
 def parse_interchange(text: str, where: str = "x12") -> Interchange:
-    """Read one interchange and check its envelopes: control numbers match, counts add up. A broken
-    envelope means the file was cut or edited; nothing in it is trusted."""
-    segments, _ = split_segments(text, where)
-    it = iter(enumerate(segments, 1))
-    n, isa = next(it)
-    if isa.id != "ISA" or len(isa.elements) < 16:
-        raise X12Error(where, "ISA segment is incomplete")
+    """Read one interchange and check its envelopes (see :func:`extractors.x12.parse_interchange`)."""
     try:
-        created = datetime.strptime(isa[9] + isa[10], "%y%m%d%H%M")
-        control = int(isa[13])
-    except ValueError:
-        raise X12Error(where, "ISA date, time or control number is not valid") from None
-    ix = Interchange(Party(isa[5].strip(), isa[6].strip()), Party(isa[7].strip(), isa[8].strip()),
-                     control, created, isa[15])
-    group: FunctionalGroup | None = None
-    tx: Transaction | None = None
-    tx_count = 0
-    done = False
-    for n, s in it:
-        if done:
-            raise X12Error(where, f"segment {n}: data after IEA")
-        if s.id == "GS":
-            if group is not None:
-                raise X12Error(where, f"segment {n}: GS inside an open group")
-            group = FunctionalGroup(s[1], s[8], int(s[6] or 0), s[2], s[3])
-        elif s.id == "ST":
-            if group is None or tx is not None:
-                raise X12Error(where, f"segment {n}: ST outside a group or inside a transaction")
-            tx = Transaction(s[1], s[2], [], s[3])
-            tx_count = 1
-        elif s.id == "SE":
-            if tx is None or group is None:
-                raise X12Error(where, f"segment {n}: SE without ST")
-            tx_count += 1
-            if s[2] != tx.control_number:
-                raise X12Error(where, f"segment {n}: SE control number does not match ST")
-            if s[1] != str(tx_count):
-                raise X12Error(where, f"segment {n}: SE counts {s[1]} segments, the transaction has {tx_count}")
-            group.transactions.append(tx)
-            tx = None
-        elif s.id == "GE":
-            if group is None or tx is not None:
-                raise X12Error(where, f"segment {n}: GE without GS, or inside a transaction")
-            if s[1] != str(len(group.transactions)) or s[2] != str(group.control_number):
-                raise X12Error(where, f"segment {n}: GE count or control number does not match")
-            ix.groups.append(group)
-            group = None
-        elif s.id == "IEA":
-            if group is not None:
-                raise X12Error(where, f"segment {n}: IEA inside an open group")
-            if s[1] != str(len(ix.groups)) or int(s[2] or -1) != control:
-                raise X12Error(where, f"segment {n}: IEA count or control number does not match")
-            done = True
-        elif tx is not None:
-            tx.body.append(s)
-            tx_count += 1
-        else:
-            raise X12Error(where, f"segment {n}: {s.id} outside a transaction")
-    if not done:
-        raise X12Error(where, "no IEA: the file is cut short")
-    return ix
+        return _x12.parse_interchange(text)
+    except _x12.X12SyntaxError as exc:
+        raise X12Error(where, exc.reason) from None
 
 
 def read_capped(path: object, max_bytes: int, kind: str) -> bytes:
@@ -289,25 +151,9 @@ def read_interchange_file(path: object, where: str | None = None) -> Interchange
         data = read_capped(p, MAX_FILE_BYTES, "an X12 response")
     except ValueError as exc:
         raise X12Error(label, str(exc)) from None
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return parse_interchange(text, label)
+    return parse_interchange(_x12.decode(data), label)
 
 
-def loops(body: Sequence[Segment], start: str, stops: Iterable[str]) -> list[list[Segment]]:
-    """Split a body into runs that each begin with a ``start`` segment and end before the next one, or
-    before a segment in ``stops``."""
-    stop = set(stops)
-    out: list[list[Segment]] = []
-    cur: list[Segment] | None = None
-    for s in body:
-        if s.id == start:
-            cur = [s]
-            out.append(cur)
-        elif s.id in stop:
-            cur = None
-        elif cur is not None:
-            cur.append(s)
-    return out
+__all__ = ["COMPONENT", "ELEMENT", "MAX_FILE_BYTES", "REPETITION", "SEGMENT", "FunctionalGroup", "Interchange",
+           "ParsedDelimiters", "Party", "Segment", "Transaction", "X12Error", "clean", "loops", "parse_interchange",
+           "read_capped", "read_interchange_file", "render_interchange", "render_segment", "seg", "split_segments"]

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   frontdesk claims --ledger visits.csv --date 2026-03-03
   frontdesk claims --alignment-page alignment.pdf
   frontdesk claims --acknowledgment response.999
+  frontdesk claims --list
 """
 
 
@@ -32,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--alignment-page", type=Path, metavar="PDF", help="write the alignment test page and stop")
     p.add_argument("--acknowledgment", type=Path, metavar="FILE",
                    help="read a 999 acknowledgment: rejections become flags on the claims")
+    p.add_argument("--list", action="store_true",
+                   help="list the claims sent and where each stands (999 and 277CA answers, reasons in plain words)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -45,8 +48,11 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         write_private(args.alignment_page, alignment_page(settings, printer=args.printer))
         print(f"Alignment page: {args.alignment_page} (print it on a red CMS-1500 form; see docs/claims.md)")
         return ExitCode.ok
+    if args.list:
+        return _list(settings, args.json)
     if args.ledger is None and args.acknowledgment is None:
-        print("frontdesk: claims: give --ledger FILE, --acknowledgment FILE or --alignment-page PDF", file=sys.stderr)
+        print("frontdesk: claims: give --ledger FILE, --acknowledgment FILE, --list or --alignment-page PDF",
+              file=sys.stderr)
         return ExitCode.bad_input
     service_date = None
     if args.date:
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     storage = open_storage(settings)
     try:
         if args.acknowledgment is not None:
-            from frontdesk.claims.store import read_999
+            from frontdesk.clearinghouse import read_999
 
             res = read_999(settings, args.acknowledgment, db, storage)
             print(json.dumps(res) if args.json else
@@ -84,3 +90,32 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         return ExitCode.ok
     finally:
         db.dispose()
+
+
+STATUS_WORDS = {"written": "sent (in the outbox)", "accepted": "accepted by the clearinghouse (999)",
+                "rejected": "REJECTED by the clearinghouse (999)",
+                "payer_accepted": "accepted by the payer for processing (277CA)",
+                "payer_rejected": "REJECTED by the payer (277CA)"}
+
+
+def _list(settings: Any, as_json: bool) -> int:
+    """Every claim sent, newest batch first, with its state and the reasons a payer or clearinghouse gave."""
+    from frontdesk.claims.store import list_claims
+    from frontdesk.db import open_database
+
+    db = open_database(settings)
+    try:
+        rows = list_claims(db)
+    finally:
+        db.dispose()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return ExitCode.ok
+    if not rows:
+        print("No claims sent yet")
+    for r in rows:
+        print(f"claim {r['claim_id']}: {STATUS_WORDS.get(r['status'], r['status'])}; ${r['total']} to "
+              f"payer {r['payer_id']} (batch {r['batch_id']}, patient {r['patient_id']})")
+        for flag in r["flags"]:
+            print(f"  - {flag}")
+    return ExitCode.ok

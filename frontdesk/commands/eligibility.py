@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     storage = open_storage(settings)
     try:
         if args.inbox:
-            from frontdesk.claims.store import read_inbox
+            from frontdesk.clearinghouse import read_inbox
 
             inbox = read_inbox(settings, db, storage)
             if args.json:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
                     print(f"  failed: {f}")
             return ExitCode.ok if not inbox.failed else ExitCode.bad_input
         if args.responses is not None:
-            from frontdesk.claims.store import read_responses
+            from frontdesk.clearinghouse import read_responses
 
             res = read_responses(settings, args.responses, db, storage)
             if args.json:
