@@ -10,6 +10,7 @@ free text may hold patient data, the trail must not.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,7 +291,7 @@ def merges_of(session: Session, patient_id: str) -> list[PatientMerge]:
 # --- failed files ---------------------------------------------------------------------------------------
 
 def failed_documents(session: Session, limit: int = 200) -> list[Document]:
-    docs = list(session.scalars(select(Document).where(Document.outcome == "failed")
+    docs = list(session.scalars(select(Document).where(Document.outcome.in_(("failed", RETRYING)))
                                 .order_by(Document.received_at.desc()).limit(limit)))
     audit.record(session, "read", "document", None, detail=f"{len(docs)} failed documents listed")
     return docs
@@ -309,6 +310,131 @@ def dismiss_failed(session: Session, document_id: str, reason: str) -> Document:
     doc.error = ((doc.error or "") + f" [dismissed by {audit.current_actor()}: {reason}]")[:4000]
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id, detail="failed file dismissed")
     return doc
+
+
+RETRYING = "retrying"
+#: A retry that has not finished after this long was interrupted (a crash, a restart): it may be taken again.
+RETRY_STALE_MINUTES = 30.0
+
+
+@dataclass
+class RetryOutcome:
+    """What a retry of a failed file did: the document's outcome now (``filed``, ``needs_review``, or
+    ``failed`` again with the reason) and the letters it wrote. Ids and reasons only."""
+
+    document_id: str
+    status: str
+    error: str | None = None
+    letters: list[str] = field(default_factory=list)
+
+
+def _claim_retry(session: Session, document_id: str) -> tuple[str, str, str]:
+    """Take a failed document for one retry: ``outcome`` becomes ``retrying`` in the caller's
+    transaction, so a second retry (another person, the CLI) is refused until this one ends."""
+    from datetime import timedelta
+
+    from frontdesk.db.models import AuditEvent, StoredObjectRow
+
+    doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
+    if doc is None:
+        raise ActionError(f"no document {document_id}")
+    if doc.outcome == RETRYING:
+        started = session.scalars(select(AuditEvent.at).where(AuditEvent.object_id == document_id,
+                                                              AuditEvent.detail == "retry started")
+                                  .order_by(AuditEvent.at.desc()).limit(1)).first()
+        if started is not None and utcnow() - started < timedelta(minutes=RETRY_STALE_MINUTES):
+            raise ActionError(f"document {document_id} is being retried already")
+    elif doc.outcome != "failed":
+        raise ActionError(f"document {document_id} has not failed")
+    if doc.parent_id is not None:
+        raise ActionError(f"document {document_id} is part of a scan: retry the whole scan {doc.parent_id}")
+    key = session.scalars(select(StoredObjectRow.key).where(StoredObjectRow.document_id == document_id,
+                                                            StoredObjectRow.role == "original")
+                          .order_by(StoredObjectRow.key).limit(1)).first()
+    if key is None:
+        raise ActionError(f"document {document_id} has no filed original to read again")
+    doc.outcome = RETRYING
+    audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id, detail="retry started")
+    return key, doc.sha256, doc.storage_prefix
+
+
+def _retry_ends(pipeline: Any, document_id: str, reason: str) -> RetryOutcome:
+    with pipeline.db.begin() as s:
+        doc = _doc(s, document_id)
+        doc.outcome, doc.error = "failed", reason[:4000]
+        audit.record(s, "update", "document", doc.id, patient_id=doc.patient_id, detail="retry failed again")
+    return RetryOutcome(document_id, "failed", reason)
+
+
+def retry_failed(pipeline: Any, document_id: str) -> RetryOutcome:
+    """Read a failed file again from its filed original (after the cause was fixed: a limit raised, a
+    reader improved) and file what is read, exactly once.
+
+    The document is claimed first (:func:`_claim_retry`), so two retries cannot both file it. The
+    original is read back from storage and checked against the document's hash; it is read in a private
+    temporary folder (0700) that is removed afterwards. A reading is filed like intake files one: the
+    ``extraction.json`` beside the original, the reading in the records (patient matched or created,
+    flags raised, cards and letters waiting for the patient filed), then the letters it needs. A file
+    that still cannot be read stays failed with the new reason. The same file handed in to the inbox
+    again is a duplicate and is not read: this is the one way back in. Call inside
+    :func:`frontdesk.audit.acting_as` so that the events name the person."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from frontdesk.exceptions import InputFileError
+    from frontdesk.pipeline import IntakeWork
+    from frontdesk.storage import sha256_bytes
+
+    with pipeline.db.begin() as s:
+        key, sha, prefix = _claim_retry(s, document_id)
+        received = _doc(s, document_id).received_at
+    try:
+        original = pipeline.storage.get_bytes(key)
+        if sha256_bytes(original) != sha:
+            return _retry_ends(pipeline, document_id, "the filed original does not match its record; "
+                                                      "hand the paper in again")
+        folder = Path(tempfile.mkdtemp(prefix="frontdesk-retry-"))  # 0700
+        try:
+            path = folder / f"{document_id}{Path(key).suffix}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(original)
+            try:
+                results = pipeline.reader.extract_all(path)
+            except InputFileError as exc:
+                return _retry_ends(pipeline, document_id, exc.reason)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if len(results) != 1:
+            return _retry_ends(pipeline, document_id, f"the file holds {len(results)} forms; a scan of several "
+                                                      "forms cannot be retried yet: scan the forms one by one")
+        result = results[0]
+        record = {"document_id": document_id, "sha256": sha,
+                  "received_at": received.isoformat(timespec="seconds"),
+                  "retried_at": utcnow().isoformat(timespec="seconds"), "retried_by": audit.current_actor(),
+                  "extraction": result.model_dump(mode="json")}
+        extraction_key = f"{prefix}/extraction.json"
+        pipeline.refile_reading(document_id, result, extraction_key,
+                                json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"))
+    except BaseException:
+        with pipeline.db.begin() as s:  # not interrupted by a crash: give it back as it was
+            doc = _doc(s, document_id)
+            if doc.outcome == RETRYING:
+                doc.outcome = "failed"
+        raise
+    with pipeline.db.begin() as s:
+        doc = _doc(s, document_id)
+        doc.error = None
+        status = doc.outcome or "filed"
+    work = IntakeWork(input=Path(extraction_key), sha256=sha, document_id=document_id, status=status,
+                      result=result, prefix=prefix)
+    letters: list[str] = []
+    if pipeline.needs_missing_insurance_letter(work):
+        pipeline.send_letters([work])
+        letters = [o.key for o in work.letters]
+    return RetryOutcome(document_id, status, None, letters)
 
 
 # --- the pre-visit worklist ------------------------------------------------------------------------------

@@ -441,7 +441,7 @@ def create_app(settings: Settings) -> FastAPI:
         who = signed_in(request)
         with con.session(who) as s:
             docs = actions.failed_documents(s)
-        return con.render("failed.html", request, who, docs=docs)
+        return con.render("failed.html", request, who, docs=docs, retried=request.query_params.get("retried"))
 
     @app.post("/failed/{doc_id}/dismiss")
     async def failed_dismiss(request: Request, doc_id: str) -> Response:
@@ -597,6 +597,12 @@ def create_app(settings: Settings) -> FastAPI:
             audit.record(s, "read", "audit_trail", None, detail=f"{len(rows)} events listed")
         return con.render("audit.html", request, who, rows=rows)
 
+    from frontdesk.console import mail as mail_pages
+
+    app.include_router(mail_pages.router(con, signed_in, posted))
+    from frontdesk.console import failed as failed_pages
+
+    app.include_router(failed_pages.router(con, signed_in, posted))
     return app
 
 
