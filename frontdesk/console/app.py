@@ -372,6 +372,9 @@ def create_app(settings: Settings) -> FastAPI:
         except review_queue.ReviewError as exc:
             return con.render("message.html", request, who, status=409, title="Not saved", message=str(exc))
         crops.forget(doc_id)
+        from frontdesk.console.held import resume_held_review
+
+        resume_held_review(con.db, settings, doc_id, who.name)  # a Prefect run holding it finishes
         with con.session(who) as s:
             nxt = review_queue.next_document(s, after=doc_id)
         target = f"/review/{nxt}" if nxt and form.get("then") != "stay" else f"/review/{doc_id}"
