@@ -142,6 +142,87 @@ def correct_value(session: Session, patient_id: str, key: str, value: str | None
     return row
 
 
+# --- a card and the patient's record disagree --------------------------------------------------------------
+
+@dataclass
+class CardConflict:
+    """One ``card.conflict``: the value on the insurance card and the value in the patient's record (read
+    from the intake form ``record_source``, or typed by staff when that is None), for a person to choose."""
+
+    flag_id: int
+    key: str
+    label: str
+    card_document_id: str
+    card_value: Any
+    record_value: Any
+    record_source: str | None
+    patient_id: str
+
+
+def card_conflicts(session: Session, document_id: str, vocab: Vocabulary) -> list[CardConflict]:
+    """The open conflicts an insurance card raised against its patient's record, in vocabulary order."""
+    from frontdesk.cards import CONFLICT_CODE
+
+    flags = list(session.scalars(select(FlagRow).where(FlagRow.document_id == document_id, FlagRow.status == "open",
+                                                       FlagRow.code == CONFLICT_CODE)))
+    if not flags:
+        return []
+    reading = records.extraction_result(session, document_id)
+    out = []
+    for f in flags:
+        if f.field is None or f.patient_id is None:
+            continue
+        patient = _patient(session, f.patient_id)
+        row = next((r for r in patient.fields if r.key == f.field), None)
+        out.append(CardConflict(f.id, f.field, vocab.label(f.field), document_id,
+                                reading.value(f.field) if reading is not None else None,
+                                row.value if row is not None else None,
+                                row.source_document_id if row is not None else None, f.patient_id))
+    order = {k: i for i, k in enumerate(vocab.fields)}
+    out.sort(key=lambda c: order.get(c.key, len(order)))
+    if out:
+        audit.record(session, "read", "patient", out[0].patient_id, patient_id=out[0].patient_id,
+                     detail=f"card conflicts of {document_id}: {len(out)}")
+    return out
+
+
+def resolve_conflict(session: Session, flag_id: int, keep: str, vocab: Vocabulary) -> FlagRow:
+    """A person chose between the insurance card and the patient's record for one field: ``keep="card"``
+    writes the card's value into the record (the card becomes its source), ``keep="record"`` leaves the
+    record as it is. The conflict is resolved in the person's name and the card's document is filed when
+    nothing else is open on it."""
+    from frontdesk.cards import CONFLICT_CODE
+
+    if keep not in ("card", "record"):
+        raise ActionError("choose the card's value or the record's value")
+    flag = session.get(FlagRow, flag_id)
+    if flag is None or flag.code != CONFLICT_CODE:
+        raise ActionError(f"no card conflict {flag_id}")
+    if flag.status != "open":
+        raise ActionError(f"the conflict {flag_id} is {flag.status} already")
+    if flag.field is None or flag.patient_id is None or flag.document_id is None or flag.field not in vocab:
+        raise ActionError(f"the conflict {flag_id} names no field of a patient")
+    patient = _patient(session, flag.patient_id)
+    if keep == "card":
+        reading = records.extraction_result(session, flag.document_id)
+        value = reading.value(flag.field) if reading is not None else None
+        if value in (None, ""):
+            raise ActionError(f"the card {flag.document_id} has no value for {vocab.label(flag.field)}")
+        row = next((r for r in patient.fields if r.key == flag.field), None)
+        if row is None:
+            patient.fields.append(PatientField(key=flag.field, value=value, source_document_id=flag.document_id))
+        else:
+            row.value, row.source_document_id = value, flag.document_id
+        patient.updated_at = utcnow()
+    flag.status, flag.resolved_at, flag.resolved_by = "resolved", utcnow(), audit.current_actor()
+    flag.message = (flag.message + f" [kept the {'card' if keep == 'card' else 'record'}'s value]")[:2000]
+    audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                 detail=f"card conflict on {flag.field}: kept the {keep} value ({flag.document_id})")
+    audit.record(session, "update", "flag", str(flag.id), patient_id=patient.id, detail=f"resolved {flag.code}")
+    _settle_document(session, _doc(session, flag.document_id))
+    return flag
+
+
 # --- attaching an unmatched card or letter --------------------------------------------------------------
 
 def unmatched_documents(session: Session, limit: int = 200) -> list[tuple[Document, FlagRow]]:

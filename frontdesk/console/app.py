@@ -326,11 +326,12 @@ def create_app(settings: Settings) -> FastAPI:
                 waiting = doc is not None and doc.outcome == "needs_review"
                 flags = list(s.scalars(select(FlagRow).where(FlagRow.document_id == doc_id, FlagRow.status == "open")))
                 candidates = _candidates(s, doc_id) if doc is not None and doc.patient_id is None else []
+                conflicts = actions.card_conflicts(s, doc_id, con.vocab) if waiting else []
         except review_queue.ReviewError:
             return con.render("message.html", request, who, status=404, title="Not found",
                               message="There is no such document to review.")
         return con.render("review.html", request, who, item=item, waiting=waiting, flags=flags,
-                          candidates=candidates, saved=request.query_params.get("saved"))
+                          candidates=candidates, saved=request.query_params.get("saved"), conflicts=conflicts)
 
     def _candidates(s: Session, doc_id: str) -> list[Patient]:
         """Patients a card or letter may belong to: same date of birth as read on it."""
@@ -606,6 +607,9 @@ def create_app(settings: Settings) -> FastAPI:
     from frontdesk.console import failed as failed_pages
 
     app.include_router(failed_pages.router(con, signed_in, posted))
+    from frontdesk.console import conflicts as conflict_pages
+
+    app.include_router(conflict_pages.router(con, signed_in, posted))
     return app
 
 
