@@ -31,6 +31,8 @@ class ActionError(FrontdeskError):
 
 
 WAITING_CODES = {"card.unmatched": "insurance_card", "correspondence.unmatched": "correspondence"}
+#: frontdesk.cards.CONFLICT_CODE, named here so that listing conflicts does not import the card reader (spaCy)
+CARD_CONFLICT = "card.conflict"
 
 
 def _doc(session: Session, document_id: str) -> Document:
@@ -161,10 +163,8 @@ class CardConflict:
 
 def card_conflicts(session: Session, document_id: str, vocab: Vocabulary) -> list[CardConflict]:
     """The open conflicts an insurance card raised against its patient's record, in vocabulary order."""
-    from frontdesk.cards import CONFLICT_CODE
-
     flags = list(session.scalars(select(FlagRow).where(FlagRow.document_id == document_id, FlagRow.status == "open",
-                                                       FlagRow.code == CONFLICT_CODE)))
+                                                       FlagRow.code == CARD_CONFLICT)))
     if not flags:
         return []
     reading = records.extraction_result(session, document_id)
@@ -191,12 +191,10 @@ def resolve_conflict(session: Session, flag_id: int, keep: str, vocab: Vocabular
     writes the card's value into the record (the card becomes its source), ``keep="record"`` leaves the
     record as it is. The conflict is resolved in the person's name and the card's document is filed when
     nothing else is open on it."""
-    from frontdesk.cards import CONFLICT_CODE
-
     if keep not in ("card", "record"):
         raise ActionError("choose the card's value or the record's value")
     flag = session.get(FlagRow, flag_id)
-    if flag is None or flag.code != CONFLICT_CODE:
+    if flag is None or flag.code != CARD_CONFLICT:
         raise ActionError(f"no card conflict {flag_id}")
     if flag.status != "open":
         raise ActionError(f"the conflict {flag_id} is {flag.status} already")

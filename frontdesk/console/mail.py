@@ -57,7 +57,7 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
         from frontdesk.letters.addresses import check_address
 
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             pieces = core.pending_pieces(s, settings, "all")
             names = {p.id: f"{p.last_name}, {p.first_name}" for p in s.scalars(
                 select(Patient).where(Patient.id.in_(sorted({x.patient_id for x in pieces if x.patient_id}))))}
@@ -86,7 +86,7 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
                 summary = core.run_mail(con.db, con.storage, settings, kind=kind, dry_run=True)
         except FrontdeskError as exc:
             return refused(request, who, "No preview", exc)
-        with con.session(who) as s:
+        with con.view(who) as s:
             audit.record(s, "read", "mail_batch", None, detail=f"mail preview: {summary.items} pieces, "
                                                               f"{len(summary.held)} held")
         return con.render("mail_preview.html", request, who, summary=summary, kind=kind, kinds=BUILD_KINDS)
@@ -112,7 +112,7 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
         from frontdesk.db.models import Letter, MailBatch, MailItem, Patient, Statement
 
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             batch, detail = s.get(MailBatch, batch_id), s.get(MailBatchDetail, batch_id)
             if batch is None or detail is None:
                 return con.render("message.html", request, who, status=404, title="Not found",
@@ -148,7 +148,7 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
         from frontdesk.db.models import MailBatch
 
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             batch, detail = s.get(MailBatch, batch_id), s.get(MailBatchDetail, batch_id)
             key = None
             if batch is not None and detail is not None:
