@@ -63,9 +63,18 @@ def uncertain_fields(result: ExtractionResult, vocab: Vocabulary) -> list[str]:
     return ordered
 
 
+#: The answer the staff console gives a held run: the person decided in the console (their decisions are
+#: filed and audited there, under their name); the run only finishes. Left empty in Prefect's own form.
+CONSOLE_FIELD = "answered_in_console_by"
+
+
 def review_model(keys: list[str], result: ExtractionResult, vocab: Vocabulary) -> type[RunInput]:
-    """A form with one box per uncertain field, pre-filled with what was read."""
-    fields: dict[str, Any] = {}
+    """A form with one box per uncertain field, pre-filled with what was read, and the box the staff
+    console fills when a person answered there (:func:`resume_from_console`)."""
+    fields: dict[str, Any] = {
+        CONSOLE_FIELD: (str | None, Field(default=None, title="Answered in the staff console by (leave empty)",
+                                          max_length=100)),
+    }
     for key in keys:
         spec = vocab.fields[key]
         current = result.value(key)
@@ -89,6 +98,8 @@ def apply_review(result: ExtractionResult, answer: dict[str, Any], vocab: Vocabu
     for key, fr in result.fields.items():
         raw[key] = RawField(raw=fr.raw, confidence=fr.confidence, page=fr.page)
     for name, value in answer.items():
+        if name == CONSOLE_FIELD:
+            continue
         key = name.replace("__", ".")
         if key not in vocab:
             continue
@@ -154,9 +165,26 @@ def review_flow(extraction_key: str) -> dict[str, Any]:
 
     timeout = int(pipeline.settings.prefect.review_timeout_hours * 3600)
     logger.info("document %s waits for review of %d fields", doc_id, len(keys))
+    review_before = record.get("review")
     answer = wait_for_review(review_model(keys, result, vocab), timeout)
     values = answer.model_dump()
     forget_answers()
+
+    # Answered in the staff console, or reviewed there (or by `frontdesk review decide`) while this run
+    # waited: that review is filed already, under the person's name. Filing this answer too would file
+    # the document twice, with values the person never saw.
+    in_console = values.pop(CONSOLE_FIELD, None)
+    now = json.loads(pipeline.storage.get_bytes(extraction_key))
+    if in_console or now.get("review") != review_before:
+        status = (now.get("review") or {}).get("status") or "needs_review"
+        where = "in the staff console" if in_console else "elsewhere"
+        create_markdown_artifact(
+            "\n".join([f"# Review of {doc_id}", "", f"Answered {where}; filed there (see the audit trail).", "",
+                       "| | |", "|---|---|", f"| status now | {status} |"]),
+            key=f"review-{doc_id}", description="Review outcome (ids and counts only)")
+        logger.info("document %s was reviewed %s; nothing more to file", doc_id, where)
+        return {"document_id": doc_id, "status": status, "changed": len((now.get("review") or {}).get(
+            "fields_changed") or []), "letters": [], "answered_in_console": bool(in_console)}
 
     corrected, changed = apply_review(result, values, vocab, pipeline.settings.extraction.low_confidence_threshold)
     status = "needs_review" if corrected.needs_review() else "filed"
@@ -236,3 +264,36 @@ def request_review(outcome: ProcessOutcome, settings: Settings, config_file: str
         log.info("no review run for %s (%s)", outcome.record_id, exc.__class__.__name__)
         return None
     return str(run.id)  # type: ignore[union-attr]
+
+
+def resume_from_console(api_url: str, document_id: str, reviewed_by: str) -> str | None:
+    """Tell the review run holding ``document_id`` (paused or suspended, named ``review-<id>``) on the
+    Prefect server at ``api_url`` that a
+    person answered in the staff console, so it finishes; returns the run's id, or None when no run waits
+    for this document. The console files the decision itself first (:func:`frontdesk.review_queue.decide`,
+    audited under the person's name): no patient data is sent to Prefect, and a run that cannot be reached
+    now finds the review filed when it is resumed later. Raises on a server that does not answer."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # The sync client, not prefect.flow_runs.resume_flow_run: that one returns an un-awaited coroutine when
+    # it guesses it is called from async code (a web server's worker thread).
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[f"review-{document_id}"]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+        for run in runs:
+            response = client.resume_flow_run(run.id, run_input={CONSOLE_FIELD: reviewed_by[:100]})
+            if response.status == SetStateStatus.REJECT:
+                raise RuntimeError(f"review run {run.id} cannot be resumed: {getattr(response.details, 'reason', '')}")
+            log.info("review run %s of %s resumed from the console", run.id, document_id)
+            return str(run.id)
+    return None

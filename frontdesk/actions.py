@@ -10,6 +10,7 @@ free text may hold patient data, the trail must not.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ class ActionError(FrontdeskError):
 
 
 WAITING_CODES = {"card.unmatched": "insurance_card", "correspondence.unmatched": "correspondence"}
+#: frontdesk.cards.CONFLICT_CODE, named here so that listing conflicts does not import the card reader (spaCy)
+CARD_CONFLICT = "card.conflict"
 
 
 def _doc(session: Session, document_id: str) -> Document:
@@ -139,6 +142,83 @@ def correct_value(session: Session, patient_id: str, key: str, value: str | None
         if f.document_id:
             _settle_document(session, _doc(session, f.document_id))
     return row
+
+
+# --- a card and the patient's record disagree --------------------------------------------------------------
+
+@dataclass
+class CardConflict:
+    """One ``card.conflict``: the value on the insurance card and the value in the patient's record (read
+    from the intake form ``record_source``, or typed by staff when that is None), for a person to choose."""
+
+    flag_id: int
+    key: str
+    label: str
+    card_document_id: str
+    card_value: Any
+    record_value: Any
+    record_source: str | None
+    patient_id: str
+
+
+def card_conflicts(session: Session, document_id: str, vocab: Vocabulary) -> list[CardConflict]:
+    """The open conflicts an insurance card raised against its patient's record, in vocabulary order."""
+    flags = list(session.scalars(select(FlagRow).where(FlagRow.document_id == document_id, FlagRow.status == "open",
+                                                       FlagRow.code == CARD_CONFLICT)))
+    if not flags:
+        return []
+    reading = records.extraction_result(session, document_id)
+    out = []
+    for f in flags:
+        if f.field is None or f.patient_id is None:
+            continue
+        patient = _patient(session, f.patient_id)
+        row = next((r for r in patient.fields if r.key == f.field), None)
+        out.append(CardConflict(f.id, f.field, vocab.label(f.field), document_id,
+                                reading.value(f.field) if reading is not None else None,
+                                row.value if row is not None else None,
+                                row.source_document_id if row is not None else None, f.patient_id))
+    order = {k: i for i, k in enumerate(vocab.fields)}
+    out.sort(key=lambda c: order.get(c.key, len(order)))
+    if out:
+        audit.record(session, "read", "patient", out[0].patient_id, patient_id=out[0].patient_id,
+                     detail=f"card conflicts of {document_id}: {len(out)}")
+    return out
+
+
+def resolve_conflict(session: Session, flag_id: int, keep: str, vocab: Vocabulary) -> FlagRow:
+    """A person chose between the insurance card and the patient's record for one field: ``keep="card"``
+    writes the card's value into the record (the card becomes its source), ``keep="record"`` leaves the
+    record as it is. The conflict is resolved in the person's name and the card's document is filed when
+    nothing else is open on it."""
+    if keep not in ("card", "record"):
+        raise ActionError("choose the card's value or the record's value")
+    flag = session.get(FlagRow, flag_id)
+    if flag is None or flag.code != CARD_CONFLICT:
+        raise ActionError(f"no card conflict {flag_id}")
+    if flag.status != "open":
+        raise ActionError(f"the conflict {flag_id} is {flag.status} already")
+    if flag.field is None or flag.patient_id is None or flag.document_id is None or flag.field not in vocab:
+        raise ActionError(f"the conflict {flag_id} names no field of a patient")
+    patient = _patient(session, flag.patient_id)
+    if keep == "card":
+        reading = records.extraction_result(session, flag.document_id)
+        value = reading.value(flag.field) if reading is not None else None
+        if value in (None, ""):
+            raise ActionError(f"the card {flag.document_id} has no value for {vocab.label(flag.field)}")
+        row = next((r for r in patient.fields if r.key == flag.field), None)
+        if row is None:
+            patient.fields.append(PatientField(key=flag.field, value=value, source_document_id=flag.document_id))
+        else:
+            row.value, row.source_document_id = value, flag.document_id
+        patient.updated_at = utcnow()
+    flag.status, flag.resolved_at, flag.resolved_by = "resolved", utcnow(), audit.current_actor()
+    flag.message = (flag.message + f" [kept the {'card' if keep == 'card' else 'record'}'s value]")[:2000]
+    audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
+                 detail=f"card conflict on {flag.field}: kept the {keep} value ({flag.document_id})")
+    audit.record(session, "update", "flag", str(flag.id), patient_id=patient.id, detail=f"resolved {flag.code}")
+    _settle_document(session, _doc(session, flag.document_id))
+    return flag
 
 
 # --- attaching an unmatched card or letter --------------------------------------------------------------
@@ -290,7 +370,7 @@ def merges_of(session: Session, patient_id: str) -> list[PatientMerge]:
 # --- failed files ---------------------------------------------------------------------------------------
 
 def failed_documents(session: Session, limit: int = 200) -> list[Document]:
-    docs = list(session.scalars(select(Document).where(Document.outcome == "failed")
+    docs = list(session.scalars(select(Document).where(Document.outcome.in_(("failed", RETRYING)))
                                 .order_by(Document.received_at.desc()).limit(limit)))
     audit.record(session, "read", "document", None, detail=f"{len(docs)} failed documents listed")
     return docs
@@ -309,6 +389,131 @@ def dismiss_failed(session: Session, document_id: str, reason: str) -> Document:
     doc.error = ((doc.error or "") + f" [dismissed by {audit.current_actor()}: {reason}]")[:4000]
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id, detail="failed file dismissed")
     return doc
+
+
+RETRYING = "retrying"
+#: A retry that has not finished after this long was interrupted (a crash, a restart): it may be taken again.
+RETRY_STALE_MINUTES = 30.0
+
+
+@dataclass
+class RetryOutcome:
+    """What a retry of a failed file did: the document's outcome now (``filed``, ``needs_review``, or
+    ``failed`` again with the reason) and the letters it wrote. Ids and reasons only."""
+
+    document_id: str
+    status: str
+    error: str | None = None
+    letters: list[str] = field(default_factory=list)
+
+
+def _claim_retry(session: Session, document_id: str) -> tuple[str, str, str]:
+    """Take a failed document for one retry: ``outcome`` becomes ``retrying`` in the caller's
+    transaction, so a second retry (another person, the CLI) is refused until this one ends."""
+    from datetime import timedelta
+
+    from frontdesk.db.models import AuditEvent, StoredObjectRow
+
+    doc = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).first()
+    if doc is None:
+        raise ActionError(f"no document {document_id}")
+    if doc.outcome == RETRYING:
+        started = session.scalars(select(AuditEvent.at).where(AuditEvent.object_id == document_id,
+                                                              AuditEvent.detail == "retry started")
+                                  .order_by(AuditEvent.at.desc()).limit(1)).first()
+        if started is not None and utcnow() - started < timedelta(minutes=RETRY_STALE_MINUTES):
+            raise ActionError(f"document {document_id} is being retried already")
+    elif doc.outcome != "failed":
+        raise ActionError(f"document {document_id} has not failed")
+    if doc.parent_id is not None:
+        raise ActionError(f"document {document_id} is part of a scan: retry the whole scan {doc.parent_id}")
+    key = session.scalars(select(StoredObjectRow.key).where(StoredObjectRow.document_id == document_id,
+                                                            StoredObjectRow.role == "original")
+                          .order_by(StoredObjectRow.key).limit(1)).first()
+    if key is None:
+        raise ActionError(f"document {document_id} has no filed original to read again")
+    doc.outcome = RETRYING
+    audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id, detail="retry started")
+    return key, doc.sha256, doc.storage_prefix
+
+
+def _retry_ends(pipeline: Any, document_id: str, reason: str) -> RetryOutcome:
+    with pipeline.db.begin() as s:
+        doc = _doc(s, document_id)
+        doc.outcome, doc.error = "failed", reason[:4000]
+        audit.record(s, "update", "document", doc.id, patient_id=doc.patient_id, detail="retry failed again")
+    return RetryOutcome(document_id, "failed", reason)
+
+
+def retry_failed(pipeline: Any, document_id: str) -> RetryOutcome:
+    """Read a failed file again from its filed original (after the cause was fixed: a limit raised, a
+    reader improved) and file what is read, exactly once.
+
+    The document is claimed first (:func:`_claim_retry`), so two retries cannot both file it. The
+    original is read back from storage and checked against the document's hash; it is read in a private
+    temporary folder (0700) that is removed afterwards. A reading is filed like intake files one: the
+    ``extraction.json`` beside the original, the reading in the records (patient matched or created,
+    flags raised, cards and letters waiting for the patient filed), then the letters it needs. A file
+    that still cannot be read stays failed with the new reason. The same file handed in to the inbox
+    again is a duplicate and is not read: this is the one way back in. Call inside
+    :func:`frontdesk.audit.acting_as` so that the events name the person."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from frontdesk.exceptions import InputFileError
+    from frontdesk.pipeline import IntakeWork
+    from frontdesk.storage import sha256_bytes
+
+    with pipeline.db.begin() as s:
+        key, sha, prefix = _claim_retry(s, document_id)
+        received = _doc(s, document_id).received_at
+    try:
+        original = pipeline.storage.get_bytes(key)
+        if sha256_bytes(original) != sha:
+            return _retry_ends(pipeline, document_id, "the filed original does not match its record; "
+                                                      "hand the paper in again")
+        folder = Path(tempfile.mkdtemp(prefix="frontdesk-retry-"))  # 0700
+        try:
+            path = folder / f"{document_id}{Path(key).suffix}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(original)
+            try:
+                results = pipeline.reader.extract_all(path)
+            except InputFileError as exc:
+                return _retry_ends(pipeline, document_id, exc.reason)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if len(results) != 1:
+            return _retry_ends(pipeline, document_id, f"the file holds {len(results)} forms; a scan of several "
+                                                      "forms cannot be retried yet: scan the forms one by one")
+        result = results[0]
+        record = {"document_id": document_id, "sha256": sha,
+                  "received_at": received.isoformat(timespec="seconds"),
+                  "retried_at": utcnow().isoformat(timespec="seconds"), "retried_by": audit.current_actor(),
+                  "extraction": result.model_dump(mode="json")}
+        extraction_key = f"{prefix}/extraction.json"
+        pipeline.refile_reading(document_id, result, extraction_key,
+                                json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"))
+    except BaseException:
+        with pipeline.db.begin() as s:  # not interrupted by a crash: give it back as it was
+            doc = _doc(s, document_id)
+            if doc.outcome == RETRYING:
+                doc.outcome = "failed"
+        raise
+    with pipeline.db.begin() as s:
+        doc = _doc(s, document_id)
+        doc.error = None
+        status = doc.outcome or "filed"
+    work = IntakeWork(input=Path(extraction_key), sha256=sha, document_id=document_id, status=status,
+                      result=result, prefix=prefix)
+    letters: list[str] = []
+    if pipeline.needs_missing_insurance_letter(work):
+        pipeline.send_letters([work])
+        letters = [o.key for o in work.letters]
+    return RetryOutcome(document_id, status, None, letters)
 
 
 # --- the pre-visit worklist ------------------------------------------------------------------------------

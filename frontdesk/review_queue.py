@@ -177,6 +177,8 @@ def load_item(session: Session, document_id: str, vocab: Vocabulary, *, deadline
     reasons: dict[str, list[str]] = {}
     other: list[str] = []
     for f in live:
+        if f.code == "card.conflict":
+            continue  # a choice between card and record, not a value to correct: actions.card_conflicts
         if f.field and f.field in vocab:
             reasons.setdefault(f.field, []).append(f.message)
         elif f.code == vocab.missing_insurance.code:

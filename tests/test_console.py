@@ -65,7 +65,8 @@ def test_no_patient_data_without_a_login_on_any_route(seeded: tuple[Any, Any]) -
     with open_database(settings).begin() as s:
         flag_id = s.scalars(select(FlagRow.id).where(FlagRow.document_id == seed.review_doc)).first()
     ids = {"doc_id": seed.review_doc, "patient_id": seed.patient_id, "letter_id": seed.letter_id,
-           "flag_id": str(flag_id), "merge_id": "mrg-000000000000", "field": MEMBER, "name": "console.css"}
+           "flag_id": str(flag_id), "merge_id": "mrg-000000000000", "field": MEMBER, "name": "console.css",
+           "batch_id": "mb-000000000000"}
     ids |= {"upload_id": "frm-0000000000000000", "page": "1", "form_id": "intake"}  # the form pages (issue 20)
     routes = [r for r in client.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
     assert len(routes) >= 20

@@ -1,4 +1,4 @@
-"""``frontdesk documents failed|unmatched|attach|dismiss``: failed files and unmatched cards and letters,
+"""``frontdesk documents failed|unmatched|attach|retry|dismiss``: failed files and unmatched cards and letters,
 with the same core functions and audit events as the console (:mod:`frontdesk.actions`)."""
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ def register(sub: Any) -> None:
     a.add_argument("document_id", metavar="DOC")
     a.add_argument("patient_id", metavar="PATIENT")
     a.set_defaults(handler=run_attach)
+    r = psub.add_parser("retry", help="read a failed file again from its filed original and file it once")
+    r.add_argument("document_id", metavar="DOC")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=run_retry)
     d = psub.add_parser("dismiss", help="take a failed file off the failed list, with a reason")
     d.add_argument("document_id", metavar="DOC")
     d.add_argument("--reason", required=True)
@@ -83,3 +87,17 @@ def run_dismiss(args: argparse.Namespace, ctx: Any) -> int:
         actions.dismiss_failed(s, args.document_id, args.reason)
     print(f"{args.document_id} dismissed")
     return ExitCode.ok
+
+
+def run_retry(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.pipeline import Pipeline
+
+    outcome = actions.retry_failed(Pipeline(ctx.settings), args.document_id)
+    if args.json:
+        print(json.dumps(outcome.__dict__, indent=2))
+    elif outcome.status == "failed":
+        print(f"{args.document_id} still cannot be read: {outcome.error}")
+    else:
+        print(f"{args.document_id} read again: {outcome.status}; {len(outcome.letters)} letter(s)")
+    return ExitCode.ok if outcome.status != "failed" else ExitCode.bad_input

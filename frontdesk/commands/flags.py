@@ -1,4 +1,4 @@
-"""``frontdesk flags list|dismiss``: open problems, and closing one with a reason (the console's
+"""``frontdesk flags list|conflict|dismiss``: open problems, and closing one with a reason (the console's
 Dismiss button; same core function and audit events, :func:`frontdesk.actions.dismiss_flag`)."""
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ def register(sub: Any) -> None:
     ls.add_argument("--patient", metavar="ID")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=run_list)
+    c = psub.add_parser("conflict", help="settle a card/record conflict: keep the card's or the record's value")
+    c.add_argument("flag_id", type=int, metavar="FLAG")
+    c.add_argument("--keep", choices=("card", "record"), required=True)
+    c.set_defaults(handler=run_conflict)
     d = psub.add_parser("dismiss", help="close a flag that needs no action, with a reason")
     d.add_argument("flag_id", type=int, metavar="FLAG")
     d.add_argument("--reason", required=True)
@@ -49,4 +53,16 @@ def run_dismiss(args: argparse.Namespace, ctx: Any) -> int:
     with open_database(ctx.settings).begin() as s:
         flag = actions.dismiss_flag(s, args.flag_id, args.reason)
         print(f"flag {flag.id} dismissed")
+    return ExitCode.ok
+
+
+def run_conflict(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+    from frontdesk.fields import load_vocabulary
+
+    vocab = load_vocabulary(ctx.settings.fields_file)
+    with open_database(ctx.settings).begin() as s:
+        flag = actions.resolve_conflict(s, args.flag_id, args.keep, vocab)
+        print(f"flag {flag.id} resolved: kept the {args.keep}'s value")
     return ExitCode.ok

@@ -114,6 +114,23 @@ class Console:
         return HTMLResponse(html, status_code=status)
 
     @contextmanager
+    def view(self, who: users.SignedIn) -> Iterator[Session]:
+        """A page that only shows: read in a look-only transaction (no write lock, so four people's pages
+        are read side by side), then its audit events are written in one short transaction of their own.
+        The page is returned only after they are committed: nothing is shown that is not audited."""
+        from frontdesk.db.models import AuditEvent as _Event
+
+        with audit.acting_as(who.name):
+            with self.db.read() as s:
+                yield s
+                events = [o for o in s.new if isinstance(o, _Event)]
+                for e in events:
+                    s.expunge(e)
+            if events:
+                with self.db.begin() as w:
+                    w.add_all(events)
+
+    @contextmanager
     def session(self, who: users.SignedIn | None = None) -> Iterator[Session]:
         if who is None:
             with self.db.begin() as s:
@@ -254,7 +271,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def today(request: Request) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             ctx = today_context(s)
         return con.render("today.html", request, who, **ctx)
 
@@ -263,7 +280,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Search by name, date of birth or member ID. POSTed so the words never reach a URL or a log."""
         who, form = await posted(request)
         text = " ".join(form.get("q", "").split())[:200]
-        with con.session(who) as s:
+        with con.view(who) as s:
             results = search_patients(s, text)
         return con.render("search.html", request, who, results=results, query=text)
 
@@ -304,7 +321,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/review", response_class=HTMLResponse)
     def review_list(request: Request) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             waiting = review_queue.queue(s, deadline=con.deadline, limit=200)
             total, overdue = review_queue.waiting_counts(s, deadline=con.deadline)
         return con.render("review_list.html", request, who, waiting=waiting, total=total, overdue=overdue)
@@ -312,7 +329,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/review/next")
     def review_next(request: Request) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             nxt = review_queue.next_document(s)
         return RedirectResponse(f"/review/{nxt}" if nxt else "/review", status_code=303)
 
@@ -320,17 +337,18 @@ def create_app(settings: Settings) -> FastAPI:
     def review_page(request: Request, doc_id: str) -> Response:
         who = signed_in(request)
         try:
-            with con.session(who) as s:
+            with con.view(who) as s:
                 item = review_queue.load_item(s, doc_id, con.vocab, deadline=con.deadline)
                 doc = s.get(Document, doc_id)
                 waiting = doc is not None and doc.outcome == "needs_review"
                 flags = list(s.scalars(select(FlagRow).where(FlagRow.document_id == doc_id, FlagRow.status == "open")))
                 candidates = _candidates(s, doc_id) if doc is not None and doc.patient_id is None else []
+                conflicts = actions.card_conflicts(s, doc_id, con.vocab) if waiting else []
         except review_queue.ReviewError:
             return con.render("message.html", request, who, status=404, title="Not found",
                               message="There is no such document to review.")
         return con.render("review.html", request, who, item=item, waiting=waiting, flags=flags,
-                          candidates=candidates, saved=request.query_params.get("saved"))
+                          candidates=candidates, saved=request.query_params.get("saved"), conflicts=conflicts)
 
     def _candidates(s: Session, doc_id: str) -> list[Patient]:
         """Patients a card or letter may belong to: same date of birth as read on it."""
@@ -372,6 +390,9 @@ def create_app(settings: Settings) -> FastAPI:
         except review_queue.ReviewError as exc:
             return con.render("message.html", request, who, status=409, title="Not saved", message=str(exc))
         crops.forget(doc_id)
+        from frontdesk.console.held import resume_held_review
+
+        resume_held_review(con.db, settings, doc_id, who.name)  # a Prefect run holding it finishes
         with con.session(who) as s:
             nxt = review_queue.next_document(s, after=doc_id)
         target = f"/review/{nxt}" if nxt and form.get("then") != "stay" else f"/review/{doc_id}"
@@ -380,7 +401,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/crops/{doc_id}/{field}")
     def crop(request: Request, doc_id: str, field: str) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             doc = s.get(Document, doc_id)
             row = s.scalars(select(StoredObjectRow).where(StoredObjectRow.document_id == doc_id,
                                                           StoredObjectRow.role == "original")).first()
@@ -402,7 +423,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/documents/{doc_id}/original")
     def original(request: Request, doc_id: str) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             doc = s.get(Document, doc_id)
             row = s.scalars(select(StoredObjectRow).where(StoredObjectRow.document_id == doc_id,
                                                           StoredObjectRow.role == "original")).first()
@@ -416,7 +437,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/letters/{letter_id}/pdf")
     def letter_pdf(request: Request, letter_id: str) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             letter = s.get(Letter, letter_id)
             if letter is None or letter.storage_key is None:
                 return Response(status_code=404)
@@ -439,9 +460,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/failed", response_class=HTMLResponse)
     def failed(request: Request) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             docs = actions.failed_documents(s)
-        return con.render("failed.html", request, who, docs=docs)
+        return con.render("failed.html", request, who, docs=docs, retried=request.query_params.get("retried"))
 
     @app.post("/failed/{doc_id}/dismiss")
     async def failed_dismiss(request: Request, doc_id: str) -> Response:
@@ -469,7 +490,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/patients/{patient_id}", response_class=HTMLResponse)
     def patient_page(request: Request, patient_id: str) -> Response:
         who = signed_in(request)
-        with con.session(who) as s:
+        with con.view(who) as s:
             view = records.show_patient(s, patient_id)
             if view is None:
                 return con.render("message.html", request, who, status=404, title="Not found",
@@ -570,7 +591,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/admin/users", response_class=HTMLResponse)
     def admin_users(request: Request) -> Response:
         who = signed_in(request, admin=True)
-        with con.session(who) as s:
+        with con.view(who) as s:
             rows = users.list_users(s)
         return con.render("users.html", request, who, rows=rows, error=None)
 
@@ -596,11 +617,22 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/admin/audit", response_class=HTMLResponse)
     def admin_audit(request: Request) -> Response:
         who = signed_in(request, admin=True)
-        with con.session(who) as s:
+        with con.view(who) as s:
             rows = list(s.scalars(select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(300)))
             audit.record(s, "read", "audit_trail", None, detail=f"{len(rows)} events listed")
         return con.render("audit.html", request, who, rows=rows)
 
+    from frontdesk.console import mail as mail_pages
+
+    app.include_router(mail_pages.router(con, signed_in, posted))
+    from frontdesk.console import failed as failed_pages
+
+    app.include_router(failed_pages.router(con, signed_in, posted))
+    from frontdesk.console import conflicts as conflict_pages
+
+    app.include_router(conflict_pages.router(con, signed_in, posted))
+    for name in con.env.list_templates(extensions=["html"]):
+        con.env.get_template(name)  # compiled now (filters of every page known), not by the first visitor
     return app
 
 

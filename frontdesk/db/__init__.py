@@ -85,7 +85,9 @@ def _sqlite_wal(cur: Any, patience: float = 30.0) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A look-only transaction (Database.read) takes no write lock: with WAL it reads a snapshot beside
+    # the one writer and the other readers, instead of queueing behind every page of the console.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("frontdesk_read_only") else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -152,6 +154,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.readers = sessionmaker(engine.execution_options(frontdesk_read_only=True), expire_on_commit=False,
+                                    autoflush=False)
 
     @property
     def url(self) -> str:
@@ -161,6 +165,14 @@ class Database:
     def begin(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any exception."""
         with self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction for looking only (on SQLite a deferred ``BEGIN``: no write lock, so readers do
+        not queue behind each other). Do not change anything in it: a write would have to upgrade the
+        lock and may find the snapshot stale; write in :meth:`begin`."""
+        with self.readers.begin() as session:
             yield session
 
     def dispose(self) -> None:
