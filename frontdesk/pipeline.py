@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from frontdesk import records
-from frontdesk.db import Database, open_database
+from frontdesk.db import Database, DatabaseUnavailableError, connection_lost, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
 from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
@@ -278,10 +278,28 @@ class Pipeline:
         reason; a file seen before is a ``duplicate``. ``recover=False`` for a reading process whose
         batch owner has already recovered (see :mod:`frontdesk.readers`)."""
         path = Path(path)
-        if recover:
-            self.recover()
-        done = self.take_recovered(path)
-        return done if done is not None else self._intake(path)
+        # A lost database connection (PostgreSQL restarted, connections terminated) is no fault of this
+        # document: it is taken again on a new connection (the engine pings before each use) until
+        # ``database_reconnect_seconds`` have passed. Reserve -> store -> complete makes a repeat safe: a
+        # reserved document is stored again under the same keys, a completed one is recognised as this
+        # input's own filing (not a duplicate of itself).
+        deadline = time.monotonic() + self.settings.database_reconnect_seconds
+        delay, retrying = 0.5, False
+        while True:
+            try:
+                if recover:
+                    self.recover()
+                done = self.take_recovered(path)
+                return done if done is not None else self._intake(path, retrying=retrying)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseUnavailableError.after(exc) from None
+                log.warning("the records database connection was lost (%s); trying again in %.1f s",
+                            exc.__class__.__name__, delay)
+                time.sleep(delay)
+                delay, retrying = min(delay * 2, 5.0), True
 
     def take_recovered(self, path: Path) -> IntakeWork | None:
         """The work of this run's recovery if it just completed the document from ``path`` (a file left in
@@ -292,7 +310,7 @@ class Pipeline:
                 return work
         return None
 
-    def _intake(self, path: Path, *, recovering: bool = False) -> IntakeWork:
+    def _intake(self, path: Path, *, recovering: bool = False, retrying: bool = False) -> IntakeWork:
         work = IntakeWork(input=path)
         try:
             work.sha256 = sha256_file(work.input)
@@ -304,10 +322,14 @@ class Pipeline:
         work.document_id = document_id(work.sha256)
         prefix: str | None = None
         received: datetime | None = None
+        own = False
         with self.db.begin() as s:
             doc = records.document_by_sha(s, work.sha256)
             if doc is not None and doc.state != "pending":
-                if not recovering and work.document_id not in self._completed_by_recovery:
+                # Taken again after a lost connection, and completed from this very path: the commit went
+                # through but its answer was lost. That is this input's filing, not a second arrival.
+                own = retrying and records.last_source_path(s, doc.id) == str(work.input)
+                if not recovering and not own and work.document_id not in self._completed_by_recovery:
                     records.record_duplicate(s, doc, str(work.input))
                 prefix = doc.storage_prefix
                 awaiting = doc.state == "awaiting_letters"
@@ -323,7 +345,8 @@ class Pipeline:
                 done.input = work.input
                 return done
             log.info("document %s seen before; not processed again", work.document_id)
-            dup = self._work_from_record(work.document_id, work.input, status="duplicate", with_result=awaiting)
+            status = (doc.outcome or "filed") if own else "duplicate"
+            dup = self._work_from_record(work.document_id, work.input, status=status, with_result=awaiting or own)
             assert dup is not None
             if awaiting:
                 self._queue_letters(dup)

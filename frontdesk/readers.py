@@ -89,9 +89,21 @@ class ReadingPool:
 
     def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
         """Every document of a batch, in the batch's order."""
+        from frontdesk.db import DatabaseUnavailableError
+
         try:  # a pool whose process died between batches refuses at submit already
             futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
-            return [futures[i].result() for i in range(len(paths))]
+            works: list[IntakeWork] = []
+            lost: DatabaseUnavailableError | None = None
+            for i in range(len(paths)):
+                try:
+                    works.append(futures[i].result())
+                except DatabaseUnavailableError as exc:  # the others go on; the caller records what was filed
+                    lost = lost or exc
+            if lost is not None:
+                lost.finished = works
+                raise lost
+            return works
         except BrokenProcessPool:
             self._broke()
             raise

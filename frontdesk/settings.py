@@ -275,6 +275,9 @@ class Settings(BaseSettings):
 
     inbox: Path = Path("var/inbox")
     database_url: str = "sqlite:///var/frontdesk.db"
+    # A lost database connection (PostgreSQL restarted) is tried again on a new one for this long before
+    # the run stops (exit code 7) with the files left in processing.
+    database_reconnect_seconds: float = Field(default=30.0, ge=0)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     forms_dirs: list[Path] = Field(default_factory=lambda: [Path("templates/forms")])
     letters_dir: Path = Path("templates/letters")

@@ -1,0 +1,263 @@
+"""Issue #15, the faults still open after tests/test_hardening.py: a lost database connection, the
+100 + 5 crash batch, a hung reader under Dask, a full disk, review forms left behind, and validation
+errors that would echo patient values."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FRONTDESK
+from tests.s3server import POSTGRES_ENV, postgres_db
+from tests.test_hardening import cli_env, good_pdfs, reasons, with_fault
+
+
+@pytest.fixture
+def wsettings(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = settings.model_copy(deep=True)
+    s.watch.ledger = tmp_path / "watch" / "ledger.sqlite"
+    s.watch.stable_seconds = 0.0
+    s.prefect.review = False
+    return s
+
+
+# ------------------------------------------------------------------------- the database goes away
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    yield from postgres_db(admin)
+
+
+class Outage:
+    """PostgreSQL going away under a running batch, as a restart does, on this test's database only
+    (the server is shared): once ``after`` documents are complete, new connections are refused and every
+    open one is terminated (``pg_terminate_backend``); ``seconds`` later connections are allowed again."""
+
+    def __init__(self, url: str, *, after: int, seconds: float) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        self.name = make_url(url).database
+        admin_url = os.environ[POSTGRES_ENV]
+        self.admin = create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"), poolclass=NullPool,
+                                   isolation_level="AUTOCOMMIT")
+        self.own = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+        self.after, self.seconds = after, seconds
+        self.terminated = 0
+        self.happened = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def complete(self) -> int:
+        from sqlalchemy import text
+
+        with self.own.connect() as c:
+            return int(c.execute(text("SELECT count(*) FROM documents WHERE state != 'pending'")).scalar_one())
+
+    def _run(self) -> None:
+        from sqlalchemy import text
+
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if self.complete() >= self.after:
+                    break
+            except Exception:  # noqa: S112 - the schema may not be there yet
+                pass
+            time.sleep(0.05)
+        with self.admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
+            self.terminated = int(c.execute(text(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :d AND pid <> pg_backend_pid()) t"), {"d": self.name}).scalar_one())
+        self.happened.set()
+        time.sleep(self.seconds)
+        self.restore()
+
+    def restore(self) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true'))
+
+    def start(self) -> Outage:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.thread.join(timeout=60)
+        self.restore()
+        self.admin.dispose()
+        self.own.dispose()
+
+
+def filed_once(tmp_path: Path, url: str, n: int) -> None:
+    """Every one of ``n`` documents is complete in the records with one arrival, stored once, archived
+    once under its own name (no "-duplicate-"), nothing in failed/ and nothing left in processing."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    eng = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    with eng.connect() as c:
+        states = dict(c.execute(text("SELECT state, count(*) FROM documents GROUP BY state")).all())
+        arrivals = dict(c.execute(text("SELECT outcome, count(*) FROM arrivals GROUP BY outcome")).all())
+        originals = c.execute(text("SELECT count(*) FROM stored_objects WHERE role = 'original'")).scalar_one()
+    eng.dispose()
+    assert sum(states.values()) == n and "pending" not in states, states
+    # "resumed" is the records' note that a reserved (pending) document was taken again: no second filing.
+    assert "duplicate" not in arrivals and arrivals.get("new") == n, arrivals
+    assert originals == n
+    archived = [p.name for p in (tmp_path / "archive").rglob("*.pdf")]
+    assert len(archived) == n and not any("duplicate" in a for a in archived), archived
+    assert not any((tmp_path / "failed").iterdir())
+    assert not [p for p in (tmp_path / "processing").iterdir() if p.suffix == ".pdf"]
+    stored = [p for p in (tmp_path / "storage").rglob("original.pdf")]
+    assert len(stored) == n
+
+
+def test_a_database_restart_mid_batch_is_bridged_and_nothing_is_filed_twice(wsettings, pg_url: str,  # type: ignore[no-untyped-def]
+                                                                             tmp_path: Path) -> None:
+    """PostgreSQL refuses connections for 4 s and drops every open one while a batch of 8 is being filed:
+    the document caught in it is tried again on a new connection, the batch goes on, and each file is
+    filed once: one record, one arrival, one stored original, archived under its own name."""
+    from flows.dispatch import make_dispatcher
+    from frontdesk.watch import Watcher
+
+    wsettings.database_url = pg_url
+    wsettings.watch.workers = 1
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in good_pdfs(tmp_path / "src", 8, seed=1511):
+        p.rename(inbox / p.name)
+    w = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
+    outage = Outage(pg_url, after=3, seconds=4.0).start()
+    try:
+        w.run(once=True, install_signals=False)
+    finally:
+        outage.close()
+        w.dispatcher.close()  # type: ignore[union-attr]
+    assert outage.happened.is_set() and outage.terminated >= 1
+    assert set(w.stats.finished) <= {"filed", "needs_review"} and sum(w.stats.finished.values()) == 8, \
+        w.stats.finished
+    filed_once(tmp_path, pg_url, 8)
+
+
+def test_a_database_that_stays_away_stops_the_run_and_the_next_run_files_the_rest_once(  # type: ignore[no-untyped-def]
+        wsettings, pg_url: str, tmp_path: Path) -> None:
+    """The database stays away longer than ``database_reconnect_seconds``: the run stops with the
+    database's exit code and a message naming no patient; the documents filed before are recorded as
+    filed, the rest wait in processing without an attempt charged; the next run files them, each once."""
+    from flows.dispatch import make_dispatcher
+    from frontdesk.db import DatabaseUnavailableError
+    from frontdesk.watch import Watcher
+
+    wsettings.database_url = pg_url
+    wsettings.database_reconnect_seconds = 2.0
+    wsettings.watch.workers = 1
+    wsettings.watch.max_attempts = 1  # an attempt charged for the outage would fail a good file
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in good_pdfs(tmp_path / "src", 6, seed=1512):
+        p.rename(inbox / p.name)
+    w = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
+    outage = Outage(pg_url, after=2, seconds=15.0).start()
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised:
+            w.run(once=True, install_signals=False)
+    finally:
+        outage.close()
+        w.dispatcher.close()  # type: ignore[union-attr]
+    assert raised.value.exit_code == 7 and "cannot be reached" in str(raised.value)
+    first = sum(w.stats.finished.values())
+    assert 2 <= first < 6 and "failed" not in w.stats.finished and "duplicate" not in w.stats.finished
+    assert not any((tmp_path / "failed").iterdir())
+    again = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
+    try:
+        again.run(once=True, install_signals=False)
+    finally:
+        again.dispatcher.close()  # type: ignore[union-attr]
+    assert set(again.stats.finished) <= {"filed", "needs_review"}, again.stats.finished
+    assert first + sum(again.stats.finished.values()) == 6
+    filed_once(tmp_path, pg_url, 6)
+
+
+# ------------------------------------------------------------------- 100 good files, 5 that kill their reader
+
+
+@pytest.mark.timeout(900)
+def test_a_hundred_good_files_and_five_that_kill_their_reader(tmp_path: Path) -> None:
+    """The issue's crash test: 100 good forms (digital, so it stays quick enough for CI) and 5 whose reader
+    is killed (SIGKILL, injected through the document) in one watched inbox, read by two local processes:
+    100 filed, 5 in failed/ with the reason, 0 lost, 0 filed twice."""
+    import sqlite3
+
+    from tests.fixtures.generator import generate
+
+    cases = generate(tmp_path / "src", 105, seed=1513, kinds=("digital",), scenarios=("complete",))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, case in enumerate(cases):
+        if i % 21 == 20:  # five of them, spread through the batch
+            with_fault(case.path, "kill", inbox / f"killer-{i}.pdf")
+        else:
+            case.path.rename(inbox / case.path.name)
+    env = cli_env(tmp_path, FRONTDESK_TEST_FAULTS="1", FRONTDESK_WATCH__MAX_ATTEMPTS="1",
+                  FRONTDESK_WATCH__WORKERS="2")
+    run = subprocess.run([FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--once", "--stable", "0.2",
+                          "--json"], capture_output=True, text=True, env=env, timeout=850)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    finished = json.loads(run.stdout.strip().splitlines()[-1])["finished"]
+    assert finished.get("filed", 0) + finished.get("needs_review", 0) == 100 and finished["failed"] == 5, finished
+    assert "duplicate" not in finished
+    # 0 lost: nothing left in the inbox or processing; every file is in the archive or in failed/.
+    assert not any(inbox.iterdir())
+    assert not [p for p in (tmp_path / "processing").iterdir() if not p.name.startswith(".")]
+    archived = list((tmp_path / "archive").rglob("*.pdf"))
+    assert len(archived) == 100 and not any("duplicate" in p.name for p in archived)
+    why = reasons(tmp_path / "failed")
+    assert len(why) == 5 and all("the reader was stopped by signal SIGKILL" in r for r in why.values()), why
+    # 0 filed twice: one record and one arrival per file, one stored original each.
+    with sqlite3.connect(tmp_path / "frontdesk.db") as db:
+        arrivals = dict(db.execute("SELECT outcome, count(*) FROM arrivals GROUP BY outcome").fetchall())
+        outcomes = dict(db.execute("SELECT outcome, count(*) FROM documents GROUP BY outcome").fetchall())
+        originals = db.execute("SELECT count(DISTINCT key) FROM stored_objects WHERE role = 'original'").fetchone()[0]
+    assert arrivals == {"new": 105}, arrivals
+    assert outcomes.get("failed") == 5 and sum(outcomes.values()) == 105, outcomes
+    assert originals == 105
+    listed = subprocess.run([FRONTDESK, "watch", str(inbox), "--failed"], capture_output=True, text=True, env=env)
+    assert {f"killer-{i}.pdf" for i in range(20, 105, 21)} <= set(listed.stdout.split())
+
+
+# ------------------------------------------------------------------------------ a hung reader under Dask
+
+
+@pytest.mark.timeout(600)
+def test_a_hung_reader_under_dask_is_stopped_at_the_limit_and_fails_only_its_own_document(tmp_path: Path) -> None:
+    """A batch spread over a local Dask cluster (``--task-runner dask``) holding one document whose reader
+    hangs: it is stopped at ``extraction.read_limit_seconds`` and only it fails; the others are filed."""
+    pytest.importorskip("prefect_dask", reason="prefect-dask is not installed (pip install 'frontdesk[dask]')")
+    from tests.fixtures.generator import generate
+
+    cases = generate(tmp_path / "src", 3, seed=1514, kinds=("digital",), scenarios=("complete",))
+    hung = with_fault(cases[2].path, "sleep", tmp_path / "hung.pdf")
+    env = cli_env(tmp_path, FRONTDESK_TEST_FAULTS="1", FRONTDESK_EXTRACTION__READ_LIMIT_SECONDS="10")
+    run = subprocess.run([FRONTDESK, "process", str(cases[0].path), str(hung), str(cases[1].path), "--json",
+                          "--task-runner", "dask"], capture_output=True, text=True, env=env, timeout=500)
+    assert run.returncode in (0, 2), run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    by_name = {Path(o["input"]).name: o for o in json.loads(run.stdout)}
+    assert by_name["hung.pdf"]["status"] == "failed" and "took longer than 10 s" in by_name["hung.pdf"]["error"]
+    assert {by_name[c.path.name]["status"] for c in cases[:2]} <= {"filed", "needs_review"}
