@@ -90,19 +90,20 @@ class ReadingPool:
     def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
         """Every document of a batch, in the batch's order."""
         from frontdesk.db import DatabaseUnavailableError
+        from frontdesk.exceptions import StorageError
 
         try:  # a pool whose process died between batches refuses at submit already
             futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
             works: list[IntakeWork] = []
-            lost: DatabaseUnavailableError | None = None
+            stop: DatabaseUnavailableError | StorageError | None = None
             for i in range(len(paths)):
                 try:
                     works.append(futures[i].result())
-                except DatabaseUnavailableError as exc:  # the others go on; the caller records what was filed
-                    lost = lost or exc
-            if lost is not None:
-                lost.finished = works
-                raise lost
+                except (DatabaseUnavailableError, StorageError) as exc:  # the caller records what was filed
+                    stop = stop or exc
+            if stop is not None:
+                stop.finished = tuple(works)
+                raise stop
             return works
         except BrokenProcessPool:
             self._broke()

@@ -402,10 +402,11 @@ class LocalDispatcher:
                 todo = [p for p, w in zip(paths, done, strict=True) if w is None]
                 read = iter(self.readers.intake_all(todo))
                 works = [w if w is not None else next(read) for w in done]
-        except DatabaseUnavailableError as exc:
-            # The database went away for longer than the reconnect window: what was filed before is
-            # handed back with the error (its letters are queued again by the next run's recovery).
-            exc.finished = [w.outcome() for w in [*works, *exc.finished]]
+        except (DatabaseUnavailableError, StorageError) as exc:
+            # The database went away for longer than the reconnect window, or storage and spool refused (a
+            # full disk): what was filed before is handed back with the error, so it is recorded as filed
+            # and not taken again as a duplicate of itself (its letters are queued by the next recovery).
+            exc.finished = tuple(w.outcome() for w in [*works, *exc.finished])
             raise
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
@@ -678,11 +679,17 @@ class Watcher:
         except StorageError as exc:
             # Storage and spool both refused (disk full, read-only, gone): no document is to blame, so none
             # is charged an attempt or moved; the run stops with storage's reason (exit code 5), and the
-            # next start takes the same files from processing once there is room again.
+            # next start takes the same files from processing once there is room again. The documents
+            # filed before it refused are recorded and finished (archived) now.
+            finished = {Path(o.input).name: o for o in exc.finished}
             with self.ledger.transaction():
                 for c in batch:
-                    self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
-                                       reason="storage refused the filing")
+                    if c.claim in finished:
+                        self._record(c, finished[c.claim])
+                    else:
+                        self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
+                                           reason="storage refused the filing")
+            self.finish_all()
             log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
             raise
         except DatabaseUnavailableError as exc:

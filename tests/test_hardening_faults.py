@@ -261,3 +261,74 @@ def test_a_hung_reader_under_dask_is_stopped_at_the_limit_and_fails_only_its_own
     by_name = {Path(o["input"]).name: o for o in json.loads(run.stdout)}
     assert by_name["hung.pdf"]["status"] == "failed" and "took longer than 10 s" in by_name["hung.pdf"]["error"]
     assert {by_name[c.path.name]["status"] for c in cases[:2]} <= {"filed", "needs_review"}
+
+
+# ------------------------------------------------------------------------------------------ a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 3 MB filesystem (tmpfs), so writes fail with the kernel's own ENOSPC. Needs root to mount;
+    without it the test is skipped (tests/test_hardening.py covers storage refusing through the
+    Storage protocol on any machine)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()[:120]})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_stops_the_run_moves_no_original_and_the_run_resumes_when_space_returns(  # type: ignore[no-untyped-def]
+        small_disk: Path, tmp_path: Path) -> None:
+    """Storage and spool on a disk that fills up after a few documents (a real ENOSPC): the run stops with
+    exit code 5 and a one-line message saying the disk is full, no original is deleted, failed or moved
+    anywhere but the archive (for the ones filed before), and once space is freed the next run files the
+    rest, each once."""
+    import sqlite3
+
+    from tests.fixtures.generator import generate
+
+    cases = generate(tmp_path / "src", 10, seed=1515, kinds=("digital",), scenarios=("complete",))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    originals = {c.path.name: c.path.read_bytes() for c in cases}
+    for c in cases:
+        c.path.rename(inbox / c.path.name)
+    filler = small_disk / "filler"
+    # Leave room for about three documents (original + reading, ~30 KB each, plus folders).
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler.write_bytes(b"\0" * (free - 110 * 1024))
+    env = cli_env(tmp_path, FRONTDESK_STORAGE__ROOT=str(small_disk / "storage"),
+                  FRONTDESK_STORAGE__SPOOL=str(small_disk / "spool"), FRONTDESK_WATCH__WORKERS="1",
+                  FRONTDESK_WATCH__AFTER_FILING="delete")
+    cmd = [FRONTDESK, "watch", str(inbox), "--dispatch", "local", "--once", "--stable", "0.2", "--json"]
+    full = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    assert full.returncode == 5, (full.returncode, full.stderr[-2000:])
+    assert "Traceback" not in full.stderr
+    assert "No space left on device" in full.stderr
+    processing = tmp_path / "processing"
+    waiting = {p.name for p in processing.iterdir() if p.suffix == ".pdf"}
+    assert waiting and not any((tmp_path / "failed").iterdir())
+    with sqlite3.connect(tmp_path / "frontdesk.db") as db:
+        complete = db.execute("SELECT count(*) FROM documents WHERE state != 'pending'").fetchone()[0]
+    # every original is either waiting in processing, or filed (and read back before it was deleted)
+    assert len(waiting) + complete == 10
+    assert {p.read_bytes() for p in processing.glob("*.pdf")} <= set(originals.values())
+
+    filler.unlink()  # space returns
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    assert again.returncode == 0, again.stderr[-2000:]
+    finished = json.loads(again.stdout.strip().splitlines()[-1])["finished"]
+    assert set(finished) <= {"filed", "needs_review"} and sum(finished.values()) == len(waiting), finished
+    assert not [p for p in processing.iterdir() if p.suffix == ".pdf"] and not any((tmp_path / "failed").iterdir())
+    with sqlite3.connect(tmp_path / "frontdesk.db") as db:
+        arrivals = dict(db.execute("SELECT outcome, count(*) FROM arrivals GROUP BY outcome").fetchall())
+        states = dict(db.execute("SELECT state, count(*) FROM documents GROUP BY state").fetchall())
+    assert "duplicate" not in arrivals and arrivals.get("new") == 10 and "pending" not in states, (arrivals, states)
+    stored = {p.read_bytes() for p in (small_disk / "storage").rglob("original.pdf")}
+    assert stored == set(originals.values())  # every original is in storage, so deleting it was safe

@@ -42,12 +42,8 @@ class DatabaseUnavailableError(DatabaseError):
     network gone) and did not come back within ``database_reconnect_seconds``. No document is to blame:
     the run stops, the files wait where they are, and the next run takes them again."""
 
-    #: What the run finished before it stopped (intake works or outcomes), so the caller records them.
-    finished: list[Any]
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.finished = []
+    #: What the batch filed before it stopped (set by the batch's runner), so the caller records them.
+    finished: tuple[Any, ...] = ()
 
     @classmethod
     def after(cls, cause: BaseException) -> DatabaseUnavailableError:
