@@ -332,3 +332,130 @@ def test_a_full_disk_stops_the_run_moves_no_original_and_the_run_resumes_when_sp
     assert "duplicate" not in arrivals and arrivals.get("new") == 10 and "pending" not in states, (arrivals, states)
     stored = {p.read_bytes() for p in (small_disk / "storage").rglob("original.pdf")}
     assert stored == set(originals.values())  # every original is in storage, so deleting it was safe
+
+
+# ----------------------------------------------------------------- review forms left on the Prefect server
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.prefect_harness import shared_server, stop_shared
+
+    server = shared_server(tmp_path_factory.mktemp("prefect-home"))
+    yield server
+    stop_shared()
+
+
+def _review_inputs(server, run_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
+        found = client.filter_flow_run_input(UUID(run_id), key_prefix="paused-review", limit=20, exclude_keys=set())
+    return [i.key for i in found]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_review_forms_are_deleted_after_a_timeout_and_after_a_cancel(tmp_path: Path, settings, fd_env,  # type: ignore[no-untyped-def]
+                                                                     prefect_server) -> None:
+    """A review form holds the values read from a patient's form. One review times out: its form leaves
+    the server as the run ends. Another is cancelled while it waits and its process is gone (as a
+    suspended run's is): the next sweep (every review run starts with one) deletes its form."""
+    import signal
+    import sys
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelled
+
+    from tests.test_review import ROOT, _needs_review_document, _paused_run
+
+    timed_doc, timed_key = _needs_review_document(tmp_path, settings, seed=1516)
+    cancelled_doc, cancelled_key = _needs_review_document(tmp_path, settings, seed=1517)
+    env = prefect_server.env(fd_env)
+    env["PYTHONPATH"] = str(ROOT)
+
+    def start(doc: str, key: str, hours: str) -> subprocess.Popen[str]:
+        code = ("import sys; from flows.review import review_flow; "
+                f"review_flow.with_options(flow_run_name='review-{doc}')(sys.argv[1])")
+        return subprocess.Popen([sys.executable, "-c", code, key], text=True, start_new_session=True,
+                                env=dict(env, FRONTDESK_PREFECT__REVIEW_TIMEOUT_HOURS=hours),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    timed = start(timed_doc, timed_key, "0.004")  # about 14 s
+    cancelled = start(cancelled_doc, cancelled_key, "72")
+    try:
+        timed_run = _paused_run(prefect_server, f"review-{timed_doc}", timed)
+        assert _review_inputs(prefect_server, timed_run)  # the form is there while the run waits
+        cancelled_run = _paused_run(prefect_server, f"review-{cancelled_doc}", cancelled)
+        assert _review_inputs(prefect_server, cancelled_run)
+        timed.communicate(timeout=300)
+        assert timed.returncode != 0  # the pause timed out
+        assert _review_inputs(prefect_server, timed_run) == []
+
+        os.killpg(cancelled.pid, signal.SIGKILL)  # its code never runs again, as for a suspended run
+        cancelled.wait()
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}), get_client(sync_client=True) as c:
+            c.set_flow_run_state(UUID(cancelled_run), Cancelled(), force=True)
+        assert _review_inputs(prefect_server, cancelled_run)  # left behind ...
+        from flows.review import sweep_review_forms
+
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}):
+            assert sweep_review_forms() >= 1
+        assert _review_inputs(prefect_server, cancelled_run) == []  # ... until the sweep
+    finally:
+        for p in (timed, cancelled):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+# ------------------------------------------------------------- validation errors never echo patient values
+
+PHI = "Maria Lopez 1962-03-14"
+
+
+@pytest.mark.parametrize("setting", ["FRONTDESK_WATCH__MAX_ATTEMPTS", "FRONTDESK_EXTRACTION__SPACY_MODEL",
+                                     "FRONTDESK_FORMS_DIRS", "FRONTDESK_WATCH__AFTER_FILING"])
+def test_a_setting_that_fails_validation_is_named_without_its_value(tmp_path: Path, setting: str) -> None:
+    """A patient's name typed into the wrong setting: the command stops with exit code 3 and a one-line
+    message naming the setting, never the value, and no traceback."""
+    run = subprocess.run([FRONTDESK, "watch", "--failed"], capture_output=True, text=True,
+                         env=cli_env(tmp_path, **{setting: PHI}), timeout=120)
+    assert run.returncode == 3, (run.returncode, run.stderr[-1500:])
+    assert "Maria" not in run.stderr and "Lopez" not in run.stderr and "1962" not in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    name = setting.removeprefix("FRONTDESK_").lower().replace("__", ".")
+    assert name in run.stderr, run.stderr
+
+
+def test_a_review_answer_that_fails_validation_is_not_echoed(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A review answer of the wrong shape (sent through Prefect's API rather than its form): the error,
+    which would reach the run's state message and logs, names the field and never the value."""
+    import json as _json
+
+    from pydantic import ValidationError
+
+    from flows.review import review_model, uncertain_fields
+    from frontdesk.models import ExtractionResult
+    from frontdesk.pipeline import Pipeline
+    from frontdesk.settings import validation_reason
+    from tests.test_review import _needs_review_document
+
+    _, key = _needs_review_document(tmp_path, settings, seed=1518)
+    pipeline = Pipeline(settings)
+    result = ExtractionResult.model_validate(_json.loads((settings.storage.root / key).read_text())["extraction"])
+    vocab = pipeline.reader.vocabulary
+    keys = uncertain_fields(result, vocab)
+    model = review_model(keys, result, vocab)
+    from flows.review import field_name
+
+    with pytest.raises(ValidationError) as raised:
+        model(**{field_name(keys[0]): {"patient": PHI}})
+    for text in (str(raised.value), repr(raised.value), validation_reason(raised.value)):
+        assert "Maria" not in text and "1962" not in text, text
+    assert field_name(keys[0]) in validation_reason(raised.value)
