@@ -188,13 +188,13 @@ def sweep_review_forms() -> int:
     review = FlowFilter(name=FlowFilterName(any_=["review"]))
     with get_client(sync_client=True) as client:
         ended = client.read_flow_runs(
-            flow_filter=review, limit=500,
+            flow_filter=review, limit=200,
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[
                     StateType.CANCELLED, StateType.CRASHED, StateType.FAILED, StateType.COMPLETED])),
                 end_time=FlowRunFilterEndTime(after_=now - timedelta(days=SWEEP_DAYS))))  # type: ignore[arg-type]
         waiting = client.read_flow_runs(
-            flow_filter=review, limit=500,
+            flow_filter=review, limit=200,
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
                 type=FlowRunFilterStateType(any_=[StateType.PAUSED, StateType.CANCELLING]))))
         for run in waiting:
