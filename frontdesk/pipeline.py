@@ -450,6 +450,12 @@ class Pipeline:
         assert work.sha256 and work.document_id
         work.prefix = prefix
         suffix = suffix or _suffix(work.input)
+        limit_mb = self.settings.extraction.max_file_mb
+        if failed is not None and original is None and limit_mb and size > limit_mb * 1024 * 1024:
+            # Refused for its size: a copy in storage would cost its whole size in memory here (a 2 GB
+            # file, 2 GB) and fill the store with what was sent to hurt. The reason is filed; the file
+            # itself stays where it is (the watcher moves it to failed/).
+            return self._file_reason_only(work, size, prefix, received, failed)
         if original is None:
             try:
                 original = work.input.read_bytes()
@@ -520,6 +526,30 @@ class Pipeline:
         else:
             assert work.result is not None
             log.info("filed %s as %s (%d flags)", work.document_id, work.status, len(work.result.flags))
+        return work
+
+    def _file_reason_only(self, work: IntakeWork, size: int, prefix: str, received: datetime,
+                          failed: str) -> IntakeWork:
+        """Reserve, store, complete for a document refused before reading whose original is not copied
+        into storage (see :meth:`_file`): only its reason is stored."""
+        assert work.sha256 and work.document_id
+        note = (f"{failed}\nsha256: {work.sha256}\n"
+                "The original was not copied into storage (over the size limit).\n").encode()
+        planned = PlannedObject(f"{prefix}/reason.txt", "reason", sha256_bytes(note), len(note), "text/plain")
+        try:
+            with self.db.begin() as s:
+                records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
+                                         prefix=prefix, objects=[planned], source_path=str(work.input),
+                                         received_at=received)
+        except (IntegrityError, ValueError):
+            work.status, work.result, work.error = "duplicate", None, None
+            return work
+        work.stored.append(self.storage.put_bytes(note, planned.key, content_type=planned.content_type))
+        with self.db.begin() as s:
+            records.complete_document(s, work.document_id, result=None, outcome="failed", stored=work.stored,
+                                      error=failed, letter_due=False, vocab=self.reader.vocabulary)
+        work.status = "failed"
+        log.warning("document %s refused for its size; its reason is filed under failed/", work.document_id)
         return work
 
     def _work_from_record(self, doc_id: str, input_path: Path, *, status: str,

@@ -459,3 +459,26 @@ def test_a_review_answer_that_fails_validation_is_not_echoed(settings, tmp_path:
     for text in (str(raised.value), repr(raised.value), validation_reason(raised.value)):
         assert "Maria" not in text and "1962" not in text, text
     assert field_name(keys[0]) in validation_reason(raised.value)
+
+
+# ------------------------------------------------------------------------------ hostile run memory
+
+
+def test_a_file_refused_for_its_size_is_not_copied_into_storage(tmp_path: Path) -> None:
+    """A file over ``extraction.max_file_mb`` is failed with its reason, and its bytes are never read
+    into memory to be copied into storage: the hostile run's 2 GB sparse file cost 2 GB of memory in a
+    reading process (bench/hostile.py, PSS) and would fill the store."""
+    big = tmp_path / "sparse.pdf"
+    with open(big, "wb") as fh:
+        fh.write(b"%PDF-1.4\n")
+        fh.truncate(64 * 1024 * 1024)
+    env = cli_env(tmp_path, FRONTDESK_EXTRACTION__MAX_FILE_MB="2")
+    run = subprocess.run([FRONTDESK, "process", str(big), "--json"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode in (0, 2), run.stderr[-2000:]
+    (outcome,) = json.loads(run.stdout)
+    assert outcome["status"] == "failed" and "over the 2 MB limit" in outcome["error"]
+    stored = [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
+    assert [p.name for p in stored] == ["reason.txt"], stored
+    assert "over the 2 MB limit" in stored[0].read_text()
+    assert big.stat().st_size == 64 * 1024 * 1024  # the original itself is left where it was
