@@ -482,3 +482,42 @@ def test_a_file_refused_for_its_size_is_not_copied_into_storage(tmp_path: Path) 
     assert [p.name for p in stored] == ["reason.txt"], stored
     assert "over the 2 MB limit" in stored[0].read_text()
     assert big.stat().st_size == 64 * 1024 * 1024  # the original itself is left where it was
+
+
+# ------------------------------------------------------------------------------------- supply chain
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    import re
+
+    pins = {}
+    for line in lock.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^ \\;]+)", line)
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def test_the_service_install_is_locked_with_hashes_and_has_no_test_tools() -> None:
+    """requirements.lock (``./run install-service``) pins every package with its hashes, holds psycopg for
+    PostgreSQL and no test tool; requirements-dev.lock (``./run setup``) adds them; neither has pytesseract
+    (not used); vulnerable releases are below the floors; ``./run lock`` regenerates both."""
+    from packaging.version import Version
+
+    from tests.conftest import ROOT
+
+    service, dev = ROOT / "requirements.lock", ROOT / "requirements-dev.lock"
+    pins, dev_pins = _pins(service), _pins(dev)
+    text = service.read_text()
+    assert text.count("==") == len(pins) and text.count("--hash=sha256:") >= len(pins)
+    assert "file://" not in text and "/opt/" not in text  # nothing of the machine it was made on
+    assert "psycopg" in pins and "frontdesk" not in pins
+    for tool in ("pytest", "moto", "playwright", "ruff", "mypy", "pip-tools", "pytesseract"):
+        assert tool not in pins, tool
+    assert {"pytest", "moto", "playwright", "psycopg"} <= set(dev_pins) and "pytesseract" not in dev_pins
+    floors = {"jinja2": "3.1.6", "pillow": "11.3.0", "pypdf": "6.4.0", "pdfminer-six": "20251107",
+              "h11": "0.16.0", "urllib3": "2.5.0", "requests": "2.32.4", "starlette": "0.47.2"}
+    for name, floor in floors.items():
+        assert Version(pins[name]) >= Version(floor), (name, pins[name])
+    run = (ROOT / "run").read_text()
+    assert "lock)" in run and "--generate-hashes" in run and "--require-hashes -r requirements.lock" in run
