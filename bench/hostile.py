@@ -1,6 +1,7 @@
 """Hostile input: every file of ../shared/corpora/hostile-pdfs plus generated decompression bombs, taken by
 ``frontdesk watch --once`` (the default path a practice runs), with the peak memory of the whole process
-tree and the longest time one document took to read.
+tree (proportional set size, PSS, summed over the tree and sampled; the sum of RSS beside it) and the
+longest time one document took to read.
 
     python bench/hostile.py [--limit 20] [--memory-mb 1536]
 
@@ -59,25 +60,65 @@ def bombs(folder: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of one process (kB): each shared page counted once, split between its
+    sharers. RSS counts a page once per process, so the forked readers and their reading server (which
+    share the readers' code and templates copy-on-write) would be added up several times."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def kind(p: psutil.Process) -> str:
+    """What a process of the tree is, for the breakdown at the peak."""
+    try:
+        cmd = " ".join(p.cmdline())
+    except psutil.Error:
+        return "?"
+    for mark, name in (("reading_process", "reading server/readers"), ("soffice", "LibreOffice"),
+                       ("tesseract", "tesseract"), ("pdftoppm", "pdftoppm"), ("frontdesk watch", "watcher"),
+                       ("multiprocessing", "reading pool")):
+        if mark in cmd:
+            return name
+    return p.name()
+
+
 class TreePeak(threading.Thread):
-    """Peak resident memory of a process and all its descendants, sampled every 50 ms."""
+    """Peak memory of a process and all its descendants, sampled every 100 ms: the sum of RSS (shared
+    pages counted once per process, an overstatement) and the sum of PSS from /proc/PID/smaps_rollup
+    (shared pages split between their sharers: what the run really holds), with a breakdown by kind of
+    process at the PSS peak."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.pid, self.peak, self.pss_peak, self.stop = pid, 0, 0, threading.Event()
+        self.at_peak: dict[str, int] = {}
+        self.processes_at_peak = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
                 root = psutil.Process(self.pid)
-                total = 0
-                for p in [root, *root.children(recursive=True)]:
+                total = pss = 0
+                by_kind: dict[str, int] = {}
+                tree = [root, *root.children(recursive=True)]
+                for p in tree:
                     with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
+                    one = pss_kb(p.pid) * 1024
+                    pss += one
+                    by_kind[kind(p)] = by_kind.get(kind(p), 0) + one
                 self.peak = max(self.peak, total)
+                if pss > self.pss_peak:
+                    self.pss_peak, self.at_peak, self.processes_at_peak = pss, by_kind, len(tree)
             except psutil.Error:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.1)
 
 
 def main() -> int:
@@ -141,10 +182,13 @@ def main() -> int:
         archived = sum(1 for p in (tmp / "archive").rglob("*") if p.is_file())
         failed = sum(1 for d in (tmp / "failed").iterdir() if d.is_dir()) if (tmp / "failed").is_dir() else 0
         left = sum(1 for p in inbox.iterdir()) + sum(1 for p in (tmp / "processing").iterdir() if p.is_file())
-        print("| files | filed/archived | failed | left behind | exit code | tracebacks | peak memory (tree) | run wall |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| files | filed/archived | failed | left behind | exit code | tracebacks | peak PSS (tree) "
+              "| peak sum of RSS (tree) | run wall |")
+        print("|---|---|---|---|---|---|---|---|---|")
         print(f"| {len(files)} | {archived} | {failed} | {left} | {proc.returncode} | {err.count('Traceback')} | "
-              f"{peak.peak / 2**20:.0f} MB | {wall:.0f} s |")
+              f"{peak.pss_peak / 2**20:.0f} MB | {peak.peak / 2**20:.0f} MB | {wall:.0f} s |")
+        print(f"\nat the PSS peak ({peak.processes_at_peak} processes): "
+              + ", ".join(f"{k} {v / 2**20:.0f} MB" for k, v in sorted(peak.at_peak.items(), key=lambda kv: -kv[1])))
         print(f"\nwatch --once finished: {finished}")
         print(f"\n| slowest reads (limit {args.limit:g} s) | s | outcome |\n|---|---|---|")
         for sec, name, what in times[:8]:

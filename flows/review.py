@@ -24,15 +24,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from extractors.base import RawField
 from flows.context import pipeline_for
 from flows.errors import phi_free
+from frontdesk.exceptions import FrontdeskError
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, ProcessOutcome
 from frontdesk.pipeline import IntakeWork
-from frontdesk.settings import Settings
+from frontdesk.settings import Settings, validation_reason
 from frontdesk.validation import validate
 
 log = logging.getLogger("frontdesk.review")
@@ -44,6 +45,19 @@ _NOT_DEPLOYED: dict[str, float] = {}
 #: Flags that validation recomputes from the fields; every other flag (page.missing, ...) is kept.
 _RECOMPUTED = {"invalid", "missing", "low_confidence"}
 _BOOL_TYPES = {"checkbox", "signature"}
+
+
+class ReviewInput(RunInput):
+    """Base of every review form. An answer that fails validation (sent through the API, a wrong type)
+    must not have its value echoed in the error, which reaches logs and the run's state message."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+
+class ReviewAnswerError(FrontdeskError):
+    """The answer given for a review form is not valid; the document stays in ``needs_review``."""
+
+    exit_code = 2
 
 
 def field_name(key: str) -> str:
@@ -83,7 +97,7 @@ def review_model(keys: list[str], result: ExtractionResult, vocab: Vocabulary) -
         else:
             default = current if isinstance(current, str) else None
             fields[field_name(key)] = (str | None, Field(default=default, title=vocab.label(key)))
-    model: type[RunInput] = create_model("IntakeReview", __base__=RunInput, **fields)
+    model: type[RunInput] = create_model("IntakeReview", __base__=ReviewInput, **fields)
     model._description = (
         "Check these fields against the paper form, correct them where needed, then resume. "
         "Validation and letters run again with your values.")
@@ -128,6 +142,24 @@ def wait_for_review(model: type[RunInput], timeout_seconds: int) -> RunInput:
     return answer
 
 
+def _forget(client: Any, flow_run_id: Any) -> int:
+    """Delete every review input (form schema, pre-filled description, answer) of one run; how many."""
+    gone = 0
+    for state in ("paused", "suspended"):
+        try:
+            present = client.filter_flow_run_input(flow_run_id, key_prefix=f"{state}-{REVIEW_KEY}", limit=20,
+                                                   exclude_keys=set())
+        except Exception:  # noqa: S112 - a run already deleted, a server hiccup: the next sweep tries again
+            continue
+        for item in present:
+            try:
+                client.delete_flow_run_input(flow_run_id, item.key)
+                gone += 1
+            except Exception:  # noqa: S112 - deleted meanwhile
+                continue
+    return gone
+
+
 def forget_answers() -> None:
     """Delete the form, its pre-filled values and the answer from the Prefect server: PHI."""
     from prefect.client.orchestration import get_client
@@ -136,12 +168,56 @@ def forget_answers() -> None:
     if ctx is None or ctx.flow_run is None:
         return
     with get_client(sync_client=True) as client:
-        for state in ("paused", "suspended"):
-            for part in ("schema", "response", "description"):
-                try:
-                    client.delete_flow_run_input(ctx.flow_run.id, f"{state}-{REVIEW_KEY}-{part}")
-                except Exception:  # noqa: S112 - absent keys are the normal case
-                    continue
+        _forget(client, ctx.flow_run.id)
+
+
+#: How far back the sweep looks for ended review runs (their forms are deleted at the latest by then).
+SWEEP_DAYS = 14
+
+
+def sweep_review_forms() -> int:
+    """Delete the forms (pre-filled with patient values) of review runs that will never read them: runs
+    that ended without reaching ``forget_answers`` (cancelled, crashed, failed, timed out while
+    suspended, whose code never ran again) and runs still paused past their pause timeout. Returns how
+    many inputs were deleted. Every review run sweeps when it starts, so forms left by one cancelled run
+    are gone by the next review at the latest."""
+    from datetime import timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterEndTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    now = datetime.now(UTC)
+    gone = 0
+    review = FlowFilter(name=FlowFilterName(any_=["review"]))
+    with get_client(sync_client=True) as client:
+        ended = client.read_flow_runs(
+            flow_filter=review, limit=200,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[
+                    StateType.CANCELLED, StateType.CRASHED, StateType.FAILED, StateType.COMPLETED])),
+                end_time=FlowRunFilterEndTime(after_=now - timedelta(days=SWEEP_DAYS))))  # type: ignore[arg-type]
+        waiting = client.read_flow_runs(
+            flow_filter=review, limit=200,
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.PAUSED, StateType.CANCELLING]))))
+        for run in waiting:
+            details = run.state.state_details if run.state is not None else None
+            timeout = getattr(details, "pause_timeout", None)
+            if run.state is not None and run.state.type == StateType.CANCELLING or (timeout is not None and timeout < now):
+                ended.append(run)
+        for run in ended:
+            gone += _forget(client, run.id)
+    if gone:
+        log.info("review forms of %d ended review runs deleted", gone)
+    return gone
 
 
 @flow(name="review", persist_result=False, log_prints=False)
@@ -153,6 +229,10 @@ def review_flow(extraction_key: str) -> dict[str, Any]:
 
     logger = get_run_logger()
     extraction_key = checked_key(extraction_key)
+    try:  # forms other review runs left behind (cancelled, timed out) hold patient values: gone now
+        sweep_review_forms()
+    except Exception as exc:  # the sweep must never keep this review from being asked
+        logger.warning("review forms not swept (%s)", exc.__class__.__name__)
     pipeline = pipeline_for(None)
     record = json.loads(pipeline.storage.get_bytes(extraction_key))
     doc_id: str = record["document_id"]
@@ -166,9 +246,14 @@ def review_flow(extraction_key: str) -> dict[str, Any]:
     timeout = int(pipeline.settings.prefect.review_timeout_hours * 3600)
     logger.info("document %s waits for review of %d fields", doc_id, len(keys))
     review_before = record.get("review")
-    answer = wait_for_review(review_model(keys, result, vocab), timeout)
-    values = answer.model_dump()
-    forget_answers()
+    try:
+        answer = wait_for_review(review_model(keys, result, vocab), timeout)
+        values = answer.model_dump()
+    except ValidationError as exc:
+        raise ReviewAnswerError(f"document {doc_id}: the review answer is not valid "
+                                f"({validation_reason(exc)}); it stays in needs_review") from None
+    finally:  # answered, timed out, cancelled, refused: the form and its values leave the server
+        forget_answers()
 
     # Answered in the staff console, or reviewed there (or by `frontdesk review decide`) while this run
     # waited: that review is filed already, under the person's name. Filing this answer too would file

@@ -8,6 +8,7 @@ logs and terminals that the practice's IT person may share.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class ExitCode:
@@ -61,6 +62,9 @@ class StorageError(FrontdeskError):
     """Document storage refused or lost a write; the original stays where it is."""
 
     exit_code = ExitCode.storage
+    #: What the batch filed before storage refused (set by the batch's runner), so those are recorded as
+    #: filed and only the rest wait for the next run.
+    finished: tuple[Any, ...] = ()
 
 
 class TransientStorageError(StorageError):

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from frontdesk import records
-from frontdesk.db import Database, open_database
+from frontdesk.db import Database, DatabaseUnavailableError, connection_lost, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
 from frontdesk.models import X12_TYPES, ExtractionResult, ProcessOutcome, StoredObject
@@ -282,10 +282,28 @@ class Pipeline:
         reason; a file seen before is a ``duplicate``. ``recover=False`` for a reading process whose
         batch owner has already recovered (see :mod:`frontdesk.readers`)."""
         path = Path(path)
-        if recover:
-            self.recover()
-        done = self.take_recovered(path)
-        return done if done is not None else self._intake(path)
+        # A lost database connection (PostgreSQL restarted, connections terminated) is no fault of this
+        # document: it is taken again on a new connection (the engine pings before each use) until
+        # ``database_reconnect_seconds`` have passed. Reserve -> store -> complete makes a repeat safe: a
+        # reserved document is stored again under the same keys, a completed one is recognised as this
+        # input's own filing (not a duplicate of itself).
+        deadline = time.monotonic() + self.settings.database_reconnect_seconds
+        delay, retrying = 0.5, False
+        while True:
+            try:
+                if recover:
+                    self.recover()
+                done = self.take_recovered(path)
+                return done if done is not None else self._intake(path, retrying=retrying)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseUnavailableError.after(exc) from None
+                log.warning("the records database connection was lost (%s); trying again in %.1f s",
+                            exc.__class__.__name__, delay)
+                time.sleep(delay)
+                delay, retrying = min(delay * 2, 5.0), True
 
     def take_recovered(self, path: Path) -> IntakeWork | None:
         """The work of this run's recovery if it just completed the document from ``path`` (a file left in
@@ -296,7 +314,7 @@ class Pipeline:
                 return work
         return None
 
-    def _intake(self, path: Path, *, recovering: bool = False) -> IntakeWork:
+    def _intake(self, path: Path, *, recovering: bool = False, retrying: bool = False) -> IntakeWork:
         work = IntakeWork(input=path)
         try:
             work.sha256 = sha256_file(work.input)
@@ -308,10 +326,14 @@ class Pipeline:
         work.document_id = document_id(work.sha256)
         prefix: str | None = None
         received: datetime | None = None
+        own = False
         with self.db.begin() as s:
             doc = records.document_by_sha(s, work.sha256)
             if doc is not None and doc.state != "pending":
-                if not recovering and work.document_id not in self._completed_by_recovery:
+                # Taken again after a lost connection, and completed from this very path: the commit went
+                # through but its answer was lost. That is this input's filing, not a second arrival.
+                own = retrying and records.last_source_path(s, doc.id) == str(work.input)
+                if not recovering and not own and work.document_id not in self._completed_by_recovery:
                     records.record_duplicate(s, doc, str(work.input))
                 prefix = doc.storage_prefix
                 awaiting = doc.state == "awaiting_letters"
@@ -327,7 +349,8 @@ class Pipeline:
                 done.input = work.input
                 return done
             log.info("document %s seen before; not processed again", work.document_id)
-            dup = self._work_from_record(work.document_id, work.input, status="duplicate", with_result=awaiting)
+            status = (doc.outcome or "filed") if own else "duplicate"
+            dup = self._work_from_record(work.document_id, work.input, status=status, with_result=awaiting or own)
             assert dup is not None
             if awaiting:
                 self._queue_letters(dup)
@@ -433,6 +456,12 @@ class Pipeline:
         suffix = suffix or _suffix(work.input)
         if work.result is not None and work.result.document_type in X12_TYPES and suffix not in X12_SUFFIXES:
             suffix = ".x12"
+        limit_mb = self.settings.extraction.max_file_mb
+        if failed is not None and original is None and limit_mb and size > limit_mb * 1024 * 1024:
+            # Refused for its size: a copy in storage would cost its whole size in memory here (a 2 GB
+            # file, 2 GB) and fill the store with what was sent to hurt. The reason is filed; the file
+            # itself stays where it is (the watcher moves it to failed/).
+            return self._file_reason_only(work, size, prefix, received, failed)
         if original is None:
             try:
                 original = work.input.read_bytes()
@@ -514,6 +543,30 @@ class Pipeline:
         else:
             assert work.result is not None
             log.info("filed %s as %s (%d flags)", work.document_id, work.status, len(work.result.flags))
+        return work
+
+    def _file_reason_only(self, work: IntakeWork, size: int, prefix: str, received: datetime,
+                          failed: str) -> IntakeWork:
+        """Reserve, store, complete for a document refused before reading whose original is not copied
+        into storage (see :meth:`_file`): only its reason is stored."""
+        assert work.sha256 and work.document_id
+        note = (f"{failed}\nsha256: {work.sha256}\n"
+                "The original was not copied into storage (over the size limit).\n").encode()
+        planned = PlannedObject(f"{prefix}/reason.txt", "reason", sha256_bytes(note), len(note), "text/plain")
+        try:
+            with self.db.begin() as s:
+                records.reserve_document(s, document_id=work.document_id, sha256=work.sha256, size=size,
+                                         prefix=prefix, objects=[planned], source_path=str(work.input),
+                                         received_at=received)
+        except (IntegrityError, ValueError):
+            work.status, work.result, work.error = "duplicate", None, None
+            return work
+        work.stored.append(self.storage.put_bytes(note, planned.key, content_type=planned.content_type))
+        with self.db.begin() as s:
+            records.complete_document(s, work.document_id, result=None, outcome="failed", stored=work.stored,
+                                      error=failed, letter_due=False, vocab=self.reader.vocabulary)
+        work.status = "failed"
+        log.warning("document %s refused for its size; its reason is filed under failed/", work.document_id)
         return work
 
     def _work_from_record(self, doc_id: str, input_path: Path, *, status: str,

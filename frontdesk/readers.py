@@ -89,9 +89,22 @@ class ReadingPool:
 
     def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
         """Every document of a batch, in the batch's order."""
+        from frontdesk.db import DatabaseUnavailableError
+        from frontdesk.exceptions import StorageError
+
         try:  # a pool whose process died between batches refuses at submit already
             futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
-            return [futures[i].result() for i in range(len(paths))]
+            works: list[IntakeWork] = []
+            stop: DatabaseUnavailableError | StorageError | None = None
+            for i in range(len(paths)):
+                try:
+                    works.append(futures[i].result())
+                except (DatabaseUnavailableError, StorageError) as exc:  # the caller records what was filed
+                    stop = stop or exc
+            if stop is not None:
+                stop.finished = tuple(works)
+                raise stop
+            return works
         except BrokenProcessPool:
             self._broke()
             raise

@@ -20,6 +20,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from frontdesk.exceptions import ConfigError
 
@@ -271,10 +272,16 @@ class _YamlSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Everything a practice configures. Paths are absolute after loading."""
 
-    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: a value that fails validation is never echoed in the error's text (a value put
+    # in the wrong setting may be a patient's); validation_reason() words the message users see.
+    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", env_nested_delimiter="__", extra="ignore",
+                                      hide_input_in_errors=True)
 
     inbox: Path = Path("var/inbox")
     database_url: str = "sqlite:///var/frontdesk.db"
+    # A lost database connection (PostgreSQL restarted) is tried again on a new one for this long before
+    # the run stops (exit code 7) with the files left in processing.
+    database_reconnect_seconds: float = Field(default=30.0, ge=0)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     forms_dirs: list[Path] = Field(default_factory=lambda: [Path("templates/forms")])
     letters_dir: Path = Path("templates/letters")
@@ -338,6 +345,19 @@ class Settings(BaseSettings):
         return data
 
 
+def validation_reason(exc: ValidationError) -> str:
+    """``where: why`` for the first error of ``exc``, without the value that failed: pydantic's own text
+    for a custom check (``Value error, ...``) may quote it, and a value typed into the wrong setting or
+    form field may be a patient's name or date of birth. The value is cut out wherever it appears."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "value"
+    msg = str(first.get("msg", "not valid"))
+    given = first.get("input")
+    if isinstance(given, str | int | float) and not isinstance(given, bool) and len(str(given)) >= 2:
+        msg = msg.replace(str(given), "(the value given)")
+    return f"{where}: {msg}"
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Load settings from YAML, environment and overrides; raise ConfigError with a readable reason."""
     base = home()
@@ -352,9 +372,9 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: setting {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: setting {validation_reason(exc)}") from None
+    except SettingsError as exc:  # a value that is not even JSON where a list or mapping is wanted
+        raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
     finally:
         Settings._yaml_path = None
     return settings.resolved(base)

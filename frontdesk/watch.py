@@ -38,12 +38,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from frontdesk.db import DatabaseUnavailableError
 from frontdesk.exceptions import ConfigError, InboxInUseError, StorageError
 from frontdesk.models import ProcessOutcome
 from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
 
 if TYPE_CHECKING:
+    from frontdesk.pipeline import IntakeWork
     from frontdesk.readers import ReadingPool
 
 log = logging.getLogger("frontdesk.watch")
@@ -388,14 +390,26 @@ class LocalDispatcher:
         return self.readers is not None and self.readers.broken
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        if self.readers is None:
-            works = [self.pipeline.intake(p) for p in paths]
-        else:
-            self.pipeline.recover()
-            done = [self.pipeline.take_recovered(p) for p in paths]
-            todo = [p for p, w in zip(paths, done, strict=True) if w is None]
-            read = iter(self.readers.intake_all(todo))
-            works = [w if w is not None else next(read) for w in done]
+        from frontdesk.db import DatabaseUnavailableError
+
+        works: list[IntakeWork] = []
+        try:
+            if self.readers is None:
+                for p in paths:
+                    works.append(self.pipeline.intake(p))
+            else:
+                self.pipeline.recover()
+                done = [self.pipeline.take_recovered(p) for p in paths]
+                works = [w for w in done if w is not None]
+                todo = [p for p, w in zip(paths, done, strict=True) if w is None]
+                read = iter(self.readers.intake_all(todo))
+                works = [w if w is not None else next(read) for w in done]
+        except (DatabaseUnavailableError, StorageError) as exc:
+            # The database went away for longer than the reconnect window, or storage and spool refused (a
+            # full disk): what was filed before is handed back with the error, so it is recorded as filed
+            # and not taken again as a duplicate of itself (its letters are queued by the next recovery).
+            exc.finished = tuple(w.outcome() for w in [*works, *exc.finished])
+            raise
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
     def close(self) -> None:
@@ -667,12 +681,33 @@ class Watcher:
         except StorageError as exc:
             # Storage and spool both refused (disk full, read-only, gone): no document is to blame, so none
             # is charged an attempt or moved; the run stops with storage's reason (exit code 5), and the
-            # next start takes the same files from processing once there is room again.
+            # next start takes the same files from processing once there is room again. The documents
+            # filed before it refused are recorded and finished (archived) now.
+            finished = {Path(o.input).name: o for o in exc.finished}
             with self.ledger.transaction():
                 for c in batch:
-                    self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
-                                       reason="storage refused the filing")
+                    if c.claim in finished:
+                        self._record(c, finished[c.claim])
+                    else:
+                        self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
+                                           reason="storage refused the filing")
+            self.finish_all()
             log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
+            raise
+        except DatabaseUnavailableError as exc:
+            # The records database went away and stayed away: like storage, no document is to blame. What
+            # was filed before is recorded and finished; the rest wait in processing, no attempt charged,
+            # and the run stops (exit code 7) so the next start takes them once the database is back.
+            finished = {Path(o.input).name: o for o in exc.finished}
+            with self.ledger.transaction():
+                for c in batch:
+                    if c.claim in finished:
+                        self._record(c, finished[c.claim])
+                    else:
+                        self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
+                                           reason="the records database could not be reached")
+            self.finish_all()
+            log.error("%s", exc)
             raise
         except Exception as exc:  # server gone, a worker crashed: keep the files, try later
             if getattr(self._dispatcher, "broken", False):

@@ -226,9 +226,9 @@ def load_checks(path: Path, payers_file: Path | None = None) -> LoadedChecks:
     try:
         config = ChecksConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        from frontdesk.settings import validation_reason
+
+        raise ConfigError(f"{path}: {validation_reason(exc)}") from None
     unknown = sorted(set(config.rules) - set(CHECK_NAMES))
     if unknown:
         raise ConfigError(f"{path}: rules: unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}")

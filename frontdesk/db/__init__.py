@@ -37,6 +37,36 @@ class DatabaseError(FrontdeskError):
     exit_code = 7
 
 
+class DatabaseUnavailableError(DatabaseError):
+    """The records database went away during a run (PostgreSQL restarted, connections terminated, the
+    network gone) and did not come back within ``database_reconnect_seconds``. No document is to blame:
+    the run stops, the files wait where they are, and the next run takes them again."""
+
+    #: What the batch filed before it stopped (set by the batch's runner), so the caller records them.
+    finished: tuple[Any, ...] = ()
+
+    @classmethod
+    def after(cls, cause: BaseException) -> DatabaseUnavailableError:
+        """The error for ``cause``, naming only its class (a driver message may quote a statement)."""
+        return cls(f"the records database cannot be reached ({cause.__class__.__name__}); stopping, the "
+                   "files wait in processing and are taken again when it is back")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Is ``exc`` the database going away (worth a new connection and another try), rather than a
+    refused statement? SQLAlchemy marks a dropped connection ``connection_invalidated``; a server that
+    refuses new connections (restarting, shutting down) raises ``OperationalError`` when connecting.
+    SQLite's ``OperationalError`` ("database is locked", a full disk) is no lost connection."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    module = type(exc.orig).__module__ if exc.orig is not None else ""
+    return isinstance(exc, OperationalError | InterfaceError) and not module.startswith("sqlite3")
+
+
 def load_all_models() -> None:
     """Import every model module of this package (``models.py`` and the ``*_models.py`` other features
     add), so ``Base.metadata`` describes the whole schema: Alembic compares against it."""
@@ -194,4 +224,4 @@ def open_database(source: Any, *, migrate_schema: bool = True) -> Database:
     return Database(engine)
 
 
-__all__ = ["Base", "Database", "DatabaseError", "load_all_models", "make_engine", "migrate", "open_database"]
+__all__ = ["Base", "Database", "DatabaseError", "DatabaseUnavailableError", "connection_lost", "load_all_models", "make_engine", "migrate", "open_database"]
