@@ -15,6 +15,10 @@ Measures, per tier (``scan300``, ``noisy``, ``fax``):
 Then the card and letter tables of ``bench/accuracy_cards.py`` (generated insurance cards and letters,
 read as the dispatcher reads what no form template matches).
 
+Tiers ``digital`` and ``flattened`` are filled PDFs (AcroForm values; values printed as page text, ticked
+boxes marked as viewers print them: X, ZapfDingbats' square and check, a check mark glyph); ``--layout``
+fills another practice's form instead of the shipped one.
+
 Run: ``python bench/accuracy.py --n 40 [--tiers scan300,noisy,fax] [--seed 11] [--show-errors]
 [--kinds forms,cards,letters] [--cards 60] [--letters 40] [--card-seed 5]``.
 The same functions back the accuracy floors in ``tests/test_scan_accuracy.py``.
@@ -28,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +69,7 @@ class Tally:
     seconds: float = 0.0
     docs: int = 0
     unrecognised: int = 0
+    wrong_form: int = 0  # read as another form template than the one filled in
     errors: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -153,9 +159,17 @@ def score(case: gen.Case, result: ExtractionResult, types: dict[str, str], tally
     tally.ins_fn += want_ins and not got_ins
 
 
+PDF_TIERS = ("digital", "flattened")  # filled PDFs: AcroForm values / values printed as text, ticks as viewers print them
+
+
 def run_tier(reader: Reader, tier: str, n: int, seed: int, out: Path, *,
              template: Path = gen.DEFAULT_TEMPLATE, rotations: Sequence[int] = (0,)) -> Tally:
-    cases = scans.generate_scans(out / tier, n, seed=seed, tiers=(tier,), template=template, rotations=rotations)
+    if tier in PDF_TIERS:
+        cases = gen.generate(out / tier, n, seed=seed, kinds=(tier,), template=template, marks=gen.MARKS,
+                             today=date(2026, 11, 15))
+    else:
+        cases = scans.generate_scans(out / tier, n, seed=seed, tiers=(tier,), template=template,
+                                     rotations=rotations)
     types = {k: s.type for k, s in reader.vocabulary.fields.items()}
     tally = Tally(tier)
     for case in cases:
@@ -164,6 +178,9 @@ def run_tier(reader: Reader, tier: str, n: int, seed: int, out: Path, *,
         tally.seconds += time.perf_counter() - t0
         tally.pages += max(1, result.pages)
         score(case, result, types, tally)
+        if result.document_type != "unknown" and result.form != template.stem:
+            tally.wrong_form += 1
+            tally.errors.append(f"{case.case_id}: read as form {result.form!r}, want {template.stem!r}")
     return tally
 
 
@@ -180,6 +197,7 @@ def table(tallies: Iterable[Tally]) -> str:
         ("silent errors / 1000", lambda t: f"{t.silent_per_1000:.1f}  ({t.silent})"),
         ("filled fields to review", lambda t: f"{t.review_share:.3f}  ({t.reviewed})"),
         ("unrecognised documents", lambda t: f"{t.unrecognised}"),
+        ("read as another form", lambda t: f"{t.wrong_form}"),
         ("seconds per page", lambda t: f"{t.seconds_per_page:.2f}"),
     ]
     tallies = list(tallies)
@@ -195,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="cases per tier")
-    parser.add_argument("--tiers", default=",".join(scans.TIERS))
+    parser.add_argument("--tiers", default=",".join(scans.TIERS),
+                        help=f"comma-separated, of {', '.join(scans.TIERS + PDF_TIERS)}")
+    parser.add_argument("--layout", default="shipped", choices=("shipped", "westlake", "lakeside"),
+                        help="the form filled in: the shipped template, or another practice's layout "
+                             "(tests/fixtures/byof.py) handed to the reader as an extra forms folder")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rotations", default="0", help="comma-separated, e.g. 0,90,180,270")
     parser.add_argument("--show-errors", action="store_true", help="list every wrong field (synthetic data)")
@@ -209,13 +231,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         parser.error(f"--kinds: unknown {', '.join(unknown)}; choose from {', '.join(KINDS)}")
-    reader = Reader(load_settings())
     if "forms" in kinds:
         rotations = [int(r) for r in args.rotations.split(",")]
         tallies = []
         with tempfile.TemporaryDirectory(prefix="frontdesk-accuracy-") as tmp:
+            template, extra = gen.DEFAULT_TEMPLATE, []
+            if args.layout != "shipped":
+                from tests.fixtures import byof
+
+                extra = [Path(tmp) / "forms"]
+                template = byof.build(args.layout, "canonical", extra[0] / f"{args.layout}.pdf")
+            reader = Reader(load_settings(), extra)
             for tier in [t.strip() for t in args.tiers.split(",") if t.strip()]:
-                tally = run_tier(reader, tier, args.n, args.seed, Path(tmp), rotations=rotations)
+                tally = run_tier(reader, tier, args.n, args.seed, Path(tmp), rotations=rotations, template=template)
                 tallies.append(tally)
                 if args.show_errors:
                     print(f"--- {tier}: {len(tally.errors)} wrong fields")

@@ -31,6 +31,7 @@ from typing import Any
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
+from extractors import decode
 from extractors import nlp as N
 from extractors.base import RawField, RawFlag
 
@@ -535,6 +536,60 @@ def read_card_words(words: Sequence[N.WordBox], payers: Path = N.DEFAULT_PAYERS)
             out.flags.append(RawFlag("member_id.format", "warning",
                                      "Member ID does not have the usual format of this payer's IDs; please check "
                                      "it against the card", P + "member_id"))
+    ph = hits.get(P + "payer_name")
+    if entry is not None and ph is not None and ph.tokens \
+            and short_payer_name(" ".join(doc[i].text for i in ph.tokens), entry.name):
+        out.flags.append(RawFlag("payer.short_name", "warning",
+                                 "the card prints only a short payer name that several plans go by; please "
+                                 "confirm the plan", P + "payer_name"))
+    name = out.fields.get(P + "subscriber_name")
+    if name is not None and name.raw:
+        doubt = name_doubt(name.raw)
+        if doubt is not None:
+            fixed, why = doubt
+            out.fields[P + "subscriber_name"] = RawField(fixed, round(min(name.confidence, 0.6), 3), name.page)
+            out.flags.append(RawFlag("low_confidence", "warning", f"{why}; please check the name against the card",
+                                     P + "subscriber_name"))
     for key in CARD_KEYS:
         out.fields.setdefault(key, RawField(None, 1.0, None))
     return out
+
+
+# Words a payer's full name may carry that do not change which plan it is (Oscar is Oscar Health).
+_PLAIN_WORDS = frozenset({"health", "healthcare", "care", "plan", "plans", "insurance", "company", "inc", "co",
+                          "corp", "group", "solutions", "services", "the"})
+
+
+def short_payer_name(printed: str, name: str) -> bool:
+    """Does the card print only the first words of its payer's name, leaving out words that say which plan
+    it is? "Anthem" alone is several plans (Blue Cross in one state, Blue Cross Blue Shield in others); the
+    gazetteer's longer name is then a guess a person confirms. "Oscar" for Oscar Health is not."""
+    short = N.squash(printed)
+    words = name.split()
+    joined = ""
+    for i, w in enumerate(words):
+        joined += N.squash(w)
+        if joined == short:
+            rest = {N.squash(x) for x in words[i + 1:]} - {""}
+            return bool(rest - _PLAIN_WORDS)
+        if not short.startswith(joined):
+            return False
+    return False
+
+
+_NAME_PARTICLES = frozenset({"de", "del", "della", "di", "da", "van", "von", "der", "den", "la", "le", "du",
+                             "dos", "das", "y", "bin", "ibn", "al", "el"})
+
+
+def name_doubt(name: str) -> tuple[str, str] | None:
+    """A printed name that OCR has visibly damaged, and why: an accent mark doubled or echoed (Anaïs read
+    as Anaiïs), or a word that starts in lower case among capitalised ones (a Z read as z). Returns the
+    likeliest reading and the reason, or None."""
+    fixed = decode.stray_mark(name)
+    if fixed is not None:
+        return fixed, "an accent mark in the name looks doubled or misplaced"
+    words = [w for w in name.replace("-", " ").split() if w[:1].isalpha()]
+    if any(w[:1].isupper() for w in words) and any(
+            w[:1].islower() and w.lower() not in _NAME_PARTICLES for w in words):
+        return name, "a word of the name starts with a small letter"
+    return None

@@ -164,7 +164,53 @@ def decode_name(text: str) -> Decoded:
     t = unicodedata.normalize("NFC", _fold(text)).strip(",.;:'\"` ")
     if not _NAME.match(t):
         return Decoded(t, _spaceless(t), "not a person's name")
+    repaired = stray_mark(t)
+    if repaired is not None:
+        return Decoded(repaired, _spaceless(repaired), STRAY_MARK)
     return Decoded(t, _spaceless(t))
+
+
+DIAERESIS = "\u0308"
+STRAY_MARK = "an accent mark looks doubled or misplaced"
+
+
+def _marks(ch: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.combining(c))
+
+
+def _base(ch: str) -> str:
+    return unicodedata.normalize("NFD", ch)[:1].casefold()
+
+
+def stray_mark(text: str) -> str | None:
+    """A name as an engine misreads a letter with a diaeresis: the letter twice, once without its mark
+    ("Anaiïs", "Moiïse"), or an echo of it, a marked letter right after it ("Anaïäs", "ANAÏŤS"). No name
+    spells a letter beside its own diaeresis twin, nor puts a second marked letter right after a diaeresis
+    (a marked letter after a plain one, as in Renée, is a name; only the diaeresis is looked at). Returns
+    the name with the echo taken out (the reading a person most likely confirms), or None when the name
+    shows neither pattern. Said to a person either way: the repair is a guess."""
+    chars = list(unicodedata.normalize("NFC", text))
+    out: list[str] = []
+    changed = False
+    i = 0
+    while i < len(chars):
+        a = chars[i]
+        b = chars[i + 1] if i + 1 < len(chars) else ""
+        if b and a.isalpha() and b.isalpha():
+            ma, mb = _marks(a), _marks(b)
+            if DIAERESIS in ma + mb and _base(a) == _base(b) and bool(ma) != bool(mb):
+                out.append(a if ma else b)  # "iï" / "ïi": one letter, with its mark
+                i += 2
+                changed = True
+                continue
+            if DIAERESIS in ma and mb:
+                out.append(a)  # "ïä": the marked letter after the diaeresis is its echo
+                i += 2
+                changed = True
+                continue
+        out.append(a)
+        i += 1
+    return "".join(out) if changed else None
 
 
 def decode_sex(text: str) -> Decoded:

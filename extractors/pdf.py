@@ -9,7 +9,16 @@ from pypdf import PdfReader
 
 from extractors.base import RawDocument, RawField, RawFlag
 from extractors.pdffile import UnreadablePDF, open_pdf
-from extractors.templates import FormTemplate, TemplateRegistry, Widget, tokens
+from extractors.templates import (
+    FormTemplate,
+    Printed,
+    TemplateRegistry,
+    Widget,
+    mark_zone,
+    printed_in,
+    tokens,
+    widget_boxes,
+)
 
 
 def acroform_values(reader: PdfReader) -> dict[str, str | None]:
@@ -48,6 +57,39 @@ def _text_in(page: pdfplumber.page.Page, w: Widget, pad: float = 1.5) -> str | N
     return text or None
 
 
+# What a filling tool prints into a ticked box when it flattens a form: its check box appearance (ZapfDingbats
+# or Wingdings glyphs, whatever letter they sit on: ZapfDingbats' filled square is the letter "n", its check
+# mark "4"), or a tick character of a text font.
+_TICK_CHARS = frozenset("xX\u2713\u2714\u2717\u2718\u2611\u2612\u25a0\u25aa\u25fc\u25fe\u2b1b\u25cf\u2022\u2588\u221a*")
+_SYMBOL_FONTS = ("dingbat", "wingding", "webding")
+_YES_WORDS = frozenset({"yes", "y", "on", "true"})
+MARK_MIN_SHARE = 0.3  # a drawing at least this share of the box's width or height is a tick, not a speck
+
+
+def read_mark(page: pdfplumber.page.Page, w: Widget, blank: tuple[Printed, ...],
+              page_no: int) -> tuple[RawField, RawFlag | None]:
+    """Ticked or not, from what a flattened copy prints in and around the box beyond what the blank form
+    prints there. A tick glyph, any symbol-font glyph, or a drawing the size of a tick is ticked; a letter or
+    word (someone typed "no" into the box) is sent to a person rather than guessed."""
+    found = [p for p in printed_in(page, mark_zone(w)) if not any(p.same_as(b) for b in blank)]
+    if not found:
+        return RawField(None, 1.0, page_no), None
+    chars = sorted((p for p in found if p.kind == "char"), key=lambda p: p.bbox[0])
+    text = "".join(p.text for p in chars).strip()
+    if chars and (any(any(s in p.font for s in _SYMBOL_FONTS) for p in chars)
+                  or all(ch in _TICK_CHARS for ch in text if not ch.isspace())):
+        return RawField("X", 1.0, page_no), None
+    if chars and text.lower().rstrip(".") in _YES_WORDS:
+        return RawField("X", 0.95, page_no), None
+    x0, top, x1, bottom = w.rect
+    size = max(1.0, min(x1 - x0, bottom - top))
+    if not chars and any(max(p.bbox[2] - p.bbox[0], p.bbox[3] - p.bbox[1]) >= MARK_MIN_SHARE * size for p in found):
+        return RawField("X", 0.95, page_no), None
+    return RawField(None, 0.5, page_no), RawFlag(
+        "low_confidence", "warning", "the check box holds printed text or a small mark rather than a clear tick; "
+        "please check it", w.key)
+
+
 def page_words(pdf: pdfplumber.PDF) -> list[set[str]]:
     return [tokens(p.extract_text() or "") for p in pdf.pages]
 
@@ -63,6 +105,11 @@ def read_text_layer(pdf: pdfplumber.PDF, tpl: FormTemplate, mapping: list[int | 
             continue
         page = pdf.pages[doc_index]
         for w in tpage.widgets:
+            if w.kind == "checkbox":
+                doc.fields[w.key], flag = read_mark(page, w, tpage.printed_near.get(w.key, ()), doc_index + 1)
+                if flag is not None:
+                    doc.flags.append(flag)
+                continue
             doc.fields[w.key] = RawField(_text_in(page, w), 1.0, doc_index + 1)
     doc.present = tpl.keys
     return doc
@@ -110,7 +157,11 @@ def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float =
     except Exception:
         values = {}  # a broken form dictionary: fall back to the text layer
     if values:
-        tpl = registry.by_field_names(set(values), lambda: _words_of(path))
+        try:
+            boxes = widget_boxes(reader)
+        except Exception:
+            boxes = {}  # a broken annotation list: names and printed words still decide
+        tpl = registry.by_field_names(set(values), lambda: _words_of(path), boxes)
         if tpl is not None:
             return read_acroform(reader, tpl, values)
     try:

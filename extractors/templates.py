@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pdfplumber
 from pypdf import PdfReader
@@ -34,6 +35,49 @@ class Widget:
     source: str | None = None  # the field's name on the practice's original form (``forms add``), if any
 
 
+@dataclass(frozen=True)
+class Printed:
+    """Something a page prints near a check box: a character (``text`` set) or a drawing (a rule, a
+    rectangle, a curve). Boxes in points, top-left origin."""
+
+    kind: str  # "char" | "rect" | "line" | "curve"
+    text: str
+    bbox: tuple[float, float, float, float]
+    font: str = ""  # a character's font name, lower case
+
+    def same_as(self, other: Printed, tol: float = 0.75) -> bool:
+        return (self.kind == other.kind and self.text == other.text
+                and all(abs(a - b) <= tol for a, b in zip(self.bbox, other.bbox, strict=True)))
+
+
+def mark_zone(w: Widget) -> tuple[float, float, float, float]:
+    """Where a tick of check box ``w`` may be printed: the box and a margin around it, because a viewer's
+    check mark or filled square is often drawn a little larger than a small box and sticks out of it."""
+    x0, top, x1, bottom = w.rect
+    g = max(1.5, 0.4 * min(x1 - x0, bottom - top))
+    return x0 - g, top - g, x1 + g, bottom + g
+
+
+def printed_in(page: pdfplumber.page.Page, zone: tuple[float, float, float, float]) -> list[Printed]:
+    """Characters whose centre lies in ``zone`` and drawings that lie wholly inside it: a label beside a
+    box or a rule across the page does not count."""
+    zx0, ztop, zx1, zbottom = zone
+    out: list[Printed] = []
+    for c in page.chars:
+        text = str(c.get("text") or "")
+        if not text.strip():
+            continue
+        cx, cy = (c["x0"] + c["x1"]) / 2, (c["top"] + c["bottom"]) / 2
+        if zx0 <= cx <= zx1 and ztop <= cy <= zbottom:
+            out.append(Printed("char", text, (float(c["x0"]), float(c["top"]), float(c["x1"]), float(c["bottom"])),
+                               str(c.get("fontname") or "").lower()))
+    for kind, objs in (("rect", page.rects), ("line", page.lines), ("curve", page.curves)):
+        for o in objs:
+            if o["x0"] >= zx0 and o["x1"] <= zx1 and o["top"] >= ztop and o["bottom"] <= zbottom:
+                out.append(Printed(kind, "", (float(o["x0"]), float(o["top"]), float(o["x1"]), float(o["bottom"]))))
+    return out
+
+
 @dataclass
 class TemplatePage:
     index: int
@@ -41,6 +85,9 @@ class TemplatePage:
     height: float
     words: set[str]
     widgets: list[Widget] = field(default_factory=list)
+    # Check box key -> what the blank form itself prints around that box (its border, a "☐" glyph): on a
+    # flattened copy only what is printed beyond this is a tick.
+    printed_near: dict[str, tuple[Printed, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +109,20 @@ class FormTemplate:
         """Original field name -> key, for a template written by ``frontdesk forms add`` from a
         practice's own fillable PDF: filled copies of that original still name their fields the old way."""
         return {w.source: w.key for w in self.widgets() if w.source}
+
+    def box_score(self, boxes: Mapping[str, Box], tol: float = 2.0) -> float:
+        """Share of this template's widgets that sit where a filled form's field of the same name sits:
+        two practices' forms may name their fields alike (both use Frontdesk's keys), never place them alike."""
+        widgets = list(self.widgets())
+        if not widgets:
+            return 0.0
+        hits = 0
+        for w in widgets:
+            found = boxes.get(w.key) or (boxes.get(w.source) if w.source else None)
+            if found is not None and found[0] == w.page and all(
+                    abs(a - b) <= tol for a, b in zip(found[1], w.rect, strict=True)):
+                hits += 1
+        return hits / len(widgets)
 
     def field_score(self, names: set[str]) -> float:
         """Share of this template's keys that a filled form's field names carry (by key or original name)."""
@@ -96,6 +157,33 @@ def _field_type(annot: DictionaryObject) -> str:
     return "text"
 
 
+Box = tuple[int, tuple[float, float, float, float]]  # 0-based page, rectangle (top-left origin, points)
+
+
+def widget_boxes(reader: PdfReader) -> dict[str, Box]:
+    """Field name -> where its (first) widget sits: a filled copy of a form keeps its template's boxes."""
+    boxes: dict[str, Box] = {}
+    for i, page in enumerate(reader.pages):
+        height = float(page.mediabox.height)
+        annots = page.get("/Annots")
+        listed = annots.get_object() if annots is not None else None
+        refs: list[Any] = list(listed) if isinstance(listed, ArrayObject) else []
+        for ref in refs:
+            annot = ref.get_object()
+            if not isinstance(annot, DictionaryObject) or annot.get("/Subtype") != "/Widget":
+                continue
+            rect = annot.get("/Rect")
+            rect = rect.get_object() if rect is not None else None
+            name = _field_name(annot)
+            if not name or name in boxes or not isinstance(rect, ArrayObject) or len(rect) != 4:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in rect)
+            x0, x1 = sorted((x0, x1))
+            y0, y1 = sorted((y0, y1))
+            boxes[name] = (i, (x0, height - y1, x1, height - y0))
+    return boxes
+
+
 def load_template(path: Path) -> FormTemplate:
     reader = PdfReader(str(path))
     pages: list[TemplatePage] = []
@@ -119,7 +207,8 @@ def load_template(path: Path) -> FormTemplate:
                 widgets.append(Widget(name, i, (x0, height - y1, x1, height - y0), _field_type(annot),
                                       str(source) if source is not None else None))
             printed = ppage.extract_text() or ""
-            pages.append(TemplatePage(i, float(ppage.width), height, tokens(printed), widgets))
+            near = {w.key: tuple(printed_in(ppage, mark_zone(w))) for w in widgets if w.kind == "checkbox"}
+            pages.append(TemplatePage(i, float(ppage.width), height, tokens(printed), widgets, near))
     return FormTemplate(path.stem, path, pages)
 
 
@@ -147,17 +236,28 @@ class TemplateRegistry:
         return found
 
     def by_field_names(self, names: set[str],
-                       page_words: Callable[[], Sequence[set[str]]] | None = None) -> FormTemplate | None:
+                       page_words: Callable[[], Sequence[set[str]]] | None = None,
+                       boxes: Mapping[str, Box] | None = None) -> FormTemplate | None:
         """The template sharing most field names with a filled form (its AcroForm survived). Names
         count by key or by the original name a ``forms add`` template remembers; when several templates
-        fit equally (two practices' forms both called their fields Text1...), the printed words decide."""
+        fit equally (two practices' forms both use Frontdesk's keys, or both called their fields Text1...),
+        the one whose boxes sit where the filled form's do decides (a filled copy keeps its template's
+        boxes), then the printed words (a form whose page is a picture prints none)."""
         scored = [(tpl.field_score(names), tpl) for tpl in self.templates()]
         scored = [(s, t) for s, t in scored if s >= 0.5]
         if not scored:
             return None
         top = max(s for s, _t in scored)
         tied = [t for s, t in scored if s >= top - 0.02]
-        if len(tied) == 1 or page_words is None:
+        if len(tied) == 1:
+            return tied[0]
+        placed = {id(t): round(t.box_score(boxes), 3) if boxes else 0.0 for t in tied}
+        best_placed = max(placed.values())
+        if best_placed >= 0.5:
+            tied = [t for t in tied if placed[id(t)] == best_placed]
+            if len(tied) == 1:
+                return tied[0]
+        if page_words is None:
             return tied[0]
         words = page_words()
 

@@ -157,10 +157,100 @@ def _hand_pass(page: np.ndarray, drop: np.ndarray, widgets: Sequence[Widget], re
                                          decode.Candidate(third.text, third.score, engine.name + "-raw",
                                                           third.weakest)],
                                key=k)
+        if z.ftype in WORDY_TYPES and img is not None and choice.text:
+            spaced = _read_words(engine, img)
+            if spaced:
+                fixed = respace(choice.text, spaced)
+                if fixed is not None:
+                    choice = decode.Choice(fixed, choice.conf, choice.reason)
         if choice.reason is None and choice.text and not check(k, choice.text):
             choice = decode.Choice(choice.text, decode.DOUBT, "the reading does not fit the field")
         out[k] = choice
     return out
+
+
+_JOINERS = ("-", "'", "’")
+WORDY_TYPES = frozenset({"text", "name"})  # street, city, payer, employer, names: values of several words
+WORD_GAP = 0.45  # of the writing's height: a blank run of columns this wide parts two words
+MAX_WORDS = 8
+
+
+def word_spans(img: np.ndarray) -> list[tuple[int, int]]:
+    """Left and right edge of each written word in a cleaned crop (white paper, dark ink), left to right:
+    columns without ink, at least :data:`WORD_GAP` of the writing's height wide, part words. Letters of
+    one word are written closer than that, even by hand."""
+    ink = img < INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols: list[bool] = np.asarray(ink.any(axis=0), dtype=bool).tolist()
+    if rows.size == 0 or not any(cols):
+        return []
+    gap = max(4, round(WORD_GAP * (rows[-1] - rows[0] + 1)))
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    blank = 0
+    for x, inked in enumerate(cols):
+        if inked:
+            if start is None:
+                start = x
+            elif blank >= gap:
+                spans.append((start, x - blank))
+                start = x
+            blank = 0
+        elif start is not None:
+            blank += 1
+    if start is not None:
+        spans.append((start, len(cols) - blank))
+    return spans
+
+
+def _read_words(engine: ocr.HandEngine, img: np.ndarray) -> str | None:
+    """The crop read word by word (each word alone, joined left to right with one space), or None when it
+    holds one word or too many to be a field's value. An engine reading a whole line of handwriting drops
+    the space between words it writes close together, and now and then reads them out of order."""
+    spans = word_spans(img)
+    if not 2 <= len(spans) <= MAX_WORDS:
+        return None
+    words: list[str] = []
+    for x0, x1 in spans:
+        crop = cv2.copyMakeBorder(img[:, max(0, x0 - 2):x1 + 2], 0, 0, 8, 8, cv2.BORDER_CONSTANT, value=255)
+        try:
+            text = engine.read(crop).text.strip()
+        except ocr.OcrError:
+            return None
+        if not text:
+            return None
+        words.append(text)
+    return " ".join(words)
+
+
+def respace(text: str, spaced: str) -> str | None:
+    """``text`` with the word breaks of ``spaced``, another reading of the same letters: where the two hold
+    the same letters (case aside) and ``spaced`` no fewer words, the breaks are moved over; where they hold the same words in another
+    order, ``text``'s words are put in ``spaced``'s order. None when they are not the same letters, so a
+    reading is never changed, only spaced or ordered."""
+    flat = "".join(text.split())
+    if flat.casefold() == "".join(spaced.split()).casefold() and len(spaced.split()) >= len(text.split()):
+        out: list[str] = []
+        i = 0
+        for word in spaced.split():
+            part = flat[i:i + len(word)]
+            if out and (out[-1].endswith(_JOINERS) or part.startswith(_JOINERS)):
+                out[-1] += part  # Saint-Pierre, O'Neil: a hyphen or an apostrophe joins, however far apart
+            else:
+                out.append(part)
+            i += len(word)
+        fixed = " ".join(out)
+        return fixed if fixed != text else None
+    mine, theirs = text.split(), spaced.split()
+    if len(mine) == len(theirs) >= 2 and sorted(w.casefold() for w in mine) == sorted(w.casefold() for w in theirs):
+        pool = list(mine)
+        ordered = []
+        for w in theirs:
+            j = next(i for i, m in enumerate(pool) if m.casefold() == w.casefold())
+            ordered.append(pool.pop(j))
+        fixed = " ".join(ordered)
+        return fixed if fixed != text else None
+    return None
 
 
 def normalise_paper(gray: np.ndarray) -> np.ndarray:
@@ -337,6 +427,10 @@ def tidy(text: str, ftype: str) -> tuple[str, float]:
         # The left edge of the box read as a letter before the capital: "tŁukasiewicz", "lOrtiz".
         text = re.sub(r"(?<![\w'])[a-z](?=[A-ZÀ-ÖØ-ÞĀ-Ž])", "", text)
     if ftype == "name":
+        # An echoed diaeresis (Anaïs read as Anaiïs or Anaïäs): the echo taken out, and a person looks.
+        repaired = decode.stray_mark(text)
+        if repaired is not None:
+            text, factor = repaired, min(factor, 0.5)
         # No name has a digit: a zero at the start of a name word is the letter (0'Connor is O'Connor).
         text = re.sub(r"(?<![\w'])0(?=['’]?[A-Za-z])", "O", text)
         # The Latin model's rendering of a Vietnamese letter with two marks (Nguyễn as Nguyêñ, Trần as Trâñ,
