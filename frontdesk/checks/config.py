@@ -107,6 +107,8 @@ class ChecksConfig(BaseModel):
     intake_max_age_months: int = Field(12, ge=1, le=120)
     relationship_min_generation_gap_years: int = Field(12, ge=1, le=40)
     holidays: list[date] = Field(default_factory=list)
+    # Business days a reminder needs between its mail batch and the visit (frontdesk/checks/reminders.py).
+    reminder_lead_business_days: int = Field(3, ge=1, le=20)
     rules: dict[str, RuleConfig]
     item_words: dict[str, str] = Field(default_factory=dict)
     payers: dict[str, PayerSpec] = Field(default_factory=dict)

@@ -115,6 +115,7 @@ class CheckReport:
     reminders_queued: int = 0
     cancelled_keys: list[str] = field(default_factory=list)  # of the checked day, as the export says
     reminders_voided: int = 0  # pending reminders of visits cancelled since they were queued
+    reminders_too_late: int = 0  # gaps whose reminder could not arrive before the visit (or the day is past)
     outputs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -130,6 +131,7 @@ class CheckReport:
             "reminders_queued": self.reminders_queued,
             "reminders_not_sent": sum(1 for r in self.rows if r.reminder_note),
             "reminders_voided": self.reminders_voided,
+            "reminders_too_late": self.reminders_too_late,
             "bad_rows_skipped": len(self.bad_rows),
             "cancelled_skipped": self.skipped_status,
             "other_dates": self.other_dates,
@@ -219,11 +221,12 @@ def reminder_context(row: WorklistRow, codes: Iterable[str], settings: Settings,
     }
 
 
-def default_visit_date(settings: Settings) -> date:
+def default_visit_date(settings: Settings, *, now: datetime | None = None) -> date:
     """What an unattended run checks: the next business day in the practice's zone (Friday -> Monday)."""
     checks = checks_for(settings.checks.rules_file)
     tz = practice_zone(settings_zone(settings))
-    return next_business_day(today_in(tz), checks.config.holidays)
+    today = now.astimezone(tz).date() if now is not None else today_in(tz)
+    return next_business_day(today, checks.config.holidays)
 
 
 def build_report(settings: Settings, checks: LoadedChecks, parsed: ParsedAppointments, visit_date: date,
@@ -255,15 +258,20 @@ def render_outputs(report: CheckReport, settings: Settings, folder: Path | None 
 def run_check(settings: Settings, visit_date: date, *, appointments_file: Path | None = None,
               skip_bad_rows: bool = False, records: RecordSource | None = None, db: Any = None,
               today: date | None = None, render: bool = True, pdf: bool = True,
-              out_dir: Path | None = None) -> CheckReport:
+              out_dir: Path | None = None, now: datetime | None = None) -> CheckReport:
     """The whole check for one day. With the records database (the default), the run is stored, changes
     since the previous run of the same day are reported, and reminder letters are queued once per gap.
     ``records`` (e.g. :class:`~frontdesk.checks.patients.InMemoryRecords`) checks without a database:
-    nothing is stored and no letters are queued."""
+    nothing is stored and no letters are queued.
+
+    ``now`` is the time of the run (aware): it decides which reminders can still arrive by post. The
+    command and the flow pass it; given ``today`` alone, only a past day is refused reminders."""
     from frontdesk.checks.store import CheckStore  # SQLAlchemy only when the records database is used
 
     checks = checks_for(settings.checks.rules_file)
     tz = practice_zone(settings_zone(settings))
+    if now is not None:
+        today = today or now.astimezone(tz).date()
     today = today or today_in(tz)
     parsed = read_appointments(settings, checks, appointments_file, skip_bad_rows=skip_bad_rows, today=today)
     store: CheckStore | None = None
@@ -278,7 +286,7 @@ def run_check(settings: Settings, visit_date: date, *, appointments_file: Path |
     try:
         report = build_report(settings, checks, parsed, visit_date, records, today=today)
         if store is not None:
-            store.record_run(report, settings, today=today)
+            store.record_run(report, settings, today=today, now=now)
         if render:
             render_outputs(report, settings, out_dir, pdf=pdf)
             if store is not None:
