@@ -19,6 +19,7 @@ person at the CLI never render or batch the same pieces at once.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from frontdesk import audit, records
 from frontdesk.convert import BatchConversionError, default_workers, docx_to_pdf
 from frontdesk.db import Database
+from frontdesk.db.checks_models import PatientIdentifier
 from frontdesk.db.letters_models import LetterLock, StatementDetail
 from frontdesk.db.models import Letter, Patient, Statement, utcnow
 from frontdesk.exceptions import ConversionError, FrontdeskError, TemplateError
@@ -252,24 +254,47 @@ class StatementRun:
     render_failed: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     would_issue: int = 0  # a dry run's count of statements it would record
+    # Every account above the minimum that gets no statement, with the reason: {"rows": ..., "reason": ...}.
+    unbillable: list[dict[str, str]] = field(default_factory=list)
+    matched_by_account: int = 0  # accounts found through an account number remembered from an earlier run
 
     def as_dict(self) -> dict[str, Any]:
         return {"statement_date": self.statement_date.isoformat(), "ledger_rows": self.ledger_rows,
                 "accounts": self.accounts, "issued": self.issued, "already_issued": self.already_issued,
                 "below_minimum": self.below_minimum, "without_address": self.without_address,
                 "problems": self.problems, "render_failed": self.render_failed, "dry_run": self.dry_run,
-                "would_issue": self.would_issue}
+                "would_issue": self.would_issue, "unbillable": self.unbillable,
+                "matched_by_account": self.matched_by_account}
+
+
+#: PatientIdentifier.system for the billing system's account number, remembered once an account is matched.
+LEDGER_ACCOUNT = "ledger_account"
+
+
+def _account_value(account: str) -> str:
+    return re.sub(r"[^0-9A-Z]", "", account.upper())[:100]
 
 
 def _rows_label(rows: Sequence[int]) -> str:
     return f"row {rows[0]}" if len(rows) == 1 else f"rows {min(rows)}-{max(rows)}"
 
 
-def _patient_of(db: Database, draft: StatementDraft) -> tuple[str, str, list[str]] | None:
-    """The account's first patient found in the records by name and date of birth: (id, name, address).
-    The address is empty when the record has no complete one. The lookup is a read of the record: audited."""
+def _patient_of(db: Database, draft: StatementDraft, *, remember: bool = True,
+                run: StatementRun | None = None) -> tuple[str, str, list[str]] | None:
+    """The account's patient: by the account number remembered from an earlier match, else the first
+    found by name and date of birth, whose account number is then remembered (so a later export whose
+    rows lack the date of birth still finds the record). Returns (id, name, address); the address is
+    empty when the record has no complete one. The lookup is a read of the record: audited."""
+    account = _account_value(draft.account)
     with db.begin() as s:
-        for name, dob in draft.patient_keys:
+        patient: Patient | None = None
+        known = s.scalars(select(PatientIdentifier).where(PatientIdentifier.system == LEDGER_ACCOUNT,
+                                                          PatientIdentifier.value == account)).first() if account else None
+        if known is not None:
+            patient = s.get(Patient, known.patient_id)
+            if patient is not None and run is not None:
+                run.matched_by_account += 1
+        for name, dob in draft.patient_keys if patient is None else ():
             if dob is None:
                 continue
             if "," in name:
@@ -278,14 +303,29 @@ def _patient_of(db: Database, draft: StatementDraft) -> tuple[str, str, list[str
                 first, _, last = name.rpartition(" ")
             patient = s.scalars(select(Patient).where(Patient.match_key == match_key(first, last, dob))
                                 .order_by(Patient.created_at, Patient.id).limit(1)).first()
-            if patient is None:
-                continue
+            if patient is not None:
+                if remember and account and known is None:
+                    s.add(PatientIdentifier(patient_id=patient.id, system=LEDGER_ACCOUNT, value=account))
+                break
+        if patient is not None:
             audit.record(s, "read", "patient", patient.id, patient_id=patient.id, detail="statement")
             parts = {k: patient.value(f"patient.address.{k}") for k in ("street", "city", "state", "zip")}
             address = ([str(parts["street"]), f"{parts['city']}, {parts['state']} {parts['zip']}"]
                        if all(isinstance(v, str) and v for v in parts.values()) else [])
             return patient.id, f"{patient.first_name} {patient.last_name}", address
     return None
+
+
+def _why_no_address(draft: StatementDraft, found: tuple[str, str, list[str]] | None) -> str:
+    """Why an account gets no statement, in the words staff need to fix it."""
+    if found is not None:
+        return (f"no address in the export, and the patient's record ({found[0]}) has no complete address: "
+                "add it to the record or the billing system")
+    if all(dob is None for _, dob in draft.patient_keys):
+        return ("no address in the export, and no date of birth to find the patient's record: export the "
+                "guarantor address or the patient date of birth")
+    return ("no address in the export, and no patient record matches the name and date of birth: check the "
+            "spelling in the billing system")
 
 
 def issue_statements(db: Database, storage: Storage, settings: Settings, ledger: Ledger, *,
@@ -304,13 +344,18 @@ def issue_statements(db: Database, storage: Storage, settings: Settings, ledger:
                        below_minimum=below, problems=list(ledger.problems), dry_run=dry_run)
     if ledger.bad_accounts:
         run.problems.append(f"{len(ledger.bad_accounts)} account(s) with unreadable rows get no statement")
+        for account in sorted(ledger.bad_accounts):
+            rows = [ln.row for ln in ledger.lines if ln.account == account]
+            run.unbillable.append({"rows": _rows_label(rows) if rows else "unreadable rows only",
+                                   "reason": "some of its rows could not be read (see problems): fix the export"})
     jobs: list[RenderJob] = []
     for draft in drafts:
-        found = _patient_of(db, draft)
+        found = _patient_of(db, draft, remember=not dry_run, run=run)
         patient_id = found[0] if found else None
         if not draft.address_lines:
             if found is None or not found[2]:
                 run.without_address.append(_rows_label(draft.rows))
+                run.unbillable.append({"rows": _rows_label(draft.rows), "reason": _why_no_address(draft, found)})
                 continue
             draft.guarantor, draft.address_lines = found[1], found[2]
             draft.address_from = "record"
