@@ -16,12 +16,19 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("letters", help="check the letter templates; make patient statements from a ledger",
-                       description="Letter templates and patient statements.")
+                       description="Letter templates and patient statements.",
+                       **examples(
+        ("frontdesk letters check", "render every letter template with sample data and report problems"),
+        ("frontdesk letters statements ledger.csv --date 2026-11-30 --dry-run",
+         "who would get a statement from this ledger export, and who cannot be billed; nothing recorded"),
+        ("frontdesk letters statements ledger.csv --date 2026-11-30",
+         "make the statements, file them and leave them for the next mail batch")))
     lsub = p.add_subparsers(dest="letters_command", metavar="ACTION")
     lsub.required = True
     c = lsub.add_parser("check", help="render every template with sample data and report problems")
@@ -156,4 +163,8 @@ def run_statements(args: argparse.Namespace, ctx: Any) -> int:
               f"on this date, {len(run.without_address)} without an address, {len(run.problems)} problem(s)")
         if run.issued and not args.dry_run:
             print("  they wait for the next mail batch: frontdesk mail --kind statements")
+        if run.unbillable:
+            print(f"{len(run.unbillable)} account(s) cannot be billed:")
+            for item in run.unbillable:
+                print(f"  {args.ledger.name} {item['rows']}: {item['reason']}")
     return ExitCode.ok if not run.render_failed else ExitCode.template

@@ -13,11 +13,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import EXAMPLE_PATIENT, examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("patients", help="find patients, show a record, export a patient's documents")
+    p = sub.add_parser("patients", help="find patients, show a record, export a patient's documents",
+                       **examples(
+        ('frontdesk patients find "maria garcia" --dob 1984-03-07', "patients with both names and this birth date"),
+        (f"frontdesk patients show {EXAMPLE_PATIENT}", "one patient's record: values, documents, open flags, letters"),
+        (f"frontdesk patients export {EXAMPLE_PATIENT} exported", "copy the patient's documents and letters into ./exported")))
     psub = p.add_subparsers(dest="patients_command", metavar="ACTION")
     psub.required = True
     f = psub.add_parser("find", help="patients whose name contains every word of NAME")

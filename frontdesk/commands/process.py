@@ -8,12 +8,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 from frontdesk.models import ProcessOutcome
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)")
+    p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)",
+                       **examples(
+        ("frontdesk process scans --json", "read, check, write letters for and file every document in a folder; a JSON list")))
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object per input, as a list")
     p.add_argument("--task-runner", choices=["thread", "dask"],
