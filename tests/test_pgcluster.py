@@ -48,7 +48,9 @@ def test_a_cluster_of_its_own_serves_databases_and_goes_away(tmp_path: Path, no_
     assert stop_cluster(tmp_path)
     assert not Path(state["home"]).exists()
     assert not (tmp_path / STATE).exists()
-    with pytest.raises(Exception), engine.connect():
+    from sqlalchemy.exc import OperationalError
+
+    with pytest.raises(OperationalError), engine.connect():
         pass
 
 

@@ -105,7 +105,8 @@ class CheckStore:
             out[pid] = IntakeOnFile(document_id=d.id, received_on=d.received_at.date(),
                                     signed=c.get("consent.signature") is True,
                                     hipaa_acknowledged=c.get("consent.hipaa_acknowledgment") is True,
-                                    signed_on=as_date(c.get("consent.date")))
+                                    signed_on=as_date(c.get("consent.date")),
+                                    in_review=d.outcome == "needs_review")
         return out
 
     # --- runs ----------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class CheckStore:
         row says so. Without ``now`` (a run for a given day, e.g. back-filling) only the day is judged."""
         from frontdesk.checks.runner import Resolved, mailing_address, reminder_context
 
-        run_time = now  # ``now`` is reused below for the codes found now
+        run_time = now
         tz = ZoneInfo(settings_zone(settings))
         started = report.generated_at
         with self.db.begin() as s:
@@ -138,8 +139,8 @@ class CheckStore:
                     continue
                 old = before.get(key, {})
                 row.new = [c for c in row.codes if c not in old]
-                now = set(row.codes)
-                row.resolved = [Resolved(c, m) for c, m in old.items() if c not in now]
+                codes_now = set(row.codes)
+                row.resolved = [Resolved(c, m) for c, m in old.items() if c not in codes_now]
             report.gone_since_previous = len(set(before) - keys_now)
 
             run = CheckRun(run_date=report.visit_date, status="done", started_at=started,
@@ -165,6 +166,10 @@ class CheckStore:
                 self._upsert_appointment(s, row, tz, stored)
 
             timing_note = self._reminder_timing_note(report, settings, today=today, now=run_time)
+            from frontdesk.letter_events import letter_enabled
+
+            if not letter_enabled(REMINDER_KIND):
+                timing_note = "reminder letters are switched off (config/letters.yaml)"
             for row in report.rows:
                 codes = [f.code for f in row.findings if f.remind]
                 if not codes:
@@ -176,7 +181,7 @@ class CheckStore:
                     continue
                 if timing_note is not None:
                     row.reminder_note = timing_note
-                    report.reminders_too_late += 1
+                    report.reminders_too_late += 0 if timing_note.startswith("reminder letters are switched") else 1
                     continue
                 if mailing_address(row) is None:
                     row.reminder_note = "no complete mailing address on file: ask at the desk"
