@@ -205,15 +205,19 @@ def reminder_context(row: WorklistRow, codes: Iterable[str], settings: Settings,
     wanted = set(codes)
     items = [f.message for f in row.findings if f.code in wanted]
     a = row.appointment
+    from frontdesk.language import PREFERRED_LANGUAGE_KEY, clock_time, language_of, letter_date, weekday_date
+
     first = row.record.first_name if row.record else (a.first_name or "")
+    language = language_of(row.record.value(PREFERRED_LANGUAGE_KEY) if row.record else None)
     practice = settings.practice
     return {
+        "language": language,
         "practice": {"name": practice.name, "address_lines": list(practice.address_lines), "phone": practice.phone},
-        "letter_date": f"{today:%B} {today.day}, {today:%Y}",
+        "letter_date": letter_date(today, language),
         "patient": {"full_name": row.patient_name, "first_name": first or "Patient",
                     "address_lines": mailing_address(row) or []},
-        "appointment": {"date": f"{a.start:%A, %B} {a.start.day}, {a.start:%Y}",
-                        "time": a.start.strftime("%I:%M %p").lstrip("0"),
+        "appointment": {"date": weekday_date(a.start.date(), language),
+                        "time": clock_time(a.start.time(), language),
                         "provider": a.provider, "start": a.start.isoformat(timespec="minutes")},
         "missing_items": items,
         "gaps": sorted(wanted),

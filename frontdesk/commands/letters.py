@@ -63,6 +63,8 @@ def check_all(settings: Any, *, layout: bool) -> dict[str, list[str]]:
         results[name] = check_template(template, sample)
         if not results[name]:
             samples[name] = sample_context(name)
+        for translated in sorted(settings.letters_dir.glob(f"*/{kind.template_name}")):  # es/welcome.docx...
+            results[f"{name} ({translated.parent.name})"] = check_template(translated, sample)
     if layout and samples:
         _check_layout(settings, samples, results)
     return results

@@ -39,6 +39,7 @@ from frontdesk.db.checks_models import PatientIdentifier
 from frontdesk.db.letters_models import LetterLock, StatementDetail
 from frontdesk.db.models import Letter, Patient, Statement, utcnow
 from frontdesk.exceptions import ConversionError, FrontdeskError, TemplateError
+from frontdesk.language import PREFERRED_LANGUAGE_KEY, context_language, language_of, template_for
 from frontdesk.letters.kinds import KINDS, STATEMENT_KIND, render_context
 from frontdesk.letters.statements import Ledger, StatementDraft, build_drafts, cents
 from frontdesk.models import StoredObject
@@ -157,7 +158,7 @@ def render_pdfs(jobs: Sequence[RenderJob], settings: Settings) -> RenderResult:
             if job.kind not in KINDS:
                 result.failed[job.piece_id] = ("template.unknown", f"no letter template for kind {job.kind!r}")
                 continue
-            template = settings.letters_dir / KINDS[job.kind].template_name
+            template = template_for(settings.letters_dir, job.kind, context_language(job.context))
             try:
                 docs[job.piece_id] = render_docx(template, render_context(job.context, settings),
                                                  folder / f"{job.piece_id}.docx")
@@ -280,7 +281,7 @@ def _rows_label(rows: Sequence[int]) -> str:
 
 
 def _patient_of(db: Database, draft: StatementDraft, *, remember: bool = True,
-                run: StatementRun | None = None) -> tuple[str, str, list[str]] | None:
+                run: StatementRun | None = None) -> tuple[str, str, list[str], str] | None:
     """The account's patient: by the account number remembered from an earlier match, else the first
     found by name and date of birth, whose account number is then remembered (so a later export whose
     rows lack the date of birth still finds the record). Returns (id, name, address); the address is
@@ -312,11 +313,12 @@ def _patient_of(db: Database, draft: StatementDraft, *, remember: bool = True,
             parts = {k: patient.value(f"patient.address.{k}") for k in ("street", "city", "state", "zip")}
             address = ([str(parts["street"]), f"{parts['city']}, {parts['state']} {parts['zip']}"]
                        if all(isinstance(v, str) and v for v in parts.values()) else [])
-            return patient.id, f"{patient.first_name} {patient.last_name}", address
+            return (patient.id, f"{patient.first_name} {patient.last_name}", address,
+                    language_of(patient.value(PREFERRED_LANGUAGE_KEY)))
     return None
 
 
-def _why_no_address(draft: StatementDraft, found: tuple[str, str, list[str]] | None) -> str:
+def _why_no_address(draft: StatementDraft, found: tuple[str, str, list[str], str] | None) -> str:
     """Why an account gets no statement, in the words staff need to fix it."""
     if found is not None:
         return (f"no address in the export, and the patient's record ({found[0]}) has no complete address: "
@@ -375,7 +377,8 @@ def issue_statements(db: Database, storage: Storage, settings: Settings, ledger:
                             amount_due_cents=cents(draft.amount_due))
             s.add(stm)
             s.flush()
-            stm.context = draft.context(settings, statement_date=statement_date, reference=stm.id.upper())
+            stm.context = draft.context(settings, statement_date=statement_date, reference=stm.id.upper(),
+                                        language=found[3] if found else "en")
             s.add(StatementDetail(statement_id=stm.id, account=draft.account, statement_date=statement_date,
                                   cycle_key=cycle, ledger_sha256=ledger.sha256, lines=len(draft.lines)))
             audit.record(s, "create", "statement", stm.id, patient_id=patient_id,
