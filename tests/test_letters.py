@@ -325,7 +325,8 @@ def test_the_configured_logo_replaces_the_placeholder(tmp_path: Path, settings: 
 def test_letters_check_passes_the_shipped_templates(fd_env: dict[str, str]) -> None:
     proc = run_cli("letters", "check", env=fd_env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("ok ") == len(KINDS)
+    assert proc.stdout.count("ok ") == 2 * len(KINDS)  # every kind in English and in Spanish (es/)
+    assert proc.stdout.count(" (es)") == len(KINDS)
 
 
 @pytest.mark.parametrize(("tag", "expect"), [
