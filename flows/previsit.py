@@ -99,20 +99,29 @@ def artifact_table(report: CheckReport) -> list[dict[str, str]]:
 
 @flow(name="previsit_check", persist_result=False, log_prints=False)
 def previsit_check_flow(visit_date: str | None = None, appointments: str | None = None,
-                        skip_bad_rows: bool = False, config_file: str | None = None) -> dict[str, Any]:
-    """Check a day's appointments; returns the run id, counts and file paths (no patient data)."""
+                        skip_bad_rows: bool = False, config_file: str | None = None,
+                        now: str | None = None) -> dict[str, Any]:
+    """Check a day's appointments; returns the run id, counts and file paths (no patient data).
+
+    ``now`` (ISO date and time, the practice's zone when it names none) is the time the run counts as,
+    for a run replayed after an outage; by default the clock, read once."""
     settings = load_settings(config_file)
     tz = practice_zone(settings_zone(settings))
-    now = datetime.now(tz)  # read once: every step below judges "too late to mail" by the same time
-    today = now.date()
-    day = parse_visit_date(visit_date, today=today) if visit_date else default_visit_date(settings, now=now)
+    if now:
+        given = datetime.fromisoformat(now)
+        at = given if given.tzinfo else given.replace(tzinfo=tz)
+    else:
+        at = datetime.now(tz)
+    now_at = at  # every step below judges "too late to mail" by the same time
+    today = now_at.astimezone(tz).date()
+    day = parse_visit_date(visit_date, today=today) if visit_date else default_visit_date(settings, now=now_at)
     parsed = read_appointments_task(settings, appointments, skip_bad_rows, today)
-    report = check_task(settings, parsed, day, today, now)
+    report = check_task(settings, parsed, day, today, now_at)
     reminder_runs: dict[str, Any] = {}
     if not visit_date:  # the scheduled run: also the days whose reminders must be in the next mail batch
-        for later in scheduled_reminder_days(settings, now):
+        for later in scheduled_reminder_days(settings, now_at):
             if later != day:
-                extra = check_task(settings, parsed, later, today, now)
+                extra = check_task(settings, parsed, later, today, now_at)
                 reminder_runs[later.isoformat()] = {"run_id": extra.run_id,
                                                     "reminders_queued": extra.reminders_queued}
     outputs = write_worklist_task(settings, report)
