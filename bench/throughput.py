@@ -169,7 +169,8 @@ def extraction_only(docs: list[Path], settings: Any) -> tuple[float, dict[str, f
 def through_watcher(docs: list[Path], settings: Any, dispatch: str, warm: list[Path]) -> tuple[float, dict[str, int]]:
     """Wall time from the first claim to the last original archived, after a warm-up batch of one
     document per worker process (each process loads templates, Prefect and LibreOffice once)."""
-    from frontdesk.watch import Watcher, make_dispatcher
+    from flows.dispatch import make_dispatcher
+    from frontdesk.watch import Watcher
 
     dispatcher = make_dispatcher(settings, None, "local" if dispatch == "local" else "inline")
     inbox = settings.inbox
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         base_s, base_counts = through_watcher(docs, fresh_settings(work, "local"), "local", warm_copy)
         report.update(pipeline_without_prefect_s=round(base_s, 2), pipeline_counts=base_counts)
     inline = fresh_settings(work, "inline")
-    from frontdesk.commands.serve import prefect_api
+    from flows.server import prefect_api
     from tests.prefect_harness import free_port
 
     inline.prefect.local_server_port = free_port()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extractors.base import RawDocument, RawField, RawFlag, ReadTimeout, sniff, time_limit
+from extractors.base import RawDocument, RawField, RawFlag, sniff
 from extractors.images import Limits, UnreadableImage
 from extractors.ocr import OcrError
 from extractors.pdf import UnreadablePDF, open_pdf, read_pdf
@@ -47,11 +47,12 @@ def read_documents(path: Path, registry: TemplateRegistry, *, match_threshold: f
         scan = ScanOptions(**{**scan.__dict__, "deadline": timeout})
     try:
         if kind == "pdf":
-            with time_limit(timeout):
-                doc = read_pdf(path, registry, match_threshold=match_threshold)
-                if doc is not None:
-                    return [doc]
-                reader = open_pdf(path)
+            # No time limit in here: the reading process that calls this is killed at its wall-clock
+            # limit (frontdesk.reading_process), which stops C code too, in any thread.
+            doc = read_pdf(path, registry, match_threshold=match_threshold)
+            if doc is not None:
+                return [doc]
+            reader = open_pdf(path)
             return read_scan(path, kind, registry, scan, pdf_reader=reader)
         return read_scan(path, kind, registry, scan)
     except UnreadablePDF as exc:
@@ -60,8 +61,6 @@ def read_documents(path: Path, registry: TemplateRegistry, *, match_threshold: f
         raise UnreadableDocument(exc.reason) from None
     except OcrError as exc:
         raise UnreadableDocument(f"OCR failed: {exc}") from None
-    except ReadTimeout as exc:
-        raise UnreadableDocument(f"reading {exc}; the file may be damaged") from None
     except MemoryError:
         raise UnreadableDocument("too large to read") from None
 

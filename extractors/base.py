@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,30 +35,6 @@ class RawDocument:
     flags: list[RawFlag] = field(default_factory=list)
     present: set[str] | None = None  # keys the matched form has a box for (None: all)
     source_pages: list[int] | None = None  # 1-based pages of the input this document was read from
-
-
-class ReadTimeout(Exception):
-    """Reading took longer than allowed (a looping or hostile file)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Interrupt pure-Python parsing that loops forever. Works in the main thread only (SIGALRM);
-    elsewhere it is a no-op and callers rely on process-level limits."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, frame: object) -> None:
-        raise ReadTimeout(f"took longer than {seconds:g} s")
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def sniff(path: Path) -> str:

@@ -424,7 +424,7 @@ def iter_inputs(path: Path, *, max_pages: int = 20) -> Iterator[PageInput]:
     its pages already."""
     from extractors.base import sniff
     from extractors.images import Limits, iter_image_pages, iter_pdf_pages
-    from extractors.pdf import open_pdf
+    from extractors.pdffile import open_pdf
 
     path = Path(path)
     kind = sniff(path)

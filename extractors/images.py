@@ -22,8 +22,6 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
-from extractors.base import ReadTimeout, time_limit
-
 WORK_DPI = 300
 LETTER_SHORT_IN = 8.5
 MAX_ASPECT = 6.0  # a long side more than six times the short one is no page (and slow to decode if damaged)
@@ -54,7 +52,6 @@ class Limits:
     max_pages: int = 100
     max_megapixels: float = 60.0
     rasterise_timeout: float = 30.0
-    decode_timeout: float = 20.0  # one image decoded in-process (a damaged progressive JPEG can crawl)
 
 
 def _plausible_dpi(dpi: object) -> float | None:
@@ -132,14 +129,10 @@ def iter_image_pages(path: Path, limits: Limits) -> Iterator[PageImage]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    with time_limit(limits.decode_timeout):
-                        frame.load()
+                    frame.load()  # bounded by the reading process's time and memory limits
                     gray = _pil_gray(frame)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise UnreadableImage("image too large (over the decompression-bomb limit)") from None
-            except ReadTimeout:
-                raise UnreadableImage(f"page {i + 1} took longer than {limits.decode_timeout:g} s to decode; "
-                                      "the image may be damaged") from None
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise UnreadableImage(f"damaged or truncated image on page {i + 1} ({exc.__class__.__name__})") from None
             if xdpi is not None and ydpi is None:
@@ -169,6 +162,10 @@ def _pdf_page_image(page: object, limits: Limits) -> np.ndarray | None:
         names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
         if any(f in ("/JBIG2Decode", "/JPXDecode") for f in names):
             return None  # let poppler handle these
+        if "/DCTDecode" in names:
+            # The JPEG's own header, not the PDF's /Width and /Height, says how large it decodes: a 1 KB
+            # file can declare 100 x 100 and hold 40,000 x 40,000. Checked before anything decodes it.
+            _check_size(*_jpeg_size(images[0]), limits)
         if names == ["/DCTDecode"] and int(images[0].get("/BitsPerComponent", 8)) == 8:
             # A scanner's JPEG: libjpeg-turbo through OpenCV decodes it several times faster than Pillow.
             data = images[0].get_data()
@@ -189,6 +186,20 @@ def _pdf_page_image(page: object, limits: Limits) -> np.ndarray | None:
         raise
     except Exception:
         return None
+
+
+def _jpeg_size(xobject: object) -> tuple[int, int]:
+    """Width and height from a PDF image's JPEG header (its frame marker), read without decoding."""
+    import io
+
+    try:
+        raw = xobject.get_data()  # type: ignore[attr-defined]  # DCTDecode data is the JPEG file itself
+        with Image.open(io.BytesIO(raw)) as im:
+            return im.size
+    except Image.DecompressionBombError:
+        raise UnreadableImage("image too large (over the decompression-bomb limit)") from None
+    except Exception:
+        raise UnreadableImage("damaged JPEG image inside the PDF") from None
 
 
 def _has_images(page: object, depth: int = 0) -> bool:

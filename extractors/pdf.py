@@ -6,44 +6,10 @@ from pathlib import Path
 
 import pdfplumber
 from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError
 
 from extractors.base import RawDocument, RawField, RawFlag
+from extractors.pdffile import UnreadablePDF, open_pdf
 from extractors.templates import FormTemplate, TemplateRegistry, Widget, tokens
-
-
-class UnreadablePDF(Exception):
-    """The PDF cannot be opened; ``reason`` is safe to show (no content from the file)."""
-
-    def __init__(self, reason: str, *, encrypted: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.encrypted = encrypted
-
-
-def open_pdf(path: Path) -> PdfReader:
-    """Open with pypdf, accepting an empty user password (common on 'protected' forms), else refuse."""
-    try:
-        reader = PdfReader(str(path), strict=False)
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except (NotImplementedError, PdfReadError) as exc:
-                raise UnreadablePDF(f"encrypted PDF that cannot be opened ({exc.__class__.__name__})", encrypted=True) from None
-            if not ok:
-                raise UnreadablePDF("password-protected PDF; please send an unprotected copy", encrypted=True)
-        n = len(reader.pages)
-    except UnreadablePDF:
-        raise
-    except FileNotDecryptedError:
-        raise UnreadablePDF("password-protected PDF; please send an unprotected copy", encrypted=True) from None
-    except RecursionError:
-        raise UnreadablePDF("damaged PDF (its object structure loops)") from None
-    except Exception as exc:  # pypdf raises many types on damaged files
-        raise UnreadablePDF(f"damaged or truncated PDF ({exc.__class__.__name__})") from None
-    if n == 0:
-        raise UnreadablePDF("PDF has no pages")
-    return reader
 
 
 def acroform_values(reader: PdfReader) -> dict[str, str | None]:
@@ -64,8 +30,12 @@ def acroform_values(reader: PdfReader) -> dict[str, str | None]:
 def read_acroform(reader: PdfReader, tpl: FormTemplate, values: dict[str, str | None]) -> RawDocument:
     doc = RawDocument(document_type="intake_form", form=tpl.form_id, method="acroform", pages=len(reader.pages))
     page_of = {w.key: w.page + 1 for w in tpl.widgets()}
+    source = {w.key: w.source for w in tpl.widgets() if w.source}
     for key in tpl.keys:
-        doc.fields[key] = RawField(values.get(key), 1.0, page_of.get(key))
+        value = values.get(key)
+        if key not in values and key in source:
+            value = values.get(source[key])  # a filled copy of the practice's original form
+        doc.fields[key] = RawField(value, 1.0, page_of.get(key))
     doc.present = tpl.keys
     return doc
 
@@ -120,6 +90,14 @@ def read_unrecognised_text(pdf: pdfplumber.PDF) -> RawDocument:
     )
 
 
+def _words_of(path: Path) -> list[set[str]]:
+    try:
+        with pdfplumber.open(str(path), password="") as pdf:
+            return page_words(pdf)
+    except Exception:
+        return []
+
+
 def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float = 0.55) -> RawDocument | None:
     """A digital PDF: AcroForm first (exact values), else the text layer against a recognised template.
     None when the PDF has no text at all: its pages are images and need the scan reader."""
@@ -132,7 +110,7 @@ def read_pdf(path: Path, registry: TemplateRegistry, *, match_threshold: float =
     except Exception:
         values = {}  # a broken form dictionary: fall back to the text layer
     if values:
-        tpl = registry.by_field_names(set(values))
+        tpl = registry.by_field_names(set(values), lambda: _words_of(path))
         if tpl is not None:
             return read_acroform(reader, tpl, values)
     try:

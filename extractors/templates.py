@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject
 
 _TOKEN = re.compile(r"[a-z0-9]{3,}")
+SOURCE_KEY = "/FrontdeskSource"  # a widget's original field name, kept by ``frontdesk forms add``
 
 
 def tokens(text: str) -> set[str]:
@@ -30,6 +31,7 @@ class Widget:
     page: int  # 0-based
     rect: tuple[float, float, float, float]  # x0, top, x1, bottom in points, origin top-left (pdfplumber's)
     kind: str  # "text" | "checkbox" | "signature"
+    source: str | None = None  # the field's name on the practice's original form (``forms add``), if any
 
 
 @dataclass
@@ -54,6 +56,21 @@ class FormTemplate:
     def widgets(self) -> Iterable[Widget]:
         for p in self.pages:
             yield from p.widgets
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Original field name -> key, for a template written by ``frontdesk forms add`` from a
+        practice's own fillable PDF: filled copies of that original still name their fields the old way."""
+        return {w.source: w.key for w in self.widgets() if w.source}
+
+    def field_score(self, names: set[str]) -> float:
+        """Share of this template's keys that a filled form's field names carry (by key or original name)."""
+        keys = self.keys
+        if not keys:
+            return 0.0
+        by_key = {w.key: w.source for w in self.widgets()}
+        hits = sum(1 for k in keys if k in names or (by_key.get(k) is not None and by_key[k] in names))
+        return hits / len(keys)
 
 
 def _field_name(annot: DictionaryObject) -> str | None:
@@ -98,7 +115,9 @@ def load_template(path: Path) -> FormTemplate:
                 x0, y0, x1, y1 = (float(v) for v in annot["/Rect"])
                 x0, x1 = sorted((x0, x1))
                 y0, y1 = sorted((y0, y1))
-                widgets.append(Widget(name, i, (x0, height - y1, x1, height - y0), _field_type(annot)))
+                source = annot.get(SOURCE_KEY)
+                widgets.append(Widget(name, i, (x0, height - y1, x1, height - y0), _field_type(annot),
+                                      str(source) if source is not None else None))
             printed = ppage.extract_text() or ""
             pages.append(TemplatePage(i, float(ppage.width), height, tokens(printed), widgets))
     return FormTemplate(path.stem, path, pages)
@@ -127,17 +146,27 @@ class TemplateRegistry:
                     found.append(cached[1])
         return found
 
-    def by_field_names(self, names: set[str]) -> FormTemplate | None:
-        """The template sharing most field names with a filled form (its AcroForm survived)."""
-        best, best_score = None, 0.0
-        for tpl in self.templates():
-            keys = tpl.keys
-            if not keys:
-                continue
-            score = len(keys & names) / len(keys)
-            if score > best_score:
-                best, best_score = tpl, score
-        return best if best_score >= 0.5 else None
+    def by_field_names(self, names: set[str],
+                       page_words: Callable[[], Sequence[set[str]]] | None = None) -> FormTemplate | None:
+        """The template sharing most field names with a filled form (its AcroForm survived). Names
+        count by key or by the original name a ``forms add`` template remembers; when several templates
+        fit equally (two practices' forms both called their fields Text1...), the printed words decide."""
+        scored = [(tpl.field_score(names), tpl) for tpl in self.templates()]
+        scored = [(s, t) for s, t in scored if s >= 0.5]
+        if not scored:
+            return None
+        top = max(s for s, _t in scored)
+        tied = [t for s, t in scored if s >= top - 0.02]
+        if len(tied) == 1 or page_words is None:
+            return tied[0]
+        words = page_words()
+
+        def printed(tpl: FormTemplate) -> float:
+            shares = [max((len(tp.words & w) / len(tp.words) for w in words), default=0.0)
+                      for tp in tpl.pages if tp.words]
+            return sum(shares) / len(shares) if shares else 0.0
+
+        return max(tied, key=printed)
 
     def by_words(self, page_words: Sequence[set[str]], threshold: float) -> tuple[FormTemplate | None, list[int | None], float]:
         """Match document pages to a template's pages by printed words.

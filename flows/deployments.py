@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from flows.errors import phi_free
 from flows.intake import intake_document, send_letters, summary_markdown
 from frontdesk.settings import Settings
 from frontdesk.watch import write_receipt
@@ -34,20 +36,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @flow(name="intake-document", persist_result=False, log_prints=False)
-def intake_document_flow(path: str, config_file: str | None = None) -> dict[str, Any]:
+@phi_free("intake-document")
+def intake_document_flow(claim: str) -> dict[str, Any]:
     """One claimed document: extract, check, file; a document that needs review goes to the review
     deployment (which writes its letters after a person confirmed the values), any other gets its letters
-    now; then the outcome (ids, keys, flag codes) is left beside the claimed file for the watcher. ``path`` is the
-    opaque claim in the shared processing area, so the run's parameters carry no patient data."""
+    now; then the outcome (ids, keys, flag codes) is left beside the claimed file for the watcher. ``claim``
+    is the opaque name of a file in this worker's own processing area (see :mod:`flows.params`): the run's
+    parameters carry no patient data, and cannot point the worker at any other file or configuration."""
+    from flows.context import pipeline_for
+    from flows.params import claimed_file
     from flows.review import hold_for_review
 
-    work = intake_document(Path(path), config_file)
-    if not hold_for_review(work, config_file):  # else the review sends the letters, with the confirmed values
-        work = send_letters([work], config_file)[0]
+    path = claimed_file(claim, pipeline_for(None).settings)
+    work = intake_document(path, None)
+    if not hold_for_review(work, None):  # else the review sends the letters, with the confirmed values
+        work = send_letters([work], None)[0]
     outcome = work.outcome()
     create_markdown_artifact(summary_markdown([outcome]), key="intake-document",
                              description="Intake of one document (ids and counts only)")
-    write_receipt(Path(path), outcome)
+    write_receipt(path, outcome)
     return {"document_id": outcome.record_id, "status": outcome.status}
 
 
@@ -67,6 +74,8 @@ class Scheduled:
 SCHEDULED: tuple[Scheduled, ...] = (
     Scheduled("flows.previsit", "previsit_check_flow", "previsit-check"),  # checks.schedule
     Scheduled("flows.mail", "mail_batch_flow", "mail-batch", "mail_cron"),
+    Scheduled("flows.eligibility", "eligibility_flow", "eligibility"),  # claims.eligibility.schedule
+    Scheduled("flows.clearinghouse", "clearinghouse_inbox_flow", "clearinghouse-inbox"),  # inbox_cron
 )
 
 
@@ -122,11 +131,14 @@ def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]
 
 
 def build_deployments(settings: Settings, config_file: str | None = None) -> list[Any]:
-    """Runner deployments for ``serve``: the flows run as subprocesses of the serving process."""
+    """Runner deployments for ``serve``: the flows run as subprocesses of the serving process, which
+    hands them its configuration through ``FRONTDESK_CONFIG`` in their environment (never as a flow
+    parameter, which anyone who can reach the API could set; see :mod:`flows.params`)."""
+    if config_file:
+        os.environ["FRONTDESK_CONFIG"] = str(Path(config_file).resolve())
     deployments = []
     for fn, name, opts in flows_to_deploy(settings):
-        params = {"config_file": config_file} if config_file else {}
-        kwargs: dict[str, Any] = {"name": name, "tags": ["frontdesk"], "parameters": params}
+        kwargs: dict[str, Any] = {"name": name, "tags": ["frontdesk"]}
         if "schedule" in opts:
             kwargs["schedules"] = [opts["schedule"]]
         deployments.append(fn.to_deployment(**kwargs))
@@ -143,10 +155,9 @@ def register(settings: Settings, pool: str, config_file: str | None = None) -> l
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     ids = []
-    for fn, name, opts in flows_to_deploy(settings):
-        params = {"config_file": config_file} if config_file else {}
+    for fn, name, opts in flows_to_deploy(settings):  # workers read their own FRONTDESK_CONFIG
         kwargs: dict[str, Any] = {"name": name, "work_pool_name": pool, "tags": ["frontdesk"],
-                                  "parameters": params, "build": False, "push": False, "print_next_steps": False}
+                                  "build": False, "push": False, "print_next_steps": False}
         if "schedule" in opts:
             kwargs["schedules"] = [opts["schedule"]]
         source = flow.from_source(source=str(ROOT), entrypoint=_entrypoint(fn))

@@ -1,10 +1,11 @@
 """The intake flow: Prefect orchestration over :mod:`frontdesk.pipeline`, nothing more.
 
 Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
-is never pickled to Prefect's result storage. Documents run one after another in the flow's thread, so
-the per-document read time limit (SIGALRM) applies; in a watcher they run side by side, each task handing
-its document to a reading process (:mod:`frontdesk.readers`), where the limit applies in that process's
-main thread. Letters are converted in one batch.
+is never pickled to Prefect's result storage. Documents run one after another in the flow's thread; in a
+watcher they run side by side, each task handing its document to a reading pool process
+(:mod:`frontdesk.readers`). Wherever a document is read, it is read in a process of its own that is killed
+at the per-document time limit (:mod:`frontdesk.reading_process`), in any thread. Exceptions leave tasks
+without patient data (:mod:`flows.errors`). Letters are converted in one batch.
 
 The flow starts by repairing what an earlier run left (spooled objects, pending documents, letters
 due): a retried or re-run flow is safe because every document is recorded before it is stored.
@@ -22,38 +23,18 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from sqlalchemy.exc import OperationalError
 
-from frontdesk.exceptions import ConfigError, StorageError
+from flows.context import pipeline_for, readers_for
+from flows.context import use_pipeline as use_pipeline  # where callers hand the flow its pipeline
+from flows.errors import is_transient, phi_free
+from frontdesk.exceptions import ConfigError
 from frontdesk.models import ProcessOutcome
-from frontdesk.pipeline import IntakeWork, Pipeline, RecoveryReport, collect_inputs
-from frontdesk.readers import ReadingPool
+from frontdesk.pipeline import IntakeWork, RecoveryReport, collect_inputs
 from frontdesk.settings import Settings
-
-_PIPELINES: dict[str | None, Pipeline] = {}
-_READERS: dict[str | None, ReadingPool] = {}
-
-
-def pipeline_for(config_file: str | None) -> Pipeline:
-    """One pipeline per process and config: templates and vocabulary load once, not per task."""
-    if config_file not in _PIPELINES:
-        from frontdesk.settings import load_settings
-
-        _PIPELINES[config_file] = Pipeline(load_settings(config_file))
-    return _PIPELINES[config_file]
-
-
-def use_pipeline(pipeline: Pipeline, config_file: str | None = None, *, readers: ReadingPool | None = None) -> None:
-    """Let the CLI (or a test, or the watcher) hand the flow a pipeline it already built, and the reading
-    processes its document tasks hand their documents to (none: read in this process)."""
-    _PIPELINES[config_file] = pipeline
-    if readers is not None:
-        _READERS[config_file] = readers
-    else:
-        _READERS.pop(config_file, None)
 
 
 @task(name="recover", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@phi_free("recover")
 def recover(config_file: str | None = None) -> RecoveryReport:
     """Counts only: safe to show in the UI."""
     return pipeline_for(config_file).recover(force=True)  # every flow run, even in a long-lived worker
@@ -62,13 +43,14 @@ def recover(config_file: str | None = None) -> RecoveryReport:
 def _transient(task: object, run: object, state: Any) -> bool:
     """Storage refused a write, or the records database was busy: a retry repeats the same keys and
     rows (the document is recorded before it is stored), so it is safe."""
-    return isinstance(state.result(raise_on_failure=False), StorageError | OperationalError)
+    return is_transient(state.result(raise_on_failure=False))
 
 
 @task(name="intake-document", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
       persist_result=False, retry_condition_fn=_transient)
+@phi_free("intake-document")
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
-    readers = _READERS.get(config_file)
+    readers = readers_for(config_file)
     if readers is None:
         return pipeline_for(config_file).intake(path)
     done = pipeline_for(config_file).take_recovered(path)  # the flow's recovery finished it from this file
@@ -76,6 +58,7 @@ def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
 
 
 @task(name="send-letters", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+@phi_free("send-letters")
 def send_letters(works: list[IntakeWork], config_file: str | None = None) -> list[IntakeWork]:
     return pipeline_for(config_file).send_letters(works)
 
@@ -195,6 +178,9 @@ def intake_flow_for(settings: Settings) -> Any:
         raise ConfigError("prefect.task_runner is dask but prefect-dask is not installed "
                           "(pip install 'frontdesk[dask]')") from exc
     if settings.prefect.dask_address:
+        from frontdesk.netpolicy import check_dask_address
+
+        check_dask_address(settings.prefect.dask_address)  # beyond this machine: tls:// only
         runner = DaskTaskRunner(address=settings.prefect.dask_address)
     else:
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
@@ -203,6 +189,7 @@ def intake_flow_for(settings: Settings) -> Any:
 
 
 @flow(name="intake", persist_result=False, log_prints=False)
+@phi_free("intake")
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
     """Every document read, checked and filed; one that needs review goes to a person first (its letters
     follow the review), the others get their letters in one batch."""
@@ -212,8 +199,9 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     inputs = collect_inputs(Path(p) for p in paths)
     works: list[IntakeWork] = []
     held: set[int] = set()
-    if config_file in _READERS:  # reading processes: letters written while the rest is still being read
-        works, held = _read_and_letter(inputs, config_file, _READERS[config_file].workers)
+    readers = readers_for(config_file)
+    if readers is not None:  # reading processes: letters written while the rest is still being read
+        works, held = _read_and_letter(inputs, config_file, readers.workers)
         outcomes = [w.outcome() for w in works]
         create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
         return outcomes
@@ -221,7 +209,7 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
         futures = [intake_document.submit(p, config_file) for p in inputs]
         works = [f.result() for f in futures]
         held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
-    else:  # here, one after another, in this thread: the per-document read time limit needs it
+    else:  # here, one after another, in this thread
         for p in inputs:
             work = intake_document(p, config_file)
             if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due

@@ -18,6 +18,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.errors import phi_free
 from frontdesk.checks.appointments import ParsedAppointments
 from frontdesk.checks.runner import (
     CheckReport,
@@ -39,6 +40,7 @@ def deployment_schedule(settings: Settings) -> Any:
 
 
 @task(name="read-appointments", cache_policy=NO_CACHE, persist_result=False)
+@phi_free("read-appointments")
 def read_appointments_task(settings: Settings, appointments: str | None, skip_bad_rows: bool,
                            today: date) -> ParsedAppointments:
     from frontdesk.checks.config import checks_for
@@ -50,6 +52,7 @@ def read_appointments_task(settings: Settings, appointments: str | None, skip_ba
 
 @task(name="check-appointments", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=[2, 10])
+@phi_free("check-appointments")
 def check_task(settings: Settings, parsed: ParsedAppointments, visit_date: date, today: date,
                now: datetime | None = None) -> CheckReport:
     """Match, evaluate, store the run and queue reminders: one transaction, safe to retry (a retried
@@ -70,6 +73,7 @@ def check_task(settings: Settings, parsed: ParsedAppointments, visit_date: date,
 
 
 @task(name="write-worklist", cache_policy=NO_CACHE, persist_result=False, retries=1, retry_delay_seconds=5)
+@phi_free("write-worklist")
 def write_worklist_task(settings: Settings, report: CheckReport) -> dict[str, str]:
     from frontdesk.checks.store import CheckStore
     from frontdesk.db import open_database
@@ -98,20 +102,25 @@ def artifact_table(report: CheckReport) -> list[dict[str, str]]:
 
 
 @flow(name="previsit_check", persist_result=False, log_prints=False)
+@phi_free("previsit_check")
 def previsit_check_flow(visit_date: str | None = None, appointments: str | None = None,
-                        skip_bad_rows: bool = False, config_file: str | None = None,
-                        now: str | None = None) -> dict[str, Any]:
+                        skip_bad_rows: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """Check a day's appointments; returns the run id, counts and file paths (no patient data).
+    ``appointments`` is a file name in the worker's ``checks.appointments_dir`` (default: the newest
+    export there); the configuration is the worker's own (see :mod:`flows.params`).
 
-    ``now`` (ISO date and time, the practice's zone when it names none) is the time the run counts as,
-    for a run replayed after an outage; by default the clock, read once."""
-    settings = load_settings(config_file)
+    ``now`` is the time the run counts as (a plain date and time, the practice's zone when it names
+    none), for a run replayed after an outage; by default the clock, read once. It names no file and no
+    configuration: it only decides which reminders can still arrive by post."""
+    from flows.params import file_in
+
+    settings = load_settings(None)
+    if appointments is not None:
+        appointments = str(file_in(settings.checks.appointments_dir, appointments, "appointments"))
     tz = practice_zone(settings_zone(settings))
-    if now:
-        given = datetime.fromisoformat(now)
-        at = given if given.tzinfo else given.replace(tzinfo=tz)
-    else:
-        at = datetime.now(tz)
+    if now is not None and not isinstance(now, datetime):
+        raise TypeError("now: a date and time")
+    at = datetime.now(tz) if now is None else (now if now.tzinfo else now.replace(tzinfo=tz))
     now_at = at  # every step below judges "too late to mail" by the same time
     today = now_at.astimezone(tz).date()
     day = parse_visit_date(visit_date, today=today) if visit_date else default_visit_date(settings, now=now_at)

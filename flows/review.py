@@ -27,7 +27,8 @@ from prefect.input import RunInput
 from pydantic import Field, create_model
 
 from extractors.base import RawField
-from flows.intake import pipeline_for
+from flows.context import pipeline_for
+from flows.errors import phi_free
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, ProcessOutcome
 from frontdesk.pipeline import IntakeWork
@@ -133,10 +134,15 @@ def forget_answers() -> None:
 
 
 @flow(name="review", persist_result=False, log_prints=False)
-def review_flow(extraction_key: str, config_file: str | None = None) -> dict[str, Any]:
-    """Ask a person about one filed document; file the corrected reading and any letter it needs."""
+@phi_free("review")
+def review_flow(extraction_key: str) -> dict[str, Any]:
+    """Ask a person about one filed document; file the corrected reading and any letter it needs.
+    ``extraction_key`` must be an extraction record's key in this worker's own storage (flows.params)."""
+    from flows.params import extraction_key as checked_key
+
     logger = get_run_logger()
-    pipeline = pipeline_for(config_file)
+    extraction_key = checked_key(extraction_key)
+    pipeline = pipeline_for(None)
     record = json.loads(pipeline.storage.get_bytes(extraction_key))
     doc_id: str = record["document_id"]
     result = ExtractionResult.model_validate(record["extraction"])
@@ -220,7 +226,7 @@ def request_review(outcome: ProcessOutcome, settings: Settings, config_file: str
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(name=name, parameters={"extraction_key": key, "config_file": config_file},
+        run = run_deployment(name=name, parameters={"extraction_key": key},
                              idempotency_key=f"review-{outcome.record_id}",
                              flow_run_name=f"review-{outcome.record_id}", tags=["frontdesk", "review"],
                              timeout=0, as_subflow=False)  # it outlives the intake run; a subflow cannot suspend

@@ -15,7 +15,9 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from sqlalchemy import select
@@ -23,7 +25,11 @@ from sqlalchemy.orm import Session
 
 from frontdesk.db.models import AuditEvent, utcnow
 
-ACTIONS = ("create", "read", "update", "export", "search", "delete", "duplicate")
+ACTIONS = ("create", "read", "update", "export", "search", "delete", "duplicate", "login", "logout")
+
+# The signed-in person a web request acts for (the staff console serves many people from one process,
+# so the environment variable cannot say who it is).
+_ACTING_AS: ContextVar[str | None] = ContextVar("frontdesk_actor", default=None)
 
 # A detail is for codes and counts. Refusing digits runs of date length and anything resembling a
 # date keeps a careless caller from writing a date of birth or an id number into the trail.
@@ -31,7 +37,20 @@ _SUSPICIOUS = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{6,}")
 _OPAQUE_ID = re.compile(r"\b[a-z]{2,4}-[0-9a-f]{12,16}\b")  # our own ids (doc-…, pat-…) may appear
 
 
+@contextmanager
+def acting_as(name: str) -> Iterator[None]:
+    """Within the block, every audit event (and every flag resolved) names ``name`` as the actor."""
+    token = _ACTING_AS.set(name[:100])
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
+
+
 def current_actor() -> str:
+    acting = _ACTING_AS.get()
+    if acting:
+        return acting
     actor = os.environ.get("FRONTDESK_ACTOR", "").strip()
     if actor:
         return actor[:100]

@@ -19,7 +19,6 @@ them, calls these functions and writes back what changed. Flag messages name fie
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,8 +29,10 @@ from extractors.cards import CARD_KEYS
 from extractors.names import payer_key
 from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
 from frontdesk.fields import Vocabulary
+from frontdesk.identity import fold
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
 from frontdesk.normalize import parse_date
+from frontdesk.states import FlagStatus, advance
 from frontdesk.validation import blank, rule_flags
 
 CONFLICT_CODE = "card.conflict"
@@ -44,19 +45,6 @@ MatchedBy = Literal["name_dob", "member_id", "subscriber_name_dob"]
 # --------------------------------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------------------------------
-
-_FOLD = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
-                       "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ı": "i"})
-
-
-def fold(text: str | None) -> str:
-    """Case, accents, spaces and punctuation removed: 'Mary-Kate O'Neil' -> 'marykateoneil'. A letter
-    written in capitals without accents is the same person as the accented form on the intake."""
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
-    return "".join(c for c in decomposed.casefold() if c.isalnum() and not unicodedata.combining(c))
-
 
 def _words(full_name: str) -> list[str]:
     return [w for w in (fold(p) for p in full_name.replace(",", " ").split()) if w]
@@ -437,7 +425,8 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     now = utcnow()
     for r in open_rows:
         if (r.code, r.field) in cleared:
-            r.status, r.resolved_at, r.resolved_by = "resolved", now, f"insurance card {doc.id}"
+            advance(r, FlagStatus.RESOLVED)
+            r.resolved_at, r.resolved_by = now, f"insurance card {doc.id}"
             filing.resolved.append(r.id)
     # The card's own flags (an ID of unusual format) are recorded with its reading, not twice.
     new = [f for f in merged.flags if (f.code == CONFLICT_CODE or f.code not in RULE_CODES) and f not in card.flags]
@@ -518,7 +507,7 @@ def file_waiting(session: Any, patient: Any, *, vocab: Vocabulary, by: str,
 
     from frontdesk import audit
     from frontdesk.db.models import Document, ExtractedField, Extraction, FlagRow, utcnow
-    from frontdesk.records import extraction_result
+    from frontdesk.readings import extraction_result
 
     waiting: dict[str, list[Any]] = {}
     for row in session.scalars(select(FlagRow).join(Document, FlagRow.document_id == Document.id)
@@ -567,7 +556,8 @@ def file_waiting(session: Any, patient: Any, *, vocab: Vocabulary, by: str,
                 continue
             filing = file_letter(session, doc, reading, extraction_id=latest[doc_id], match=found)
         for r in flag_rows:
-            r.status, r.resolved_at, r.resolved_by = "resolved", now, by
+            advance(r, FlagStatus.RESOLVED)
+            r.resolved_at, r.resolved_by = now, by
             r.patient_id = patient.id
             audit.record(session, "update", "flag", str(r.id), patient_id=patient.id,
                          detail=f"resolved {r.code}: {kind} {doc_id} filed to its patient by "

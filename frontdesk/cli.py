@@ -20,7 +20,7 @@ from frontdesk.exceptions import ExitCode, FrontdeskError
 from frontdesk.settings import Settings, load_settings
 
 COMMANDS = ["extract", "process", "watch", "serve", "storage", "audit", "patients", "check", "letters", "mail",
-            "prefill", "separator"]
+            "prefill", "separator", "forms", "eligibility", "claims", "console", "users", "review", "flags", "documents"]
 
 
 class Context:
@@ -31,7 +31,11 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config_file)
+        from frontdesk import filemodes
+
+        settings = load_settings(self.config_file)
+        filemodes.lock_down(settings)  # patient data at rest: 0600 / 0700, old installs tightened
+        return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +64,7 @@ def configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    os.umask(0o077)  # everything Frontdesk writes is its user's alone (see frontdesk.filemodes)
     configure_logging(args.verbose)
     ctx = Context(args.config)
     try:

@@ -356,7 +356,13 @@ def _run_soffice(binary: str, docs: Sequence[Path], work: Path, timeout: float,
             if _is_complete_pdf(pdf):
                 result.converted[doc] = pdf
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        # A killed group's last process may still write into the profile for a moment after the signal
+        # (seen under load): remove it again until it stays gone, so no profile outlives its run.
+        for _ in range(40):
+            shutil.rmtree(root, ignore_errors=True)
+            if not root.exists():
+                break
+            time.sleep(0.05)
     return result
 
 

@@ -71,3 +71,7 @@ class ConversionError(FrontdeskError):
     """LibreOffice could not turn a document into PDF (crash, hang, or no output)."""
 
     exit_code = ExitCode.conversion
+
+
+class InboxInUseError(FrontdeskError):
+    """Another watcher is already watching this inbox; a second one would process files twice."""

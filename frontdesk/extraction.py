@@ -65,16 +65,36 @@ class Reader:
         )
 
     def read_raw_all(self, path: Path) -> list[RawDocument]:
+        """Every document in the file, read in a process of its own under the time and memory limits
+        (see :mod:`frontdesk.reading_process`): a hostile file fails alone, whatever thread asked."""
+        from frontdesk.reading_server import read_isolated
+
+        extra = [p for p in self.forms_dirs if p not in self.settings.forms_dirs]
         try:
-            return read_documents(
-                path, self.registry,
-                match_threshold=self.settings.extraction.template_match_threshold,
-                timeout=self.settings.extraction.read_timeout,
-                scan=self.scan_options,
-            )
+            self._refuse_oversized(path)  # before any reader opens it
+            return read_isolated(path, self.settings, extra or None)
         except UnreadableDocument as exc:
             cls = EncryptedInputError if exc.encrypted else InputFileError
             raise cls(path, exc.reason) from None
+
+    def read_here(self, path: Path) -> list[RawDocument]:
+        """The read itself, in this process: only the reading process calls it (raises
+        :class:`~extractors.UnreadableDocument`)."""
+        return read_documents(
+            path, self.registry,
+            match_threshold=self.settings.extraction.template_match_threshold,
+            timeout=self.settings.extraction.read_timeout,
+            scan=self.scan_options,
+        )
+
+    def _refuse_oversized(self, path: Path) -> None:
+        limit = self.settings.extraction.max_file_mb
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if limit and size > limit * 1024 * 1024:
+            raise UnreadableDocument(f"file is {size / 1048576:.0f} MB, over the {limit:g} MB limit")
 
     def read_raw(self, path: Path) -> RawDocument:
         return self.read_raw_all(path)[0]

@@ -30,6 +30,7 @@ from frontdesk import audit
 from frontdesk.db.models import Document, Letter, Patient
 from frontdesk.exceptions import ConfigError
 from frontdesk.models import ExtractionResult
+from frontdesk.states import PieceStatus
 
 WELCOME = "welcome"
 INCOMPLETE_INTAKE = "incomplete_intake"
@@ -153,7 +154,7 @@ def _context(patient: Patient, doc: Document, today: date, address: list[str]) -
 
 
 def _already(session: Session, kind: str, rule: str, patient_id: str, document_id: str) -> bool:
-    q = select(Letter.id).where(Letter.kind == kind, Letter.status != "void")
+    q = select(Letter.id).where(Letter.kind == kind, Letter.status != PieceStatus.VOID)
     q = q.where(Letter.patient_id == patient_id) if rule == "patient" else q.where(Letter.document_id == document_id)
     return session.scalars(q.limit(1)).first() is not None
 
@@ -162,7 +163,7 @@ def _queue(session: Session, kind: str, patient: Patient, doc: Document, context
            detail: str) -> str | None:
     try:
         with session.begin_nested():
-            letter = Letter(kind=kind, status="pending", patient_id=patient.id, document_id=doc.id, context=context)
+            letter = Letter(kind=kind, status=PieceStatus.PENDING, patient_id=patient.id, document_id=doc.id, context=context)
             session.add(letter)
             session.flush()
     except IntegrityError:  # the same form's letter of this kind, queued a moment ago by another process

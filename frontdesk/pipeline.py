@@ -27,12 +27,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from frontdesk import audit, records
+from frontdesk import records
 from frontdesk.db import Database, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
 from frontdesk.models import ExtractionResult, ProcessOutcome, StoredObject
-from frontdesk.records import PlannedObject
+from frontdesk.objects import PlannedObject, file_object
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage, open_storage, sha256_bytes, sha256_file
 from frontdesk.validation import missing_insurance_items
@@ -149,6 +149,9 @@ class Pipeline:
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None, db: Database | None = None,
                  extra_forms_dirs: list[Path] | None = None, today: date | None = None) -> None:
+        from frontdesk import filemodes
+
+        filemodes.lock_down(settings)  # every process that files patient data: 0600 / 0700
         self.settings = settings
         self.reader = Reader(settings, extra_forms_dirs)
         self.storage: Storage = storage or open_storage(settings)
@@ -171,18 +174,11 @@ class Pipeline:
                        statement_id: str | None = None, mail_batch_id: str | None = None) -> StoredObject:
         """Write (or overwrite) one object and keep its record right: planned, stored, then confirmed.
         For any code that files an object outside intake (a reviewed extraction, a statement, a batch)."""
-        planned = PlannedObject(key, role, sha256_bytes(data), len(data), content_type)
-        owner = {"document_id": document_id, "letter_id": letter_id, "statement_id": statement_id,
-                 "mail_batch_id": mail_batch_id}
         with self.db.begin() as s:
-            existed = records.object_row(s, key) is not None
-            records.plan_object(s, planned, **{k: v for k, v in owner.items() if v})
-            audit.record(s, "update" if existed else "create", "object", key,
-                         patient_id=_patient_of(s, document_id), detail=role)
-        obj = self.storage.put_bytes(data, key, content_type=content_type)
-        with self.db.begin() as s:
-            records.mark_stored(s, obj)
-        return obj
+            patient_id = _patient_of(s, document_id)
+        return file_object(self.db, self.storage, data, key, role=role, content_type=content_type,
+                           patient_id=patient_id, document_id=document_id, letter_id=letter_id,
+                           statement_id=statement_id, mail_batch_id=mail_batch_id)
 
     def refile_reading(self, document_id: str, result: ExtractionResult, extraction_key: str,
                        record_bytes: bytes) -> StoredObject:

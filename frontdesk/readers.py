@@ -1,7 +1,8 @@
 """Reading processes: documents of a batch read, checked and filed side by side, one process per core.
 
-Why processes and not threads: OCR is CPU-bound Python around tesseract, and the per-document read time
-limit uses SIGALRM, which works only in a process's main thread. Why a pool kept for the whole life of a
+Why processes and not threads: OCR is CPU-bound Python around tesseract. Each document itself is read in
+a further process of its own (:func:`read_isolated`), killed at the time and memory limits, so a hostile
+file never takes a pool process (or the batch) down with it. Why a pool kept for the whole life of a
 watcher: each process imports the readers and loads templates, vocabulary and OCR set-up once (seconds
 of CPU), not per batch.
 
@@ -25,12 +26,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from frontdesk.reading_server import read_isolated as read_isolated  # where it lived before
 from frontdesk.settings import Settings
 
 if TYPE_CHECKING:
     from frontdesk.pipeline import IntakeWork, Pipeline
 
-__all__ = ["ReadingPool", "largest_first"]
+__all__ = ["ReadingPool", "largest_first", "read_isolated"]
 
 _PIPELINE: Pipeline | None = None
 
@@ -79,7 +81,7 @@ class ReadingPool:
     def intake(self, path: Path) -> IntakeWork:
         """One document, in whichever process is free; blocks until it is filed. Exceptions come back
         as raised in the process (a storage fault stays a ``StorageError``, so retries see it)."""
-        try:
+        try:  # a pool whose process died between batches refuses at submit already
             return self.submit(path).result()
         except BrokenProcessPool:
             self._broke()
@@ -87,8 +89,8 @@ class ReadingPool:
 
     def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
         """Every document of a batch, in the batch's order."""
-        futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
-        try:
+        try:  # a pool whose process died between batches refuses at submit already
+            futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
             return [futures[i].result() for i in range(len(paths))]
         except BrokenProcessPool:
             self._broke()

@@ -16,7 +16,6 @@ the same transaction (:mod:`frontdesk.audit`).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -39,8 +38,15 @@ from frontdesk.db.models import (
     StoredObjectRow,
     utcnow,
 )
-from frontdesk.models import ExtractionResult, FieldResult, Flag, StoredObject
-from frontdesk.storage import SpooledObject
+from frontdesk.identity import fold
+from frontdesk.identity import match_key as match_key  # the patient key, kept where callers look for it
+from frontdesk.models import ExtractionResult, FieldResult, StoredObject
+from frontdesk.objects import PlannedObject as PlannedObject
+from frontdesk.objects import mark_stored as mark_stored
+from frontdesk.objects import object_row as object_row
+from frontdesk.objects import plan_object
+from frontdesk.readings import extraction_result as extraction_result
+from frontdesk.states import DocumentState, FlagStatus, PieceStatus, advance
 from frontdesk.validation import blank, rule_flags
 
 if TYPE_CHECKING:
@@ -55,21 +61,11 @@ NAME_KEYS = ("patient.first_name", "patient.last_name", "patient.date_of_birth")
 
 # --- patients -------------------------------------------------------------------------------------------
 
-def normalise_name(name: str) -> str:
-    """Letters only, without accents, case-folded: 'O’Brien-Núñez' and 'obrien nunez' match."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(ch for ch in decomposed.casefold() if ch.isalpha() and not unicodedata.combining(ch))
-
-
-def match_key(first: str, last: str, dob: date) -> str:
-    return f"{normalise_name(last)}|{normalise_name(first)}|{dob.isoformat()}"
-
-
 def _identity(result: ExtractionResult) -> tuple[str, str, date] | None:
     first, last, dob = (result.value(k) for k in NAME_KEYS)
     if not (isinstance(first, str) and isinstance(last, str) and isinstance(dob, str)):
         return None
-    if not normalise_name(first) or not normalise_name(last):
+    if not fold(first) or not fold(last):
         return None
     try:
         return first, last, date.fromisoformat(dob)
@@ -155,7 +151,7 @@ def _attach_patient(session: Session, doc: Document, result: ExtractionResult, *
 def find_patients(session: Session, name: str, dob: date | None = None) -> list[Patient]:
     """Patients whose name contains every word of ``name`` (any order, accents and case ignored).
     Each hit is audited as a search of that patient's record; the query text is not recorded."""
-    words = [w for w in (normalise_name(p) for p in name.replace(",", " ").split()) if w]
+    words = [w for w in (fold(p) for p in name.replace(",", " ").split()) if w]
     if not words:  # no letters at all: never list every patient
         audit.record(session, "search", "patient", None, detail="no name given")
         return []
@@ -166,7 +162,7 @@ def find_patients(session: Session, name: str, dob: date | None = None) -> list[
         q = q.where(Patient.date_of_birth == dob)
     hits = list(session.scalars(q.order_by(Patient.last_name, Patient.first_name, Patient.id).limit(200)))
     # The LIKE ran over "last|first|dob": keep only hits whose words are in the name parts themselves.
-    hits = [p for p in hits if all(w in normalise_name(p.last_name) + "|" + normalise_name(p.first_name)
+    hits = [p for p in hits if all(w in fold(p.last_name) + "|" + fold(p.first_name)
                                    for w in words)]
     for p in hits:
         audit.record(session, "search", "patient", p.id, patient_id=p.id)
@@ -204,36 +200,11 @@ def show_patient(session: Session, patient_id: str) -> PatientView | None:
 
 # --- documents ------------------------------------------------------------------------------------------
 
-@dataclass
-class PlannedObject:
-    """An object about to be written: its key and the hash of exactly the bytes that will be written."""
-
-    key: str
-    role: str
-    sha256: str
-    size: int
-    content_type: str
-
-
 def document_by_sha(session: Session, sha256: str, *, for_update: bool = False) -> Document | None:
     q = select(Document).where(Document.sha256 == sha256)
     if for_update:
         q = q.with_for_update()
     return session.scalars(q).first()
-
-
-def plan_object(session: Session, planned: PlannedObject, **owner: str | None) -> StoredObjectRow:
-    row = session.get(StoredObjectRow, planned.key)
-    if row is None:
-        row = StoredObjectRow(key=planned.key, **owner)
-        session.add(row)
-    row.role, row.sha256, row.size = planned.role, planned.sha256, planned.size
-    row.content_type, row.state, row.stored_at = planned.content_type, "pending", None
-    return row
-
-
-def object_row(session: Session, key: str) -> StoredObjectRow | None:
-    return session.get(StoredObjectRow, key)
 
 
 def reserve_document(session: Session, *, document_id: str, sha256: str, size: int, prefix: str,
@@ -262,22 +233,6 @@ def reserve_document(session: Session, *, document_id: str, sha256: str, size: i
 def record_duplicate(session: Session, doc: Document, source_path: str | None) -> None:
     session.add(Arrival(document_id=doc.id, sha256=doc.sha256, outcome="duplicate", source_path=source_path))
     audit.record(session, "duplicate", "document", doc.id, patient_id=doc.patient_id, detail="same sha256")
-
-
-def mark_stored(session: Session, obj: StoredObject) -> StoredObjectRow | None:
-    """Record where an object now is: in the store, or in the spool waiting for it."""
-    row = session.get(StoredObjectRow, obj.key)
-    if row is None:
-        return None
-    if row.sha256 is not None and row.sha256 != obj.sha256:
-        # The store holds other bytes than were planned (a newer attempt overwrote the key); the store
-        # is the truth for verify, and it is what the document now points at.
-        row.sha256 = obj.sha256
-    row.size = obj.size
-    spooled = isinstance(obj, SpooledObject)
-    row.state = "spooled" if spooled else "stored"
-    row.stored_at = None if spooled else utcnow()
-    return row
 
 
 def complete_document(session: Session, document_id: str, *, result: ExtractionResult | None, outcome: str,
@@ -315,7 +270,7 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
             doc.outcome = "needs_review" if result.needs_review() else "filed"
         if letter_due and not any(f.code in LETTER_FOR_FLAG for f in result.flags):
             letter_due = False  # what the letter would ask for is on file already
-    doc.state = "awaiting_letters" if letter_due else "complete"
+    advance(doc, DocumentState.AWAITING_LETTERS if letter_due else DocumentState.COMPLETE, attr="state")
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
@@ -404,7 +359,8 @@ def _resolve_on_file(session: Session, doc: Document, patient: Patient, result: 
     sources = ", ".join(sorted(set(kept.values())))
     now = utcnow()
     for r in answered:
-        r.status, r.resolved_at, r.resolved_by = "resolved", now, f"on file from {sources}"[:100]
+        advance(r, FlagStatus.RESOLVED)
+        r.resolved_at, r.resolved_by = now, f"on file from {sources}"[:100]
     audit.record(session, "update", "document", doc.id, patient_id=patient.id,
                  detail=f"new reading: {len(answered)} flags resolved, the record has the values from {sources} ("
                         + ", ".join(sorted({r.code for r in answered})) + ")")
@@ -474,7 +430,7 @@ def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reas
     takes only pending letters), and so does one already in a batch that is not marked mailed yet
     (``queued``): the patient must not be asked for what the practice has. That batch goes on with its
     other pieces; the letter is withdrawn from it and named to be pulled from the printed stack
-    (:func:`frontdesk.letters.mail.withdraw_piece`). A ``mailed`` letter stays as it is: it went out.
+    (:func:`frontdesk.withdrawals.withdraw_piece`). A ``mailed`` letter stays as it is: it went out.
     Each voided letter is an audit event. Returns the ids of the letters voided."""
     flags = list(session.scalars(select(FlagRow).where(FlagRow.id.in_(list(flag_ids)),
                                                        FlagRow.status == "resolved")))
@@ -492,14 +448,13 @@ def void_letters_for_resolved(session: Session, flag_ids: Sequence[int], *, reas
     for letter in letters:
         detail = f"void: {reason}"
         if letter.status == "queued":
-            # The batch machinery (PDF layout) loads only when a letter is in a batch.
-            from frontdesk.letters.mail import withdraw_piece
+            from frontdesk.withdrawals import withdraw_piece
 
             where = withdraw_piece(session, letter.id, reason=reason)
             if where is not None:
                 detail += (f"; withdrawn from mail batch {where.batch_id} (piece {where.position}, pages "
                            f"{where.first_page}-{where.last_page}): pull it before mailing")
-        letter.status = "void"
+        advance(letter, PieceStatus.VOID)
         voided.append(letter.id)
         audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail=detail[:255])
     return voided
@@ -528,7 +483,8 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     now = utcnow()
     for flag in session.scalars(select(FlagRow).where(FlagRow.document_id == document_id,
                                                       FlagRow.status == "open")):
-        flag.status, flag.resolved_at, flag.resolved_by = "resolved", now, resolved_by or audit.current_actor()
+        advance(flag, FlagStatus.RESOLVED)
+        flag.resolved_at, flag.resolved_by = now, resolved_by or audit.current_actor()
     extraction = _record_reading(session, doc, result, vocab=vocab, earlier=earlier)
     if outcome in ("filed", "needs_review"):
         outcome = "needs_review" if result.needs_review() else "filed"
@@ -537,23 +493,6 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
                  detail=f"new reading; {outcome}; {len(result.flags)} flags")
     letter_events.on_intake_filed(session, doc, result, reviewed=True, labels=_labels(vocab))
     return extraction
-
-
-def extraction_result(session: Session, document_id: str) -> ExtractionResult | None:
-    """The latest reading of a document, as the pipeline produced it (to finish work after a crash)."""
-    ex = session.scalars(select(Extraction).where(Extraction.document_id == document_id)
-                         .order_by(Extraction.id.desc()).limit(1)).first()
-    if ex is None:
-        return None
-    flags = session.scalars(select(FlagRow).where(FlagRow.extraction_id == ex.id).order_by(FlagRow.id))
-    return ExtractionResult(
-        document_type=ex.document_type,  # type: ignore[arg-type]
-        form=ex.form, method=ex.method, pages=ex.pages,  # type: ignore[arg-type]
-        fields={f.key: FieldResult(value=f.value, raw=f.raw, confidence=f.confidence, page=f.page)
-                for f in ex.fields},
-        flags=[Flag(code=f.code, severity=f.severity, field=f.field, message=f.message)  # type: ignore[arg-type]
-               for f in flags],
-    )
 
 
 def document_objects(session: Session, document_id: str) -> tuple[list[StoredObjectRow], list[StoredObjectRow]]:
@@ -598,7 +537,7 @@ def reserve_letter(session: Session, *, document_id: str, kind: str, planned: Pl
         if _gap_filled(session, document_id, kind):
             # The flag this letter asks about was resolved before it was written (the patient's card came
             # in the same run): it is filed for the record but never mailed.
-            letter.status = "void"
+            advance(letter, PieceStatus.VOID)
             audit.record(session, "update", "letter", letter.id, patient_id=doc.patient_id,
                          detail="void: the gap was filled before the letter was written")
     letter.storage_key, letter.sha256, letter.context = planned.key, planned.sha256, context
@@ -624,7 +563,8 @@ def complete_letter(session: Session, letter_id: str, obj: StoredObject) -> None
     if letter.document_id:
         doc = session.get(Document, letter.document_id)
         if doc is not None and doc.state == "awaiting_letters":
-            doc.state, doc.completed_at = "complete", utcnow()
+            advance(doc, DocumentState.COMPLETE, attr="state")
+            doc.completed_at = utcnow()
     audit.record(session, "update", "letter", letter.id, patient_id=letter.patient_id, detail="filed")
 
 
@@ -634,8 +574,9 @@ def letter_for(session: Session, document_id: str, kind: str) -> Letter | None:
 
 def finish_without_letters(session: Session, document_id: str) -> None:
     doc = session.get(Document, document_id)
-    if doc is not None and doc.state == "awaiting_letters":
-        doc.state, doc.completed_at = "complete", utcnow()
+    if doc is not None and doc.state == DocumentState.AWAITING_LETTERS:
+        advance(doc, DocumentState.COMPLETE, attr="state")
+        doc.completed_at = utcnow()
 
 
 # --- counts for reports and tests -----------------------------------------------------------------------

@@ -129,6 +129,13 @@ class _LetterSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
                 raise SecurityError("the template repeats a text or list to a size that is too large")
         return operator.mul(left, right)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Templates cannot turn escaping off: ``{% autoescape false %}`` and the ``safe`` filter would let
+        a patient's ``<`` or ``&`` (or a crafted value) break out into the document's XML."""
+        tree = super()._parse(source, name, filename)
+        refuse_unescaping(tree)
+        return tree
+
     def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> jinja2.Template:
         """Compiled once per template text: a batch of letters from one .docx compiles the same XML parts
         for every letter otherwise (more than a third of the time a letter takes to render)."""
@@ -143,6 +150,16 @@ class _LetterSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
                 while len(self._compiled) > 64:  # templates edited all day must not grow it without end
                     self._compiled.pop(next(iter(self._compiled)))
         return compiled
+
+
+def refuse_unescaping(tree: nodes.Template) -> None:
+    """Raise SecurityError when a template would turn autoescaping off anywhere."""
+    for node in tree.find_all((nodes.EvalContextModifier, nodes.Filter)):
+        if isinstance(node, nodes.Filter) and node.name != "safe":
+            continue
+        if isinstance(node, nodes.EvalContextModifier) and not any(k.key == "autoescape" for k in node.options):
+            continue
+        raise SecurityError("the template turns escaping off (autoescape false or |safe); that is not allowed")
 
 
 def _finalize(value: Any) -> Any:

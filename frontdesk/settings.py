@@ -66,6 +66,9 @@ class ExtractionSettings(BaseModel):
     low_confidence_threshold: float = 0.80
     tesseract_timeout: float = 60.0
     read_timeout: float = 60.0  # whole-document limit; a looping PDF is refused, not waited on
+    read_limit_seconds: float = Field(default=300.0, gt=0)  # the reading process is killed after this long
+    read_memory_mb: int = Field(default=1536, ge=0)  # address-space limit of a reading process (0: none)
+    max_file_mb: float = Field(default=200.0, ge=0)  # a larger file is refused before it is read (0: no limit)
     scan_page_seconds: float = 8.0  # a scan may take read_timeout plus this much per page
     max_scan_pages: int = 100  # a longer scan is refused: split the stack
     max_image_megapixels: float = 60.0  # a page image larger than this is refused before it is decoded
@@ -176,6 +179,75 @@ class MailSettings(BaseModel):
     lock_minutes: float = Field(default=60.0, gt=0)  # a crashed mail run's lock is taken over after this
 
 
+class BillingProvider(BaseModel):
+    """The practice as it bills: what 2010AA of an 837P and box 25/33 of a CMS-1500 carry. Empty by
+    default on purpose: a claim must never go out under a made-up NPI or tax ID."""
+
+    name: str = ""  # legal name the payer has on file (default: practice.name)
+    npi: str = ""  # group (type 2) NPI, 10 digits with a valid check digit
+    tax_id: str = ""  # EIN, 9 digits (dashes allowed)
+    taxonomy: str = ""  # provider taxonomy code, e.g. 207Q00000X (family medicine); optional
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""  # ZIP+4: 5010 claims need all nine digits for the billing provider
+    phone: str = ""
+    contact_name: str = ""  # whom the clearinghouse calls about a batch (1000A PER)
+
+
+class ClearinghouseSettings(BaseModel):
+    """The clearinghouse that carries X12 files to payers. Frontdesk writes to ``outbox`` and reads
+    responses (271, 999, 277CA) from ``inbox``; the transfer itself (SFTP, portal upload) is the
+    clearinghouse's client."""
+
+    name: str = "CLEARINGHOUSE"
+    submitter_id: str = ""  # the ID the clearinghouse gave the practice (ISA06, GS02, 1000A)
+    receiver_id: str = ""  # the clearinghouse's own ID (ISA08, GS03, 1000B)
+    id_qualifier: str = "ZZ"
+    usage: Literal["T", "P"] = "T"  # T test, P production: switch to P only after the clearinghouse's test
+    outbox: Path = Path("var/clearinghouse/outbox")
+    inbox: Path = Path("var/clearinghouse/inbox")
+    inbox_cron: str = "*/10 * * * *"  # `frontdesk serve` reads the inbox this often (clearinghouse-inbox flow)
+
+
+class EligibilitySettings(BaseModel):
+    days_ahead: int = Field(default=2, ge=0, le=30)  # send 270s this many business days before the visit
+    schedule: str = "0 7 * * 1-5"  # cron for the eligibility flow
+    valid_days: int = Field(default=30, ge=1, le=365)  # a 271 older than this no longer counts for a visit
+
+
+class PrinterOffset(BaseModel):
+    """How far one printer puts the page from where it should be, in points (1/72 inch): positive x
+    moves print to the right, positive y moves it up. Measured with the alignment page."""
+
+    x: float = Field(default=0.0, ge=-72, le=72)
+    y: float = Field(default=0.0, ge=-72, le=72)
+
+
+class ClaimsSettings(BaseModel):
+    """Eligibility (270/271) and claims (837P, CMS-1500): ``frontdesk eligibility``, ``frontdesk claims``."""
+
+    billing: BillingProvider = Field(default_factory=BillingProvider)
+    clearinghouse: ClearinghouseSettings = Field(default_factory=ClearinghouseSettings)
+    eligibility: EligibilitySettings = Field(default_factory=EligibilitySettings)
+    payers_file: Path = Path("config/payers.yaml")
+    output_dir: Path = Path("var/claims")  # CMS-1500 PDFs and previews: they hold patient data
+    printers: dict[str, PrinterOffset] = Field(default_factory=lambda: {"default": PrinterOffset()})
+    place_of_service: str = "11"  # 11 office
+class ConsoleSettings(BaseModel):
+    """The staff console (``frontdesk console``). It listens on this machine only unless told otherwise;
+    a practice server puts it behind a reverse proxy with TLS (docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8180, ge=1, le=65535)
+    idle_minutes: float = Field(default=15.0, gt=0)  # signed off after this long without a request
+    session_hours: float = Field(default=10.0, gt=0)  # a session ends after a working day whatever happens
+    login_attempts: int = Field(default=5, ge=1)  # failed sign-ins per user name or client ...
+    login_window_minutes: float = Field(default=15.0, gt=0)  # ... within this window before a pause
+    secure_cookies: bool = True  # cookies only over HTTPS; off only for http://127.0.0.1 without a proxy
+    review_deadline_hours: float = Field(default=72.0, gt=0)  # a document waiting longer is shown overdue
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
@@ -215,6 +287,8 @@ class Settings(BaseSettings):
     letters: LettersSettings = Field(default_factory=LettersSettings)
     statements: StatementSettings = Field(default_factory=StatementSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _yaml_path: Path | None = None
 
@@ -247,6 +321,10 @@ class Settings(BaseSettings):
         data.checks.output_dir = fix(data.checks.output_dir)
         data.watch.ledger = fix(data.watch.ledger)
         data.mail.output_dir = fix(data.mail.output_dir)
+        data.claims.payers_file = fix(data.claims.payers_file)
+        data.claims.output_dir = fix(data.claims.output_dir)
+        data.claims.clearinghouse.outbox = fix(data.claims.clearinghouse.outbox)
+        data.claims.clearinghouse.inbox = fix(data.claims.clearinghouse.inbox)
         for area in ("processing", "archive", "failed"):
             value = getattr(data.watch, area)
             if value is not None:
@@ -285,3 +363,10 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
 @lru_cache(maxsize=1)
 def default_settings() -> Settings:
     return load_settings()
+
+
+def areas_paths(inbox: Path, watch: WatchSettings) -> list[Path]:
+    """Where processing, archive and failed are for this inbox, without creating them."""
+    parent = Path(inbox).resolve().parent
+    return [Path(watch.processing or parent / "processing"), Path(watch.archive or parent / "archive"),
+            Path(watch.failed or parent / "failed")]

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import logging
 import os
 import signal
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -36,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from frontdesk.exceptions import ConfigError
+from frontdesk.exceptions import ConfigError, InboxInUseError, StorageError
 from frontdesk.models import ProcessOutcome
 from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
@@ -100,41 +102,30 @@ def areas_for(inbox: Path, watch: WatchSettings) -> Areas:
 
 def incomplete_reason(path: Path) -> str | None:
     """None when the file is whole; else why not. A scanner still writing leaves a PDF without its
-    trailer or an image that stops mid-stream; both are caught here, before anything reads the file."""
-    from extractors.base import sniff, time_limit
+    trailer or an image that stops mid-stream; both are caught here from the file's last bytes, before
+    anything reads the file. Nothing is parsed or decoded in the watcher's own process: that is for the
+    reading process, under its time, memory and pixel limits (a hostile file cannot stall the watcher)."""
+    from extractors.base import sniff
 
     try:
         kind = sniff(path)
         if kind == "empty":
             return "empty"
-        if kind == "pdf":
-            size = path.stat().st_size
-            with open(path, "rb") as fh:
-                fh.seek(max(0, size - 2048))
-                tail = fh.read()
-            if b"%%EOF" not in tail:
-                return "pdf without trailer"
-            from pypdf import PdfReader
-
-            with time_limit(20):
-                reader = PdfReader(path, strict=False)
-                if reader.is_encrypted:
-                    return None  # whole, just locked: the pipeline files it as failed with its reason
-                if len(reader.pages) < 1:
-                    return "pdf without pages"
-            return None
-        if kind in ("tiff", "jpeg", "png"):
-            from PIL import Image
-
-            try:
-                with time_limit(20), Image.open(path) as im:
-                    im.load()
-            except Image.DecompressionBombError:
-                return None  # whole, and hostile: the pipeline refuses it with its reason
-            return None
-    except Exception as exc:  # parsers raise anything on a truncated stream
-        return f"does not parse yet ({exc.__class__.__name__})"
-    return None  # other kinds cannot be checked: stability is all we have; the pipeline decides
+        if kind not in ("pdf", "jpeg", "png"):
+            return None  # TIFF and others cannot be checked from their tail: stability is all we have
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 2048))
+            tail = fh.read()
+        if kind == "pdf" and b"%%EOF" not in tail:
+            return "pdf without trailer"
+        if kind == "jpeg" and b"\xff\xd9" not in tail[-64:]:
+            return "jpeg without its end marker"
+        if kind == "png" and b"IEND" not in tail[-64:]:
+            return "png without its end chunk"
+    except OSError as exc:
+        return f"cannot be read yet ({exc.__class__.__name__})"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- ledger
@@ -406,88 +397,13 @@ class LocalDispatcher:
         return [w.outcome() for w in self.pipeline.send_letters(works)]
 
     def close(self) -> None:
+        """Stops the reading pool and the LibreOffice this dispatcher kept warm: a process that goes on
+        (a test session, a console serving requests) must not convert later letters with it."""
+        from frontdesk.convert import keep_warm
+
         if self.readers is not None:
             self.readers.close()
-
-
-class InlineDispatcher(LocalDispatcher):
-    """One ``intake`` flow run per batch, in this process: with ``workers`` > 1 its document tasks hand
-    the reading to the reading processes, so every flow and task run is reported from here (one Prefect
-    client, no flow runs racing each other on the server). Documents that need review are handed to the
-    review deployment (when one exists) before letters."""
-
-    def __init__(self, settings: Settings, config_file: str | None, workers: int = 1) -> None:
-        super().__init__(settings, workers)
-        from flows.intake import intake_flow_here, use_pipeline
-
-        self.settings = settings
-        self.config_file = config_file
-        use_pipeline(self.pipeline, config_file, readers=self.readers)
-        self.flow = intake_flow_here(workers)
-
-    def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        outcomes: list[ProcessOutcome] = self.flow([str(p) for p in paths], self.config_file)
-        return outcomes  # documents that need review went to the review deployment, before their letters
-
-
-class DeploymentDispatcher:
-    """One flow run per document on the work pool (``run_deployment``, SHA-256 as idempotency key, so a
-    watcher that crashed after submitting gets the same run back instead of a second one)."""
-
-    STATE_CHECK_SECONDS = 5.0
-
-    def __init__(self, settings: Settings, config_file: str | None) -> None:
-        self.deployment = settings.prefect.intake_deployment
-        self.config_file = config_file
-        self._checked: dict[str, float] = {}
-
-    def submit(self, path: Path, sha256: str, attempt: int) -> str:
-        from prefect.deployments import run_deployment
-
-        from frontdesk.pipeline import document_id
-
-        run = run_deployment(
-            name=self.deployment,
-            parameters={"path": str(path), "config_file": self.config_file},
-            idempotency_key=sha256 if attempt <= 1 else f"{sha256}-{attempt}",
-            flow_run_name=f"intake-{document_id(sha256)}-{attempt}",
-            tags=["frontdesk", "intake"],
-            timeout=0,
-        )
-        return str(run.id)  # type: ignore[union-attr]
-
-    def poll(self, path: Path, flow_run_id: str) -> ProcessOutcome | str | None:
-        """The outcome when the worker left its receipt; a reason when the run ended without one."""
-        outcome = read_receipt(path)
-        if outcome is not None:
-            return outcome
-        now = time.monotonic()
-        if now - self._checked.get(flow_run_id, 0.0) < self.STATE_CHECK_SECONDS:
-            return None
-        self._checked[flow_run_id] = now
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
-        if state is None or not state.is_final():
-            return None
-        outcome = read_receipt(path)  # the run may have finished between the two looks
-        if outcome is not None:
-            return outcome
-        self._checked.pop(flow_run_id, None)
-        return f"flow run ended {state.type.value.lower()} without an outcome"
-
-
-def make_dispatcher(settings: Settings, config_file: str | None, mode: str | None = None) -> Dispatcher:
-    """``watch.workers`` processes (0: one per core) for inline and local work; one flow run per
-    document on the pool's workers for ``deployment``."""
-    mode = mode or settings.watch.dispatch
-    if mode == "deployment":
-        return DeploymentDispatcher(settings, config_file)
-    workers = settings.watch.workers or os.cpu_count() or 1
-    if mode == "local":
-        return LocalDispatcher(settings, workers)
-    return InlineDispatcher(settings, config_file, workers)
+        keep_warm(False)
 
 
 # ------------------------------------------------------------------------------------------------ watcher
@@ -513,14 +429,23 @@ class Watcher:
     in the main thread, so the ledger never sees two writers racing for a claim."""
 
     def __init__(self, settings: Settings, inbox: Path | None = None, *, config_file: str | None = None,
-                 dispatcher: Dispatcher | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 dispatcher: Dispatcher | Callable[[], Dispatcher] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.opts = settings.watch
         self.areas = areas_for(inbox or settings.inbox, self.opts)
         self.ledger = Ledger(self.opts.ledger)
         self.config_file = config_file
-        self._dispatcher = dispatcher
+        # A dispatcher, or the command's factory for one (called on first use, and again for a broken pool)
+        self._make: Callable[[], Dispatcher] | None = None
+        self._dispatcher: Dispatcher | None = None
+        if isinstance(dispatcher, BatchDispatcher | FlowRunDispatcher):
+            self._dispatcher = dispatcher
+        else:
+            self._make = dispatcher
         self._owns_dispatcher = False
+        self._lock_fd: int | None = None
+        self._storage: Any = None  # the storage backend, for reading filed copies back (delete mode)
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self.stop_event = threading.Event()
@@ -529,9 +454,12 @@ class Watcher:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """Built on first use: the inline dispatcher imports Prefect, which a quick start-up should not."""
+        """Built on first use when the command passed a factory (``flows.dispatch.make_dispatcher``): the
+        inline dispatcher imports Prefect, which a quick start-up should not. None: the pipeline here,
+        without Prefect (:class:`LocalDispatcher`)."""
         if self._dispatcher is None:
-            self._dispatcher = make_dispatcher(self.settings, self.config_file)
+            self._dispatcher = self._make() if self._make is not None else LocalDispatcher(
+                self.settings, self.settings.watch.workers or os.cpu_count() or 1)
             self._owns_dispatcher = True
         return self._dispatcher
 
@@ -554,10 +482,14 @@ class Watcher:
         if path in self.candidates or not self._wanted(path):
             return
         try:
-            st = path.stat()
+            st = path.lstat()  # the entry itself: a link is never followed
         except OSError:
             return
-        if not path.is_file():
+        special = _special_kind(st.st_mode)
+        if special is not None:
+            self.refuse(path, f"{special}, not a regular file: refused without opening it")
+            return
+        if not stat.S_ISREG(st.st_mode):
             return
         now = self.clock()
         self.candidates[path] = _Candidate(st.st_size, st.st_mtime_ns, now, now)
@@ -644,6 +576,26 @@ class Watcher:
             log.info("claimed %s", claim)
         return taken
 
+    def refuse(self, path: Path, reason: str) -> str | None:
+        """Move an inbox entry that is not a regular file (a symbolic link, a FIFO, a device) to the failed
+        area with its reason, by renaming the entry itself: its target is never opened, a FIFO never read
+        (which would block the watcher for good)."""
+        self.candidates.pop(path, None)
+        source = path.relative_to(self.areas.inbox).as_posix()
+        claim = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        self.ledger.add(claim, source)
+        try:
+            os.rename(path, self.areas.processing / claim)
+        except OSError:
+            self.ledger.forget(claim)
+            return None
+        self.ledger.update(claim, state="done", status="failed", reason=reason)
+        self.stats.claimed += 1
+        row = self.ledger.get(claim)
+        assert row is not None
+        self.finish(row)
+        return claim
+
     def _hash(self, c: Claim) -> Claim | None:
         """Hash once, in the processing area (nothing writes there); spot content already processed."""
         if c.sha256 is not None:
@@ -651,6 +603,10 @@ class Watcher:
         path = self.areas.processing / c.claim
         try:
             sha = sha256_file(path)
+        except FileNotFoundError:  # removed by someone else: nothing left to process, nothing to wait for
+            log.warning("claim %s vanished from processing before it was read", c.claim)
+            self.ledger.update(c.claim, state="finished", reason="vanished from processing before it was read")
+            return None
         except OSError as exc:
             log.warning("claim %s cannot be read (%s)", c.claim, exc.__class__.__name__)
             return None
@@ -706,7 +662,17 @@ class Watcher:
         paths = [self.areas.processing / c.claim for c in batch]
         try:
             outcomes = dispatcher.run(paths)
-        except Exception as exc:  # storage down, server gone, a worker crashed: keep the files, try later
+        except StorageError as exc:
+            # Storage and spool both refused (disk full, read-only, gone): no document is to blame, so none
+            # is charged an attempt or moved; the run stops with storage's reason (exit code 5), and the
+            # next start takes the same files from processing once there is room again.
+            with self.ledger.transaction():
+                for c in batch:
+                    self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
+                                       reason="storage refused the filing")
+            log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
+            raise
+        except Exception as exc:  # server gone, a worker crashed: keep the files, try later
             if getattr(self._dispatcher, "broken", False):
                 self._dispatcher = None  # a fresh pool next time
             with self.ledger.transaction():
@@ -780,6 +746,32 @@ class Watcher:
             reason = (outcome.error or "could not be read").replace(f"{path}: ", "").replace(path, c.claim)
         self.ledger.done(c.claim, c.sha256, status=outcome.status, document_id=outcome.record_id, reason=reason)
         log.info("claim %s: %s as %s", c.claim, outcome.status, outcome.record_id)
+        if self.opts.after_filing == "delete" and outcome.status != "failed" and not self._read_back(outcome, c.sha256):
+            # Not confirmed in storage (spooled, or not found): the original is kept in the archive.
+            row = self.ledger.get(c.claim)
+            assert row is not None
+            self.ledger.update(c.claim, final_path=str(self._destination(row)))
+            log.warning("claim %s: its stored copy could not be read back yet; the original is archived, "
+                        "not deleted", c.claim)
+
+    def _read_back(self, outcome: ProcessOutcome, sha256: str) -> bool:
+        """Is the original's stored copy in storage itself (not the spool), byte for byte? Only then may
+        ``after_filing: delete`` remove the original."""
+        if self._storage is None:
+            from frontdesk.storage import open_storage
+
+            self._storage = open_storage(self.settings).backend
+        for obj in outcome.stored:
+            if obj.sha256 != sha256:
+                continue
+            try:
+                data = self._storage.get_bytes(obj.key)
+            except Exception as exc:  # unreachable, missing: not confirmed
+                log.info("read-back of %s failed (%s)", obj.key, exc.__class__.__name__)
+                continue
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return True
+        return False
 
     # ------------------------------------------------------------------------------------- finishing
 
@@ -806,7 +798,7 @@ class Watcher:
             src = self.areas.processing / c.claim
             if c.status == "failed":
                 finals.append(self._move_failed(c, src))
-            elif self.opts.after_filing == "delete":
+            elif self.opts.after_filing == "delete" and c.final_path is None:  # read back: confirmed
                 src.unlink(missing_ok=True)
                 finals.append(None)
             else:
@@ -849,7 +841,7 @@ class Watcher:
         assert c.final_path is not None
         dest = Path(c.final_path)
         item = failed_id(c.claim)
-        moved = src.exists()
+        moved = os.path.lexists(src)  # a refused symbolic link is moved as a link, never followed
         if moved:
             _move(src, dest)
         text = (f"Frontdesk could not process this file.\nReason: {c.reason or 'unknown'}\n"
@@ -909,8 +901,38 @@ class Watcher:
     def run(self, *, once: bool = False, install_signals: bool = True) -> Stats:
         """Watch until stopped (SIGTERM, SIGINT, ``stop_event``). With ``once``: take what is in the inbox
         now, wait until it is all finished, and return."""
+        self.lock_inbox()
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        try:
+            return self._run(once)
+        finally:
+            self.unlock_inbox()
+
+    def lock_inbox(self) -> None:
+        """One watcher per inbox: an exclusive lock (flock) on the inbox folder itself, held while this
+        watcher runs and dropped by the kernel when its process dies (no stale lock after a crash, no lock
+        file for staff to wonder about). A second watcher is refused, so no file is claimed, recovered or
+        processed by two."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.areas.inbox, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InboxInUseError("another watcher is already watching this inbox; stop it first, or give "
+                                  "this one its own inbox") from None
+        self._lock_fd = fd
+
+    def unlock_inbox(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _run(self, once: bool) -> Stats:
         self.recover()
         self.rescan()
         log.info("watching %s", "the inbox" + (" (polling)" if self.opts.polling else ""))
@@ -947,6 +969,19 @@ class Watcher:
             self.tick()
             if self.stop_event.is_set():
                 break
+
+
+def _special_kind(mode: int) -> str | None:
+    """What an inbox entry is when it is no file to read (None for regular files and folders)."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _move(src: Path, dest: Path) -> None:

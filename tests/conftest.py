@@ -19,6 +19,16 @@ FRONTDESK = str(Path(sys.executable).with_name("frontdesk"))
 # Tesseract's own threads make it several times slower on small machines; we parallelise instead.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
+# Each pytest-xdist worker has a Prefect home of its own: the temporary servers that `frontdesk process`
+# starts in two workers at once must not share one SQLite database (nor the profiles and their locks).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import atexit
+    import tempfile
+
+    _prefect_home = tempfile.mkdtemp(prefix=f"frontdesk-prefect-{os.environ['PYTEST_XDIST_WORKER']}-")
+    os.environ["PREFECT_HOME"] = _prefect_home
+    atexit.register(shutil.rmtree, _prefect_home, True)
+
 
 @pytest.fixture(scope="session")
 def resources() -> Path:

@@ -60,7 +60,7 @@ def shared_server(home: Path) -> PrefectServer:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    from frontdesk.commands.serve import local_server_env
+    from flows.server import local_server_env
 
     env = local_server_env(PREFECT_HOME=str(home), PREFECT_UI_ENABLED="false", PREFECT_API_URL=url)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server

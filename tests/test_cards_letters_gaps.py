@@ -213,7 +213,7 @@ def test_a_review_after_the_card_keeps_the_cards_member_id_unless_the_person_cor
         prefect_harness: None, tmp_path: Path, fd_env: dict[str, str], settings: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.review as review
-    from flows import intake
+    from flows import context, intake
     from flows.review import field_name
     from frontdesk.pipeline import Pipeline
     from tests.fixtures.cards import PAYERS
@@ -256,7 +256,7 @@ def test_a_review_after_the_card_keeps_the_cards_member_id_unless_the_person_cor
             results[doc_id] = review.review_flow(review_keys[doc_id])
         assert all(field_name(MEMBER) in m.model_fields for m in asked)  # the form asked for the member ID
     finally:
-        intake._PIPELINES.pop(None, None)
+        context._PIPELINES.pop(None, None)
 
     # Confirmed as read: the record keeps the card's member ID, nothing is left open and no letter is written.
     assert results[forms[0].record_id] == {"document_id": forms[0].record_id, "status": "filed", "changed": 0,

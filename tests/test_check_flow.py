@@ -94,7 +94,7 @@ def test_flow_publishes_the_worklist_and_queues_reminders_once(prefect_harness: 
     sc.write_fhir(tmp_path / "drop" / "tomorrow.json")
 
     # Replayed as of the Wednesday evening before: Thursday's batch still reaches a Tuesday visit.
-    as_of = "2026-02-25T17:00:00"
+    as_of = datetime(2026, 2, 25, 17, 0)  # a plain date and time: the practice's zone
     first = previsit_check_flow(visit_date=VISIT_DATE.isoformat(), now=as_of)
     assert first["summary"]["appointments"] == 40 and first["run_id"] == 1
     assert first["summary"]["reminders_queued"] > 0

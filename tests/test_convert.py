@@ -94,6 +94,7 @@ def fake_soffice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
     monkeypatch.setenv("FAKE_LOG", str(log))
+    convert.keep_warm(False)  # an office another test's dispatcher left running would take the calls
     return log
 
 

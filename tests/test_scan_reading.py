@@ -45,7 +45,7 @@ FLOORS = {"scan300": 0.97, "noisy": 0.92, "fax": 0.85}
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("tier", scans.TIERS)
+@pytest.mark.parametrize("tier", scans.PRINTED_TIERS)  # handwriting: tests/test_handwriting.py
 def test_each_tier_meets_its_floors(tmp_path: Path, reader: Reader, tier: str) -> None:
     t = run_tier(reader, tier, 10, seed=404, out=tmp_path)
     report = "\n".join(t.errors)

@@ -47,7 +47,7 @@ def test_a_scheduled_flow_that_is_missing_is_skipped_not_fatal(settings, monkeyp
 
 def test_a_local_server_records_task_runs_in_batches_unless_the_environment_says_otherwise() -> None:
     """An IT person's own PREFECT_ settings win over Frontdesk's tuning of the server it starts."""
-    from frontdesk.commands.serve import local_server_env
+    from flows.server import local_server_env
 
     key = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
     assert local_server_env({})[key] == "100"

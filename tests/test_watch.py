@@ -51,9 +51,10 @@ class FakeClock:
 class RecordingDispatcher:
     """Stands in for the pipeline: files each path, remembers what it was given and what it read."""
 
-    def __init__(self, fail_names: set[str] | None = None) -> None:
+    def __init__(self, fail_names: set[str] | None = None, storage_root: Path | None = None) -> None:
         self.seen: list[str] = []
         self.fail_names = fail_names or set()
+        self.storage_root = storage_root  # when given, each filed original is really stored there
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
         out = []
@@ -61,6 +62,10 @@ class RecordingDispatcher:
             digest = sha(p)
             self.seen.append(digest)
             status = "failed" if p.read_bytes().startswith(b"junk") else "filed"
+            if status == "filed" and self.storage_root is not None:
+                dest = self.storage_root / f"documents/x/doc-{digest[:16]}/original.pdf"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(p.read_bytes())
             out.append(ProcessOutcome(
                 input=str(p), status=status, record_id=f"doc-{digest[:16]}",
                 stored=[StoredObject(key=f"documents/x/doc-{digest[:16]}/original.pdf", uri="", sha256=digest,
@@ -272,7 +277,8 @@ def test_subfolders_are_taken_only_when_recursive(wsettings, tmp_path: Path) -> 
 def test_delete_after_filing_removes_the_original_only_when_filed(wsettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wsettings.watch.after_filing = "delete"
     clock = FakeClock()
-    w = Watcher(wsettings, tmp_path / "inbox", dispatcher=RecordingDispatcher(), clock=clock)
+    w = Watcher(wsettings, tmp_path / "inbox", dispatcher=RecordingDispatcher(storage_root=wsettings.storage.root),
+                clock=clock)
     src = make_pdfs(tmp_path / "src", 1, seed=9)[0]
     (w.areas.inbox / "a.pdf").write_bytes(src.read_bytes())
     (w.areas.inbox / "bad.pdf").write_bytes(b"junk")

@@ -9,7 +9,6 @@ one's, and the cost of a miss is only a "no intake on file" line that staff reso
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,19 +16,12 @@ from typing import Literal
 
 from frontdesk.checks.appointments import Appointment
 from frontdesk.checks.patients import PatientRecord
-
-# Letters that Unicode does not decompose into a base letter plus an accent.
-_FOLD = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
-                       "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th",
-                       "ı": "i", "ŀ": "l", "ħ": "h", "Ħ": "h"})
+from frontdesk.identity import fold
 
 
 def name_key(text: str | None) -> str:
-    """Case, accents, spaces, hyphens and apostrophes removed: 'Mary-Kate O'Neil' -> 'marykateoneil'."""
-    if not text:
-        return ""
-    folded = unicodedata.normalize("NFKD", text.translate(_FOLD))
-    return "".join(c for c in folded.casefold() if c.isalnum() and not unicodedata.combining(c))
+    """Names compare as :func:`frontdesk.identity.fold` folds them, as everywhere in Frontdesk."""
+    return fold(text)
 
 
 def first_token_key(text: str | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Protocol
 
 from frontdesk.validators import as_date
@@ -38,6 +39,18 @@ class IntakeOnFile:
         return self.signed_on or self.received_on
 
 
+@dataclass(frozen=True)
+class CoverageOnFile:
+    """The payer's latest answer about a patient's coverage (an X12 271, see frontdesk/claims)."""
+
+    status: str  # active | inactive | not_found | rejected
+    checked_on: date
+    plan_name: str | None = None
+    copay: Decimal | None = None
+    deductible_remaining: Decimal | None = None
+    reasons: tuple[str, ...] = ()
+
+
 @dataclass
 class PatientRecord:
     patient_id: str
@@ -47,6 +60,7 @@ class PatientRecord:
     mrn: str | None = None
     fields: dict[str, FieldValue] = field(default_factory=dict)
     intake: IntakeOnFile | None = None
+    coverage: CoverageOnFile | None = None  # the latest eligibility answer, when one was asked for
 
     def value(self, key: str) -> FieldValue:
         """Current value of a vocabulary field; the identity columns answer for the patient.* keys."""

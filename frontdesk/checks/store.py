@@ -26,10 +26,11 @@ from frontdesk.db.checks_models import PatientIdentifier, ReminderGap
 from frontdesk.db.models import Appointment as AppointmentRow
 from frontdesk.db.models import CheckRun, Document, ExtractedField, Extraction, Letter, Patient
 from frontdesk.settings import Settings
+from frontdesk.states import PieceStatus, advance
 from frontdesk.validators import as_date
 
 if TYPE_CHECKING:
-    from frontdesk.checks.runner import CheckReport
+    from frontdesk.checks.report import CheckReport
 
 REMINDER_KIND = "appointment_reminder"
 MRN = "mrn"
@@ -69,9 +70,13 @@ class CheckStore:
                                                                       PatientIdentifier.patient_id.in_(ids))):
                     known_mrns.setdefault(ident.patient_id, ident.value)
             intakes = self._latest_intakes(s, ids)
+            from frontdesk.checks.coverage import coverage_on_file  # eligibility answers (X12 271)
+
+            coverage = coverage_on_file(s, ids)
             return [PatientRecord(patient_id=p.id, first_name=p.first_name, last_name=p.last_name,
                                   date_of_birth=p.date_of_birth, mrn=known_mrns.get(p.id),
-                                  fields={f.key: f.value for f in p.fields}, intake=intakes.get(p.id))
+                                  fields={f.key: f.value for f in p.fields}, intake=intakes.get(p.id),
+                                  coverage=coverage.get(p.id))
                     for p in patients]
 
     @staticmethod
@@ -117,7 +122,7 @@ class CheckStore:
         No reminder is queued for a visit today or past. With ``now`` (the time of the run), none is
         queued either when the next mail batch is too late for it to arrive (checks/reminders.py); the
         row says so. Without ``now`` (a run for a given day, e.g. back-filling) only the day is judged."""
-        from frontdesk.checks.runner import Resolved, mailing_address, reminder_context
+        from frontdesk.checks.report import Resolved, mailing_address, reminder_context
 
         run_time = now
         tz = ZoneInfo(settings_zone(settings))
@@ -274,7 +279,7 @@ class CheckStore:
         if not letter_ids:
             return
         for letter in s.scalars(select(Letter).where(Letter.id.in_(sorted(letter_ids)), Letter.status == "pending")):
-            letter.status = "void"
+            advance(letter, PieceStatus.VOID)
             for g in gaps:
                 if g.letter_id == letter.id:
                     s.delete(g)

@@ -34,7 +34,7 @@ from frontdesk.exceptions import ConversionError
 from frontdesk.settings import Settings
 
 if TYPE_CHECKING:
-    from frontdesk.checks.runner import CheckReport
+    from frontdesk.checks.report import CheckReport
 
 log = logging.getLogger("frontdesk.checks.worklist")
 
@@ -44,8 +44,16 @@ PDF_TIMEOUT = 90.0
 
 
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    """Sandboxed, strict and escaping, like the letters: the worklist shows what patients wrote and what the
+    scheduler exported, so a value is text, never markup, and the template cannot turn escaping off."""
+    import jinja2.sandbox
+
+    from frontdesk.rendering import refuse_unescaping
+
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined,
+                                                       trim_blocks=True, lstrip_blocks=True)
     source = resources.files("frontdesk.checks").joinpath("worklist.html").read_text(encoding="utf-8")
+    refuse_unescaping(env.parse(source))
     return env.from_string(source)
 
 
@@ -132,8 +140,11 @@ def html_to_pdf(html: Path, pdf: Path, *, binary: str | None = None, timeout: fl
     pdf.parent.mkdir(parents=True, exist_ok=True)
     tmp_pdf = pdf.with_name(f".{pdf.name}.part")
     with tempfile.TemporaryDirectory(prefix="frontdesk-chromium-") as profile:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        # Chromium's sandbox stays on; it cannot start as root (Chromium refuses a sandboxed root), so only
+        # there is it turned off. (Turning JavaScript off with --blink-settings stops it printing at all.)
+        sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []
+        cmd = [exe, "--headless", *sandbox, "--disable-gpu",
+               "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-extensions", "--no-first-run", "--no-default-browser-check", "--mute-audio",
                f"--user-data-dir={profile}", "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
                f"--print-to-pdf={tmp_pdf}", html.resolve().as_uri()]

@@ -38,6 +38,18 @@ def register(sub: Any) -> None:
     e.add_argument("patient_id", metavar="ID")
     e.add_argument("dest", type=Path, metavar="DIR")
     e.set_defaults(handler=run_export)
+    m = psub.add_parser("merge", help="merge OTHER into KEPT (two records of one patient); reversible")
+    m.add_argument("kept_id", metavar="KEPT")
+    m.add_argument("other_id", metavar="OTHER")
+    m.add_argument("--preview", action="store_true", help="only show what would move")
+    m.set_defaults(handler=run_merge)
+    um = psub.add_parser("unmerge", help="undo a merge (its id is printed by merge and on the patient page)")
+    um.add_argument("merge_id", metavar="MERGE")
+    um.set_defaults(handler=run_unmerge)
+    c = psub.add_parser("correct", help="correct one value of a patient's record (the value is read from stdin)")
+    c.add_argument("patient_id", metavar="ID")
+    c.add_argument("key", metavar="FIELD", help="field key from config/fields.yaml")
+    c.set_defaults(handler=run_correct)
 
 
 def _dob(text: str | None) -> date | None:
@@ -91,6 +103,14 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
                          "storage_key": lt.storage_key,
                          "created_at": lt.created_at.isoformat(timespec="seconds")} for lt in view.letters],
         }
+        from frontdesk.checks.coverage import coverage_on_file  # the payer's latest eligibility answer
+
+        cov = coverage_on_file(s, [p.id]).get(p.id)
+        out["coverage"] = None if cov is None else {
+            "status": cov.status, "checked_on": cov.checked_on.isoformat(), "plan": cov.plan_name,
+            "copay": str(cov.copay) if cov.copay is not None else None,
+            "deductible_remaining": str(cov.deductible_remaining) if cov.deductible_remaining is not None else None,
+            "reasons": list(cov.reasons)}
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return ExitCode.ok
@@ -99,6 +119,12 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
         value = fv["value"]
         shown = "" if value is None else ("yes" if value is True else "no" if value is False else value)
         print(f"  {key:<45} {shown!s:<32} ({fv['source_document']})")
+    if out["coverage"]:
+        c = out["coverage"]
+        print(f"Coverage: {c['status'].replace('_', ' ')} (checked {c['checked_on']})"
+              + (f", {c['plan']}" if c["plan"] else "") + (f", copay ${c['copay']}" if c["copay"] else "")
+              + (f", deductible remaining ${c['deductible_remaining']}" if c["deductible_remaining"] else "")
+              + (f": {'; '.join(c['reasons'])}" if c["reasons"] else ""))
     print(f"Documents ({len(out['documents'])}):")
     for d in out["documents"]:
         print(f"  {d['id']}  {d['received_at']}  {d['document_type'] or '-'}  {d['outcome'] or d['state']}")
@@ -124,4 +150,43 @@ def run_export(args: argparse.Namespace, ctx: Any) -> int:
     for path in written:
         print(path)
     print(f"{len(written)} files exported to {args.dest}")
+    return ExitCode.ok
+
+
+def run_merge(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+
+    with open_database(ctx.settings).begin() as s:
+        if args.preview:
+            pv = actions.merge_preview(s, args.kept_id, args.other_id)
+            print(f"would move {len(pv.documents)} documents, {len(pv.letters)} letters, {len(pv.statements)} "
+                  f"statements, {len(pv.flags)} flags; fill {', '.join(pv.fields_filled) or 'no fields'}; "
+                  f"differing (kept stays): {', '.join(pv.fields_differing) or 'none'}")
+            return ExitCode.ok
+        merge = actions.merge_patients(s, args.kept_id, args.other_id)
+        print(f"{args.other_id} merged into {args.kept_id} ({merge.id}; undo with: frontdesk patients unmerge {merge.id})")
+    return ExitCode.ok
+
+
+def run_unmerge(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+
+    with open_database(ctx.settings).begin() as s:
+        merge = actions.unmerge(s, args.merge_id)
+        print(f"merge {merge.id} undone: {merge.merged_id} is a record of its own again")
+    return ExitCode.ok
+
+
+def run_correct(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk import actions
+    from frontdesk.db import open_database
+    from frontdesk.fields import load_vocabulary
+
+    value = sys.stdin.readline().rstrip("\r\n")
+    vocab = load_vocabulary(ctx.settings.fields_file)
+    with open_database(ctx.settings).begin() as s:
+        actions.correct_value(s, args.patient_id, args.key, value, vocab)
+    print(f"{args.patient_id}: {args.key} corrected")
     return ExitCode.ok

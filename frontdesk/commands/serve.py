@@ -11,21 +11,15 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from flows.server import local_server_env as local_server_env  # its home before flows/server.py
+from flows.server import prefect_api
 from frontdesk.commands.help import examples
 from frontdesk.commands.watch import add_watch_options, watch_settings
 from frontdesk.exceptions import ConfigError, ExitCode
-from frontdesk.settings import Settings
 
 log = logging.getLogger("frontdesk.serve")
 
@@ -42,94 +36,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
-def wait_healthy(api_url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """A server on a loaded two-core machine takes a while; wait for its health check, not a fixed time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ConfigError(f"the local Prefect server exited at start-up (code {proc.returncode})")
-        if _healthy(api_url):
-            return
-        time.sleep(0.5)
-    raise ConfigError(f"no Prefect server answered at {api_url} within {timeout:.0f} s")
-
-
-#: How a Prefect server that Frontdesk starts itself is tuned; a value already in the environment wins.
-#: Why: out of the box the server records each task-run event with its own INSERT, about 30 ms of server
-#: CPU per task run; at a few hundred documents a minute that is a tenth of a two-core machine, taken from
-#: reading. Written in batches of up to 100 it is about 10 ms, and the UI shows a task run at most a second
-#: late. docs/scale-out.md gives the same settings for a server the practice runs itself.
-LOCAL_SERVER_SETTINGS: dict[str, str] = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no phoning home from a clinic
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-}
-
-
-def local_server_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """The environment for a ``prefect server start`` of Frontdesk's own: :data:`LOCAL_SERVER_SETTINGS`
-    under whatever ``base`` (default: this process's environment) already sets, then ``extra``."""
-    return {**LOCAL_SERVER_SETTINGS, **(os.environ if base is None else base), **extra}
-
-
-@contextmanager
-def prefect_api(settings: Settings) -> Iterator[str]:
-    """The configured server, else PREFECT_API_URL, else the local server on the configured port if one
-    answers, else a ``prefect server start`` that lives as long as this process: a real server, because
-    the review form needs its UI and worker processes need one address to share."""
-    url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
-    proc: subprocess.Popen[bytes] | None = None
-    if not url:
-        port = settings.prefect.local_server_port
-        url = f"http://127.0.0.1:{port}/api"
-        if not _healthy(url):  # else one is running here already (another frontdesk serve): share it
-            prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-            env = local_server_env(PREFECT_UI_API_URL=url)
-            proc = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)
-            print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
-    os.environ["PREFECT_API_URL"] = url
-    try:
-        wait_healthy(url, 180, proc)
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
-    finally:
-        if proc is not None:
-            _drain_to_server()
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _drain_to_server() -> None:
-    """Logs and task-run events still queued in this process reach the server before it stops: the
-    last run's record stays complete, and nothing prints "Error logging to API" on the way out."""
-    try:
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-
-        APILogWorker.drain_all(timeout=5)
-        EventsWorker.drain_all(timeout=5)
-    except Exception as exc:  # best effort: the server is stopped either way
-        log.debug("draining to the Prefect server failed: %s", type(exc).__name__)
-
-
 class ServeThread(threading.Thread):
-    """Prefect's runner on its own event loop. The watcher keeps the main thread, because the
-    per-document read time limit (SIGALRM) only works there."""
+    """Prefect's runner on its own event loop; the watcher keeps the main thread (its SIGTERM handler
+    needs it)."""
 
     def __init__(self, deployments: list[Any], limit: int | None) -> None:
         super().__init__(name="frontdesk-serve", daemon=True)
@@ -186,9 +95,11 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
                 while server.is_alive():
                     server.join(1)
             else:
+                from flows.dispatch import make_dispatcher
                 from frontdesk.watch import Watcher
 
-                watcher = Watcher(settings, args.inbox, config_file=config)
+                watcher = Watcher(settings, args.inbox, config_file=config,
+                                  dispatcher=lambda: make_dispatcher(settings, config))
                 watcher.run()
         except KeyboardInterrupt:
             pass

@@ -81,19 +81,21 @@ def list_failed(settings: Settings, as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
-    from frontdesk.watch import Watcher, make_dispatcher
+    from flows.dispatch import make_dispatcher
+    from frontdesk.watch import Watcher
 
     settings = watch_settings(args, ctx.settings)
     if args.failed:
         return list_failed(settings, args.json)
     config = str(args.config) if args.config else None
     dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
-    watcher = Watcher(settings, args.inbox, config_file=config, dispatcher=dispatcher)
+    watcher = Watcher(settings, args.inbox, config_file=config,
+                      dispatcher=dispatcher or (lambda: make_dispatcher(settings, config)))
     try:
         if args.dispatch == "local":
             stats = watcher.run(once=args.once)
         else:  # flow runs, from several processes: they need one server to report to
-            from frontdesk.commands.serve import prefect_api
+            from flows.server import prefect_api
 
             with prefect_api(settings):
                 stats = watcher.run(once=args.once)

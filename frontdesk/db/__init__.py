@@ -97,14 +97,14 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql" and u.get_driver_name() in ("psycopg2", ""):
         # psycopg 3 is what the project installs; plain postgresql:// URLs mean it.
         u = u.set(drivername="postgresql+psycopg")
-    return create_engine(u, pool_pre_ping=True)
+    return create_engine(u, pool_pre_ping=True, hide_parameters=True)  # errors never print patient values
 
 
 def _alembic_config(connection: Any) -> Any:

@@ -43,6 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from frontdesk.states import BatchStatus, DocumentState, FlagStatus, PieceStatus
+
 # Named constraints: Alembic can then drop or alter them on every backend (SQLite batch mode included).
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -52,14 +54,14 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-DOCUMENT_STATES = ("pending", "awaiting_letters", "complete")
+DOCUMENT_STATES = tuple(s.value for s in DocumentState)  # frontdesk.states: the transitions too
 DOCUMENT_OUTCOMES = ("filed", "needs_review", "failed")
 ARRIVAL_OUTCOMES = ("new", "duplicate", "resumed")
 OBJECT_STATES = ("pending", "stored", "spooled")
 OBJECT_ROLES = ("original", "extraction", "reason", "letter", "statement", "batch")
-FLAG_STATES = ("open", "resolved", "dismissed")
-LETTER_STATES = ("pending", "queued", "mailed", "void")
-MAIL_BATCH_STATES = ("open", "submitted", "mailed", "void")
+FLAG_STATES = tuple(s.value for s in FlagStatus)  # frontdesk.states: the transitions too
+LETTER_STATES = tuple(s.value for s in PieceStatus)  # frontdesk.states: the transitions too
+MAIL_BATCH_STATES = tuple(s.value for s in BatchStatus)  # frontdesk.states: the transitions too
 
 FieldValue = str | bool | None
 

@@ -32,20 +32,23 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from frontdesk import audit, records
+from frontdesk import audit
 from frontdesk.convert import BatchConversionError, default_workers, docx_to_pdf
 from frontdesk.db import Database
 from frontdesk.db.checks_models import PatientIdentifier
 from frontdesk.db.letters_models import LetterLock, StatementDetail
 from frontdesk.db.models import Letter, Patient, Statement, utcnow
 from frontdesk.exceptions import ConversionError, FrontdeskError, TemplateError
+from frontdesk.identity import match_key
 from frontdesk.language import PREFERRED_LANGUAGE_KEY, context_language, language_of, template_for
 from frontdesk.letters.kinds import KINDS, STATEMENT_KIND, render_context
 from frontdesk.letters.statements import Ledger, StatementDraft, build_drafts, cents
 from frontdesk.models import StoredObject
-from frontdesk.records import PlannedObject, match_key
+from frontdesk.objects import file_object as file_object
+from frontdesk.objects import filed_bytes as filed_bytes
 from frontdesk.rendering import render_docx
 from frontdesk.settings import Settings
+from frontdesk.states import PieceStatus, advance
 from frontdesk.storage import Storage, sha256_bytes
 
 log = logging.getLogger("frontdesk.letters")
@@ -60,33 +63,6 @@ class MailBusyError(FrontdeskError):
 
 def month_key(area: str, object_id: str, created: datetime, name: str) -> str:
     return f"{area}/{created:%Y}/{created:%m}/{object_id}/{name}"
-
-
-def file_object(db: Database, storage: Storage, data: bytes, key: str, *, role: str,
-                content_type: str = "application/pdf", patient_id: str | None = None,
-                **owner: str | None) -> StoredObject:
-    """Record, write, confirm: the object has a row before it exists, and the row says stored only once
-    the store confirmed the bytes."""
-    planned = PlannedObject(key, role, sha256_bytes(data), len(data), content_type)
-    with db.begin() as s:
-        existed = records.object_row(s, key) is not None
-        records.plan_object(s, planned, **{k: v for k, v in owner.items() if v})
-        audit.record(s, "update" if existed else "create", "object", key, patient_id=patient_id, detail=role)
-    obj = storage.put_bytes(data, key, content_type=content_type)
-    with db.begin() as s:
-        records.mark_stored(s, obj)
-    return obj
-
-
-def filed_bytes(db: Database, storage: Storage, key: str) -> bytes | None:
-    """The bytes of a recorded object, only if they are what was recorded (else None)."""
-    with db.begin() as s:
-        row = records.object_row(s, key)
-        expected = row.sha256 if row is not None and row.state != "pending" else None
-    if expected is None:
-        return None
-    data = storage.get_bytes(key)
-    return data if sha256_bytes(data) == expected else None
 
 
 # --- the lease -----------------------------------------------------------------------------------------
@@ -397,7 +373,7 @@ def void_statement(db: Database, statement_id: str) -> bool:
         stm = s.get(Statement, statement_id)
         if stm is None or stm.status not in ("pending",):
             return False
-        stm.status = "void"
+        advance(stm, PieceStatus.VOID)
         detail = s.get(StatementDetail, statement_id)
         if detail is not None:
             detail.cycle_key = None

@@ -73,7 +73,9 @@ from frontdesk.letters.layout import (
     plan_batch,
 )
 from frontdesk.settings import Settings
+from frontdesk.states import BatchStatus, PieceStatus, advance
 from frontdesk.storage import Storage
+from frontdesk.withdrawals import Withdrawn, withdraw_piece
 
 log = logging.getLogger("frontdesk.mail")
 
@@ -115,28 +117,6 @@ class Held:
     kind: str
     code: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Withdrawn:
-    """A piece taken out of a batch after the batch was built: where it sits in the printed stack (the
-    manifest's ``item_id`` and ``position``, and its pages of the batch PDF). Ids and numbers only."""
-
-    batch_id: str
-    item_id: str
-    kind: str
-    position: int
-    first_page: int
-    pages: int
-    batch_status: str
-
-    @property
-    def last_page(self) -> int:
-        return self.first_page + self.pages - 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "item_id": self.item_id, "kind": self.kind, "position": self.position,
-                "first_page": self.first_page, "last_page": self.last_page, "batch_status": self.batch_status}
 
 
 @dataclass
@@ -395,7 +375,7 @@ def _claim(db: Database, settings: Settings, pieces: list[Piece], kind: str,
                             sheets=layout.sheets, envelope=layout.envelope,
                             pdf_sha256=sha256(piece.pdf).hexdigest()))
             row = locked[piece.piece_id]
-            row.status = "queued"
+            advance(row, PieceStatus.QUEUED)
             audit.record(s, "update", piece.table, piece.piece_id, patient_id=piece.patient_id,
                          detail=f"queued in {batch.id}")
         audit.record(s, "create", "mail_batch", batch.id, detail=f"{len(planned)} pieces; {kind}")
@@ -445,7 +425,8 @@ def _finish(db: Database, storage: Storage, settings: Settings, batch_id: str, p
         if batch.status != "open":
             raise BatchStateError(f"mail batch {batch_id} became {batch.status} while it was being built")
         batch.storage_key = keys["batch.pdf"]
-        batch.status, batch.submitted_at = "submitted", utcnow()
+        advance(batch, BatchStatus.SUBMITTED)
+        batch.submitted_at = utcnow()
         detail.manifest_key, detail.summary_key = keys["manifest.csv"], keys["summary.json"]
         detail.held = len(held)
         audit.record(s, "update", "mail_batch", batch_id, detail=f"submitted; {summary.pages} pages")
@@ -565,12 +546,12 @@ def _void(db: Database, batch_id: str, *, reason: str | None = None) -> list[str
             row = locked.get(mp.piece_id)
             mp.live_piece = None
             if row is not None and row.status == "queued":  # a withdrawn (void) piece stays void
-                row.status = "pending"
+                advance(row, PieceStatus.PENDING)
                 back.append(mp.piece_id)
                 audit.record(s, "update", table, row.id, patient_id=row.patient_id, detail=f"back to pending from {batch_id}")
         for item in s.scalars(select(MailItem).where(MailItem.batch_id == batch_id)):
             item.status = "void"
-        batch.status = "void"
+        advance(batch, BatchStatus.VOID)
         detail = s.get(MailBatchDetail, batch_id)
         if detail is not None:
             detail.voided_at = utcnow()
@@ -605,7 +586,8 @@ def mark_mailed(db: Database, batch_id: str, when: datetime | None = None) -> in
         s.refresh(batch, with_for_update=True)  # after its pieces, as voiding the batch locks them
         if batch.status != "submitted":
             raise BatchStateError(f"mail batch {batch_id} is {batch.status}; only a submitted batch can be mailed")
-        batch.status, batch.mailed_at = "mailed", when
+        advance(batch, BatchStatus.MAILED)
+        batch.mailed_at = when
         count = withdrawn = 0
         for item in items:
             row = locked.get(item.letter_id or item.statement_id or "")
@@ -616,36 +598,12 @@ def mark_mailed(db: Database, batch_id: str, when: datetime | None = None) -> in
                 continue
             item.status, item.mailed_at = "mailed", when
             if row is not None and row.status == "queued":
-                row.status, row.mailed_at = "mailed", when
+                advance(row, PieceStatus.MAILED)
+                row.mailed_at = when
                 count += 1
         audit.record(s, "update", "mail_batch", batch_id,
                      detail=f"mailed; {count} pieces" + (f"; {withdrawn} withdrawn, not mailed" if withdrawn else ""))
     return count
-
-
-def withdraw_piece(s: Session, piece_id: str, *, reason: str) -> Withdrawn | None:
-    """Take a queued letter or statement out of the live batch that holds it, in the caller's transaction
-    (the caller voids the piece itself). The batch goes on with its other pieces: its PDF and manifest
-    are not rebuilt because they may be printed already, so the piece is reported to be pulled from the
-    printed stack and its item is void (never recorded as mailed). ``reason``: ids and words only. Returns
-    where the piece sits in the batch, or None when no live batch holds it."""
-    mp = s.scalars(select(MailPiece).where(MailPiece.live_piece == piece_id).with_for_update()
-                   .execution_options(populate_existing=True)).first()
-    if mp is None:
-        return None
-    item = s.get(MailItem, mp.mail_item_id, with_for_update=True, populate_existing=True)
-    batch = s.get(MailBatch, mp.batch_id)
-    if item is None or batch is None or batch.status not in ("open", "submitted"):
-        return None
-    item.status = "void"
-    mp.live_piece = None
-    where = Withdrawn(mp.batch_id, piece_id, mp.kind, mp.position, mp.first_page, mp.pages, batch.status)
-    audit.record(s, "update", "mail_batch", mp.batch_id,
-                 detail=f"piece {mp.position} ({piece_id}, pages {where.first_page}-{where.last_page}) "
-                        f"withdrawn: {reason}; pull it before mailing"[:255])
-    log.warning("mail batch %s: piece %d (%s) withdrawn; pull pages %d-%d from the printed stack before mailing",
-                mp.batch_id, mp.position, piece_id, where.first_page, where.last_page)
-    return where
 
 
 def withdrawn_pieces(db: Database, batch_id: str | None = None) -> list[Withdrawn]:

@@ -43,7 +43,7 @@ def run_migrations_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit("give the database URL: alembic -x url=sqlite:///var/frontdesk.db ...")
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     with engine.begin() as conn:
         _configure(conn)
         with context.begin_transaction():
