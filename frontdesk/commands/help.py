@@ -15,6 +15,9 @@ from typing import Any
 
 HEADING = "examples:"
 RUNS_UNTIL_STOPPED = "(runs until stopped)"
+#: Starts the "what" of an example that needs something a throw-away practice cannot have (a clearinghouse
+#: response, the billing settings, a flag's or a document's id): the help test parses it but does not run it.
+NEEDS = "(needs "
 #: The patient id examples use; the help test puts a real patient's id in its place.
 EXAMPLE_PATIENT = "pat-7f3a9c2e41b0"
 
@@ -27,6 +30,10 @@ class Example:
     @property
     def long_running(self) -> bool:
         return RUNS_UNTIL_STOPPED in self.what
+
+    @property
+    def needs_setup(self) -> bool:
+        return self.what.startswith(NEEDS)
 
 
 def examples(*items: tuple[str, str]) -> dict[str, Any]:

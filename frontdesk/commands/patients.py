@@ -22,7 +22,12 @@ def register(sub: Any) -> None:
                        **examples(
         ('frontdesk patients find "maria garcia" --dob 1984-03-07', "patients with both names and this birth date"),
         (f"frontdesk patients show {EXAMPLE_PATIENT}", "one patient's record: values, documents, open flags, letters"),
-        (f"frontdesk patients export {EXAMPLE_PATIENT} exported", "copy the patient's documents and letters into ./exported")))
+        (f"frontdesk patients export {EXAMPLE_PATIENT} exported", "copy the patient's documents and letters into ./exported"),
+        (f"frontdesk patients merge {EXAMPLE_PATIENT} pat-0b1c2d3e4f50 --preview",
+         "(needs two records of one person) what would move onto the kept record"),
+        ("frontdesk patients unmerge 3", "(needs a merge's number from patients show) undo that merge"),
+        (f"frontdesk patients correct {EXAMPLE_PATIENT} patient.phone",
+         "(needs the right value) read from standard input: echo 2175550199 | frontdesk patients correct ...")))
     psub = p.add_subparsers(dest="patients_command", metavar="ACTION")
     psub.required = True
     f = psub.add_parser("find", help="patients whose name contains every word of NAME")
