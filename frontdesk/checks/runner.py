@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from frontdesk import progress
 from frontdesk.checks.appointments import (
     Appointment,
     AppointmentFileError,
@@ -44,11 +45,13 @@ def check_appointments(appointments: Sequence[Appointment], records: RecordSourc
     dobs = {a.date_of_birth for a in appointments if a.date_of_birth}
     index = PatientIndex(records.candidates(mrns, dobs))
     rows = []
-    for appt in sorted(appointments, key=lambda a: (a.provider.casefold(), a.start, a.patient_name.casefold())):
-        match = index.match(appt)
-        findings = evaluate(appt, match, checks, today=today)
-        findings += coverage_findings(match.record, appt.start.date(), today=today)
-        rows.append(WorklistRow(appt, match, findings))
+    with progress.step("checking appointments", len(appointments)) as checking:
+        for appt in sorted(appointments, key=lambda a: (a.provider.casefold(), a.start, a.patient_name.casefold())):
+            match = index.match(appt)
+            findings = evaluate(appt, match, checks, today=today)
+            findings += coverage_findings(match.record, appt.start.date(), today=today)
+            rows.append(WorklistRow(appt, match, findings))
+            checking.advance()
     return rows
 
 

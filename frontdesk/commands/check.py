@@ -54,8 +54,11 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         except ValueError as exc:
             print(f"frontdesk: --date: {exc}", file=sys.stderr)
             return ExitCode.bad_input
-    report = run_check(settings, visit_date, appointments_file=args.appointments, skip_bad_rows=args.skip_bad_rows,
-                       out_dir=args.out, pdf=not args.no_pdf, now=now)
+    from frontdesk.progress import shown
+
+    with shown(json_output=args.json):
+        report = run_check(settings, visit_date, appointments_file=args.appointments,
+                           skip_bad_rows=args.skip_bad_rows, out_dir=args.out, pdf=not args.no_pdf, now=now)
     for w in report.warnings:
         print(f"frontdesk: warning: {w}", file=sys.stderr)
     if report.bad_rows:

@@ -141,11 +141,13 @@ def run_statements(args: argparse.Namespace, ctx: Any) -> int:
     settings = ctx.settings
     db = open_database(settings)
     storage = open_storage(settings)
+    from frontdesk.progress import shown
+
     if args.dry_run:
         run = issue_statements(db, storage, settings, ledger, statement_date=statement_date, minimum=minimum,
                                dry_run=True)
     else:
-        with letters_lock(db, settings):
+        with letters_lock(db, settings), shown(json_output=args.json):
             run = issue_statements(db, storage, settings, ledger, statement_date=statement_date, minimum=minimum)
     for problem in run.problems:
         print(f"frontdesk: {args.ledger.name}: {problem}", file=sys.stderr)

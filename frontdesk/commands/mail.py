@@ -136,7 +136,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
                   "(run frontdesk mail to issue them in a new batch)")
             return ExitCode.ok
     else:
-        summary = run_mail(db, storage, settings, kind=args.kind, dry_run=args.dry_run, out_dir=args.out)
+        from frontdesk.progress import shown
+
+        with shown(json_output=args.json):
+            summary = run_mail(db, storage, settings, kind=args.kind, dry_run=args.dry_run, out_dir=args.out)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:

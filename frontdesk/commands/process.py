@@ -34,7 +34,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         settings = settings.model_copy(deep=True)
         settings.prefect.task_runner = args.task_runner
     use_pipeline(Pipeline(settings), config)
-    outcomes: list[ProcessOutcome] = intake_flow_for(settings)([str(p) for p in args.paths], config)
+    from frontdesk.progress import shown
+
+    with shown(json_output=args.json):
+        outcomes: list[ProcessOutcome] = intake_flow_for(settings)([str(p) for p in args.paths], config)
     if args.json:
         print(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2, ensure_ascii=False))
     else:

@@ -91,9 +91,12 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
     watcher = Watcher(settings, args.inbox, config_file=config,
                       dispatcher=dispatcher or (lambda: make_dispatcher(settings, config)))
+    from frontdesk.progress import shown
+
     try:
         if args.dispatch == "local":
-            stats = watcher.run(once=args.once)
+            with shown(json_output=args.json):  # the documents read here: a first scan of a big inbox
+                stats = watcher.run(once=args.once)
         else:  # flow runs, from several processes: they need one server to report to
             from flows.server import prefect_api
 

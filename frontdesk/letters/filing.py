@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from frontdesk import audit
+from frontdesk import audit, progress
 from frontdesk.convert import BatchConversionError, default_workers, docx_to_pdf
 from frontdesk.db import Database
 from frontdesk.db.checks_models import PatientIdentifier
@@ -130,16 +130,18 @@ def render_pdfs(jobs: Sequence[RenderJob], settings: Settings) -> RenderResult:
     with tempfile.TemporaryDirectory(prefix="frontdesk-render-") as tmp:
         folder = Path(tmp)
         docs: dict[str, Path] = {}
-        for job in jobs:
-            if job.kind not in KINDS:
-                result.failed[job.piece_id] = ("template.unknown", f"no letter template for kind {job.kind!r}")
-                continue
-            template = template_for(settings.letters_dir, job.kind, context_language(job.context))
-            try:
-                docs[job.piece_id] = render_docx(template, render_context(job.context, settings),
-                                                 folder / f"{job.piece_id}.docx")
-            except TemplateError as exc:
-                result.failed[job.piece_id] = ("template.error", str(exc))
+        with progress.step("writing letters", len(jobs)) as writing:
+            for job in jobs:
+                writing.advance()
+                if job.kind not in KINDS:
+                    result.failed[job.piece_id] = ("template.unknown", f"no letter template for kind {job.kind!r}")
+                    continue
+                template = template_for(settings.letters_dir, job.kind, context_language(job.context))
+                try:
+                    docs[job.piece_id] = render_docx(template, render_context(job.context, settings),
+                                                     folder / f"{job.piece_id}.docx")
+                except TemplateError as exc:
+                    result.failed[job.piece_id] = ("template.error", str(exc))
         if not docs:
             return result
         by_doc = {path.resolve(): piece for piece, path in docs.items()}
@@ -199,14 +201,16 @@ def render_and_file(db: Database, storage: Storage, settings: Settings,
                     jobs: Sequence[RenderJob]) -> RenderResult:
     """Render pieces and file each PDF with its letter or statement."""
     result = render_pdfs(jobs, settings)
-    for job in jobs:
-        pdf = result.pdfs.get(job.piece_id)
-        if pdf is None:
-            continue
-        if job.kind == STATEMENT_KIND:
-            file_statement(db, storage, job.piece_id, pdf)
-        else:
-            file_letter(db, storage, job.piece_id, pdf)
+    with progress.step("filing letters", len(result.pdfs)) as filing:
+        for job in jobs:
+            pdf = result.pdfs.get(job.piece_id)
+            if pdf is None:
+                continue
+            if job.kind == STATEMENT_KIND:
+                file_statement(db, storage, job.piece_id, pdf)
+            else:
+                file_letter(db, storage, job.piece_id, pdf)
+            filing.advance()
     if result.failed:
         log.warning("%d piece(s) could not be rendered: %s", len(result.failed),
                     ", ".join(f"{piece} ({code})" for piece, (code, _) in result.failed.items()))
