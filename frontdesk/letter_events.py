@@ -42,6 +42,7 @@ SUPPORTED: dict[str, tuple[set[str], set[str]]] = {
     "missing_insurance": ({"insurance_missing"}, {"document"}),
     "appointment_reminder": ({"previsit_gap"}, {"appointment_gap"}),
     "patient_statement": ({"ledger_balance"}, {"account_statement_date"}),
+    "self_pay_invoice": ({"self_pay_visit"}, {"visit"}),
 }
 
 #: Flag codes that mean "a required answer is blank or not readable".
@@ -51,7 +52,7 @@ _BLANK_CODES = {"missing", "invalid", "low_confidence"}
 class LetterEvent(BaseModel):
     kind: str = ""
     trigger: str
-    once_per: Literal["patient", "document", "appointment_gap", "account_statement_date"]
+    once_per: Literal["patient", "document", "appointment_gap", "account_statement_date", "visit"]
     enabled: bool = True
 
     @model_validator(mode="after")

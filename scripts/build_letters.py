@@ -654,6 +654,92 @@ def build_patient_statement(path: Path, logo: Path) -> Path:
     return _save_deterministic(doc, path)
 
 
+# --- the self-pay invoice ------------------------------------------------------------------------------
+
+INVOICE_COLUMNS = [  # (heading, value tag, width in inches, right-aligned)
+    ("Date", "{{ line.date }}", 0.85, False),
+    ("Code", "{{ line.code }}", 0.7, False),
+    ("Description", "{{ line.description }}", 3.55, False),
+    ("Units", "{{ line.units }}", 0.6, True),
+    ("Amount", "{{ line.amount }}", 0.8, True),
+]
+
+
+def _invoice_stub(cell: _Cell) -> None:
+    """The payment stub beside the windows: what the patient sends back with the payment."""
+    _paragraph(cell, _r("INVOICE", bold=True, size=13, color=ACCENT), after=4)
+    for label, tag in (("Invoice date", "{{ invoice_date }}"), ("Invoice number", "{{ reference }}"),
+                       ("Visit on", "{{ visit_date }}"), ("Please pay by", "{{ due_date }}")):
+        _paragraph(cell, _r(f"{label}: ", size=9, color=GREY), _r(tag, size=9), after=0)
+    _paragraph(cell, _r("Amount due: ", bold=True, size=11), _r("{{ amount_due }}", bold=True, size=11),
+               before=3, after=5)
+    _paragraph(cell, _r("Amount enclosed: $ ____________", size=10), after=5)
+    _paragraph(cell, _r("Make checks payable to ", size=8, color=GREY),
+               _r("{{ remit_to.name }}", size=8, color=GREY), after=0)
+    _paragraph(cell, _r("and send them to: ", size=8, color=GREY),
+               _r("{{ remit_to.address_lines|join(', ') }}", size=8, color=GREY), after=0)
+    _paragraph(cell, _r("Write your invoice number on your check.", size=8, color=GREY), after=0)
+
+
+def build_self_pay_invoice(path: Path, logo: Path) -> Path:
+    """An itemised invoice for a visit paid by the patient: a payment stub at the top, the service lines
+    (date, CPT code, plain description, units, amount), the total and how to pay."""
+    doc = _base_document()
+    _window_block(doc, "patient", logo, _invoice_stub)
+    cut = _paragraph(
+        doc,
+        _r("Please detach along this line and return the top part with your payment.", size=8, color=GREY),
+        before=6,
+        after=10,
+        align=WD_ALIGN_PARAGRAPH.CENTER,
+    )
+    _border(cut, "top", style="dashed", size=6, space=4)
+    _paragraph(doc, _r("Your invoice from ", bold=True, size=13, color=ACCENT),
+               _r("{{ practice.name }}", bold=True, size=13, color=ACCENT), after=2, keep_with_next=True)
+    _paragraph(doc, _r("Invoice ", size=9, color=GREY), _r("{{ reference }}", size=9, color=GREY),
+               _r(" for your visit on ", size=9, color=GREY), _r("{{ visit_date }}", size=9, color=GREY),
+               _r(", dated ", size=9, color=GREY), _r("{{ invoice_date }}", size=9, color=GREY), after=8)
+    _paragraph(
+        doc,
+        "You told us you pay for your care yourself. Here is each service of your visit and its price. If "
+        "anything looks wrong, or you have a question about this bill, please call us at ",
+        "{{ practice.phone }}",
+        ". We are glad to help.",
+        after=8,
+    )
+    widths = [w for _, _, w, _ in INVOICE_COLUMNS]
+    lines = _fixed_table(doc, 5, widths)
+    for cell, (heading, _, _, right) in zip(lines.rows[0].cells, INVOICE_COLUMNS, strict=True):
+        _cell_text(cell, heading, right=right, bold=True)
+        _shade(cell, "DCE6EA")
+    _repeat_header(lines)
+    _cell_text(lines.cell(1, 0), "{%tr for line in lines %}")
+    for cell, (_, tag, _, right) in zip(lines.rows[2].cells, INVOICE_COLUMNS, strict=True):
+        _cell_text(cell, tag, right=right, size=9)
+    _cell_text(lines.cell(3, 0), "{%tr endfor %}")
+    label = lines.cell(4, 0).merge(lines.cell(4, 3))
+    _cell_text(label, "Total", bold=True, size=9)
+    _cell_text(lines.cell(4, 4), "{{ total }}", right=True, bold=True, size=9)
+    _shade(label, "F1F4F6")
+    _shade(lines.cell(4, 4), "F1F4F6")
+    for row in lines.rows:
+        for cell in row.cells:
+            _cell_margins(cell, top=0.03, bottom=0.03, left=0.04, right=0.04)
+    _no_split(lines)
+    _paragraph(doc, _r("Please pay ", bold=True), _r("{{ amount_due }}", bold=True), _r(" by ", bold=True),
+               _r("{{ due_date }}", bold=True), _r(".", bold=True), before=12, after=4, keep_with_next=True)
+    _paragraph(doc, "You can pay in any of these ways:", after=4, keep_with_next=True)
+    _bullets_of(doc, "payment_methods")
+    _paragraph(
+        doc,
+        "If you cannot pay the whole amount now, please call us. We can set up a payment plan that works "
+        "for you. If you have already paid, thank you, and please disregard this invoice.",
+        before=8,
+        after=0,
+    )
+    return _save_deterministic(doc, path)
+
+
 def _save_deterministic(doc: Any, path: Path) -> Path:
     """Save with fixed zip timestamps so rebuilding an unchanged template changes no bytes."""
     buffer = io.BytesIO()
@@ -774,6 +860,21 @@ ES: dict[str, str] = {
     "You paid": "Usted pagó",
     "Balance": "Saldo",
     "Totals": "Totales",
+    "INVOICE": "FACTURA",
+    "Invoice date: ": "Fecha de la factura: ",
+    "Invoice number: ": "Número de factura: ",
+    "Visit on: ": "Visita del: ",
+    "Write your invoice number on your check.": "Escriba su número de factura en el cheque.",
+    "Your invoice from ": "Su factura de ",
+    "Invoice ": "Factura ",
+    " for your visit on ": " por su visita del ",
+    "You told us you pay for your care yourself. Here is each service of your visit and its price. If anything looks wrong, or you have a question about this bill, please call us at ":
+        "Usted nos indicó que paga su atención por su cuenta. Este es cada servicio de su visita y su precio. Si algo no parece correcto, o tiene alguna pregunta sobre esta factura, llámenos al ",
+    "Units": "Unidades",
+    "Amount": "Importe",
+    "Total": "Total",
+    "If you cannot pay the whole amount now, please call us. We can set up a payment plan that works for you. If you have already paid, thank you, and please disregard this invoice.":
+        "Si no puede pagar el monto completo ahora, llámenos. Podemos acordar un plan de pagos que le convenga. Si ya pagó, gracias; por favor, no tenga en cuenta esta factura.",
     "How old the balance is": "Antigüedad del saldo",
     "Current": "Corriente",
     "31 to 60 days": "31 a 60 días",
@@ -794,6 +895,7 @@ BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
     "appointment_reminder.docx": build_appointment_reminder,
     "welcome.docx": build_welcome,
     "patient_statement.docx": build_patient_statement,
+    "self_pay_invoice.docx": build_self_pay_invoice,
 }
 
 

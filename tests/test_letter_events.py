@@ -41,6 +41,7 @@ def test_the_shipped_config_names_every_kind_with_its_trigger_and_rule() -> None
         "missing_insurance": ("insurance_missing", "document"),
         "appointment_reminder": ("previsit_gap", "appointment_gap"),
         "patient_statement": ("ledger_balance", "account_statement_date"),
+        "self_pay_invoice": ("self_pay_visit", "visit"),
     }
     # every kind has its template
     assert all((ROOT / "templates" / "letters" / f"{k}.docx").is_file() for k in events)

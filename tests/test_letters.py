@@ -254,7 +254,7 @@ def test_compose_follows_the_plan_and_manifest_guards_against_formulas() -> None
 
 def test_every_kind_has_a_template_and_passes_check() -> None:
     assert set(KINDS) == {"missing_insurance", "incomplete_intake", "appointment_reminder", "welcome",
-                          STATEMENT_KIND}
+                          STATEMENT_KIND, "self_pay_invoice"}
     for name, kind in KINDS.items():
         template = LETTERS / kind.template_name
         assert template.is_file()

@@ -50,7 +50,7 @@ def test_every_template_renders_in_english_and_spanish(kind: str, tmp_path: Path
     en_text = text_of(render_docx(english, sample, tmp_path / "en.docx"))
     es_text = text_of(render_docx(spanish, sample, tmp_path / "es.docx"))
     assert sample["practice"]["name"] in es_text and sample["reference"] in es_text
-    en_phrase, es_phrase = ("Amount due", "Monto a pagar") if kind == "patient_statement" else \
+    en_phrase, es_phrase = ("Amount due", "Monto a pagar") if kind in ("patient_statement", "self_pay_invoice") else \
         ("Kind regards,", "Atentamente,")
     assert en_phrase in en_text and es_phrase in es_text and en_phrase not in es_text
 

@@ -45,6 +45,17 @@ def register(sub: Any) -> None:
     s.add_argument("--dry-run", action="store_true", help="report what would be billed; record nothing")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=run_statements)
+    inv = lsub.add_parser("invoices", help="an itemised invoice for each self-pay visit in the visit ledger",
+                          **examples(
+        ("frontdesk letters invoices visits.csv --date 2026-11-30",
+         "(needs a visit ledger with self-pay visits) queue their invoices for the next mail batch"),
+        ("frontdesk letters invoices visits.csv --dry-run --json", "(needs a visit ledger) what would be queued")))
+    inv.add_argument("ledger", type=Path, metavar="VISITS.csv",
+                     help="the visit ledger (as for frontdesk claims: visit, patient id, date, code, charge...)")
+    inv.add_argument("--date", metavar="YYYY-MM-DD", help="invoice date (default: today)")
+    inv.add_argument("--dry-run", action="store_true", help="count what would be queued; queue nothing")
+    inv.add_argument("--json", action="store_true")
+    inv.set_defaults(handler=run_invoices)
 
 
 def check_all(settings: Any, *, layout: bool) -> dict[str, list[str]]:
@@ -172,3 +183,34 @@ def run_statements(args: argparse.Namespace, ctx: Any) -> int:
             for item in run.unbillable:
                 print(f"  {args.ledger.name} {item['rows']}: {item['reason']}")
     return ExitCode.ok if not run.render_failed else ExitCode.template
+
+
+def run_invoices(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk.claims.ledger import read_claim_ledger
+    from frontdesk.db import open_database
+    from frontdesk.letters.filing import letters_lock
+    from frontdesk.letters.invoices import issue_invoices
+
+    invoice_date = _statement_date(args.date)
+    visits = read_claim_ledger(args.ledger)
+    settings = ctx.settings
+    db = open_database(settings)
+    if args.dry_run:
+        run = issue_invoices(db, settings, visits, invoice_date=invoice_date, dry_run=True)
+    else:
+        with letters_lock(db, settings):
+            run = issue_invoices(db, settings, visits, invoice_date=invoice_date)
+    for item in run.not_invoiced:
+        print(f"frontdesk: {args.ledger.name}: visit {item['visit']} ({item['patient_id']}): {item['reason']}; "
+              "no invoice", file=sys.stderr)
+    if args.json:
+        print(json.dumps(run.as_dict(), indent=2))
+        return ExitCode.ok
+    if run.disabled:
+        print("self-pay invoices are switched off (config/letters.yaml: self_pay_invoice enabled: false)")
+        return ExitCode.ok
+    made = run.would_queue if args.dry_run else len(run.queued)
+    print(f"{run.visits} visits: {made} invoice(s) {'would be ' if args.dry_run else ''}queued for the next mail "
+          f"batch, {run.already_invoiced} already invoiced, {run.insured} insured (billed by claim), "
+          f"{len(run.not_invoiced)} not invoiced")
+    return ExitCode.ok
