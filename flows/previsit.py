@@ -104,23 +104,22 @@ def artifact_table(report: CheckReport) -> list[dict[str, str]]:
 @flow(name="previsit_check", persist_result=False, log_prints=False)
 @phi_free("previsit_check")
 def previsit_check_flow(visit_date: str | None = None, appointments: str | None = None,
-                        skip_bad_rows: bool = False, now: datetime | None = None) -> dict[str, Any]:
+                        skip_bad_rows: bool = False, now: str | None = None) -> dict[str, Any]:
     """Check a day's appointments; returns the run id, counts and file paths (no patient data).
     ``appointments`` is a file name in the worker's ``checks.appointments_dir`` (default: the newest
     export there); the configuration is the worker's own (see :mod:`flows.params`).
 
-    ``now`` is the time the run counts as (a plain date and time, the practice's zone when it names
-    none), for a run replayed after an outage; by default the clock, read once. It names no file and no
-    configuration: it only decides which reminders can still arrive by post."""
+    ``now`` is the time the run counts as (an ISO date and time such as ``2026-02-25T17:00``, the
+    practice's zone when it names none), for a run replayed after an outage; by default the clock, read
+    once. It is parsed as a date and time and nothing else: it names no file and no configuration, it
+    only decides which reminders can still arrive by post."""
     from flows.params import file_in
 
     settings = load_settings(None)
     if appointments is not None:
         appointments = str(file_in(settings.checks.appointments_dir, appointments, "appointments"))
     tz = practice_zone(settings_zone(settings))
-    if now is not None and not isinstance(now, datetime):
-        raise TypeError("now: a date and time")
-    at = datetime.now(tz) if now is None else (now if now.tzinfo else now.replace(tzinfo=tz))
+    at = datetime.now(tz) if now is None else _run_time(now, tz)
     now_at = at  # every step below judges "too late to mail" by the same time
     today = now_at.astimezone(tz).date()
     day = parse_visit_date(visit_date, today=today) if visit_date else default_visit_date(settings, now=now_at)
@@ -142,6 +141,19 @@ def previsit_check_flow(visit_date: str | None = None, appointments: str | None 
                      f"(run {report.run_id}). Names are on the printed worklist only."))
     return {"date": day.isoformat(), "run_id": report.run_id, "previous_run_id": report.previous_run_id,
             "summary": summary, "outputs": outputs, "warnings": report.warnings, "reminder_runs": reminder_runs}
+
+
+def _run_time(now: str, tz: Any) -> datetime:
+    """``now`` as an aware date and time; ParameterRefused for anything else."""
+    from flows.params import ParameterRefused
+
+    try:
+        given = datetime.fromisoformat(now) if isinstance(now, str) and len(now) <= 40 else None
+    except ValueError:
+        given = None
+    if given is None:
+        raise ParameterRefused("now: an ISO date and time, e.g. 2026-02-25T17:00")
+    return given if given.tzinfo else given.replace(tzinfo=tz)
 
 
 def scheduled_reminder_days(settings: Settings, now: datetime) -> list[date]:
