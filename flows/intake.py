@@ -30,6 +30,7 @@ from flows.errors import is_transient, phi_free
 from frontdesk.exceptions import ConfigError
 from frontdesk.models import ProcessOutcome
 from frontdesk.pipeline import IntakeWork, RecoveryReport, collect_inputs
+from frontdesk.progress import step
 from frontdesk.settings import Settings
 
 
@@ -95,7 +96,8 @@ def in_flight(workers: int) -> int:
     return 2 * max(1, workers)
 
 
-def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) -> tuple[list[IntakeWork], set[int]]:
+def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int, *,
+                     on_read: Callable[[], Any] | None = None) -> tuple[list[IntakeWork], set[int]]:
     """Documents handed to the reading processes (largest first, two per process), and letters written
     as documents come back, one ``send-letters`` task at a time, while the others are still
     being read: LibreOffice then works beside the readers instead of after them. Needs a task runner
@@ -135,6 +137,8 @@ def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int) 
             reading -= 1
             remaining -= 1
             works[i] = future.result()
+            if on_read is not None:
+                on_read()
             if hold_for_review(works[i], config_file):  # at once: before any later recovery sees its letter due
                 held.add(i)
             else:
@@ -200,21 +204,25 @@ def intake_flow(paths: list[str], config_file: str | None = None) -> list[Proces
     works: list[IntakeWork] = []
     held: set[int] = set()
     readers = readers_for(config_file)
-    if readers is not None:  # reading processes: letters written while the rest is still being read
-        works, held = _read_and_letter(inputs, config_file, readers.workers)
-        outcomes = [w.outcome() for w in works]
-        create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
-        return outcomes
-    if _on_cluster():  # each document a task on the cluster's workers; letters here, in one batch
-        futures = [intake_document.submit(p, config_file) for p in inputs]
-        works = [f.result() for f in futures]
-        held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
-    else:  # here, one after another, in this thread
-        for p in inputs:
-            work = intake_document(p, config_file)
-            if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
-                held.add(len(works))
-            works.append(work)
+    with step("reading documents", len(inputs)) as reading:
+        if readers is not None:  # reading processes: letters written while the rest is still being read
+            works, held = _read_and_letter(inputs, config_file, readers.workers, on_read=reading.advance)
+            outcomes = [w.outcome() for w in works]
+            create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
+            return outcomes
+        if _on_cluster():  # each document a task on the cluster's workers; letters here, in one batch
+            futures = [intake_document.submit(p, config_file) for p in inputs]
+            for f in futures:
+                works.append(f.result())
+                reading.advance()
+            held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
+        else:  # here, one after another, in this thread
+            for p in inputs:
+                work = intake_document(p, config_file)
+                if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
+                    held.add(len(works))
+                works.append(work)
+                reading.advance()
     lettered = iter(send_letters([w for i, w in enumerate(works) if i not in held], config_file))
     works = [w if i in held else next(lettered) for i, w in enumerate(works)]
     outcomes = [w.outcome() for w in works]

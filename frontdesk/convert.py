@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from frontdesk import progress
 from frontdesk.exceptions import ConversionError
 
 __all__ = ["BatchConversionError", "CHUNK_SIZE", "WarmOffice", "default_workers", "docx_to_pdf", "keep_warm",
@@ -480,7 +481,8 @@ def docx_to_pdf(
     done: set[Path] = set()
     # The work directory sits inside out_dir so finished PDFs are moved in with an atomic rename.
     chunks = _split(todo, chunk_size, workers)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".frontdesk-convert-") as work_name:
+    with (tempfile.TemporaryDirectory(dir=out_dir, prefix=".frontdesk-convert-") as work_name,
+          progress.step("converting to PDF", len(todo)) as converting):
         work = Path(work_name)
 
         def finish(converted: dict[Path, Path], chunk_failed: dict[Path, str]) -> None:
@@ -488,6 +490,7 @@ def docx_to_pdf(
                 os.replace(pdf, targets[doc.resolve()])
                 done.add(doc.resolve())
             failed.update(chunk_failed)
+            converting.advance(len(converted) + len(chunk_failed))
 
         if workers == 1 or len(chunks) == 1:
             warm = (office or _WARM) if workers == 1 else None

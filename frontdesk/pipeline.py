@@ -600,8 +600,11 @@ class Pipeline:
     # --- letters -----------------------------------------------------------------------------------------
 
     def needs_missing_insurance_letter(self, work: IntakeWork) -> bool:
+        from frontdesk.letter_events import letter_enabled
+
         return bool(work.result and work.result.document_type == "intake_form"
-                    and any(f.code == MISSING_INSURANCE_CODE for f in work.result.flags))
+                    and any(f.code == MISSING_INSURANCE_CODE for f in work.result.flags)
+                    and letter_enabled(MISSING_INSURANCE_LETTER))
 
     def has_letter_work(self, works: Sequence[IntakeWork]) -> bool:
         """Whether :meth:`send_letters` has anything to write or settle for ``works``: a letter a document
@@ -625,12 +628,16 @@ class Pipeline:
         first, last = s("patient.first_name"), s("patient.last_name")
         city_line = " ".join(x for x in (f"{s('patient.address.city')},", s("patient.address.state"),
                                          s("patient.address.zip")) if x.strip(","))
+        from frontdesk.language import PREFERRED_LANGUAGE_KEY, language_of, letter_date
+
         today = self.today or date.today()
         practice = self.settings.practice
+        language = language_of(r.value(PREFERRED_LANGUAGE_KEY))
         return {
+            "language": language,
             "practice": {"name": practice.name, "address_lines": list(practice.address_lines),
                          "phone": practice.phone},
-            "letter_date": f"{today:%B} {today.day}, {today:%Y}",
+            "letter_date": letter_date(today, language),
             "patient": {"full_name": " ".join(x for x in (first, last) if x), "first_name": first or "Patient",
                         "address_lines": [x for x in (s("patient.address.street"), city_line) if x]},
             "missing_items": missing_insurance_items(r, self.reader.vocabulary),
@@ -684,13 +691,14 @@ class Pipeline:
                     records.finish_without_letters(s, doc_id)
         if not todo:
             return list(given)
-        template = self.settings.letters_dir / f"{MISSING_INSURANCE_LETTER}.docx"
+        from frontdesk.language import context_language, template_for
         with tempfile.TemporaryDirectory(prefix="frontdesk-letters-") as tmp:
             tmpdir = Path(tmp)
             docs, contexts = [], []
             for w in todo:
                 ctx = self.letter_context(w)
                 contexts.append(ctx)
+                template = template_for(self.settings.letters_dir, MISSING_INSURANCE_LETTER, context_language(ctx))
                 # Rendered with the practice's logo; the records keep the plain context.
                 docs.append(render_docx(template, render_context(ctx, self.settings),
                                         tmpdir / f"{w.document_id}.docx"))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from frontdesk import audit
+from frontdesk import audit, letter_events
 from frontdesk.db.models import (
     Arrival,
     Document,
@@ -274,7 +274,14 @@ def complete_document(session: Session, document_id: str, *, result: ExtractionR
     doc.completed_at = None if letter_due else utcnow()
     audit.record(session, "create", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"{outcome}; {len(stored)} objects")
+    if result is not None:  # welcome and incomplete-intake letters, as config/letters.yaml says
+        letter_events.on_intake_filed(session, doc, result, reviewed=False, labels=_labels(vocab))
     return doc
+
+
+def _labels(vocab: Vocabulary | None) -> dict[str, str]:
+    vocab = vocab or _default_vocabulary()
+    return {key: spec.label for key, spec in vocab.fields.items()}
 
 
 # The documents that are matched to each other through the patient's record: a form creates or updates the
@@ -484,6 +491,7 @@ def record_new_reading(session: Session, document_id: str, result: ExtractionRes
     doc.outcome = outcome
     audit.record(session, "update", "document", doc.id, patient_id=doc.patient_id,
                  detail=f"new reading; {outcome}; {len(result.flags)} flags")
+    letter_events.on_intake_filed(session, doc, result, reviewed=True, labels=_labels(vocab))
     return extraction
 
 

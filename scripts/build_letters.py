@@ -123,10 +123,25 @@ def placeholder_logo_png(size: int = 160) -> bytes:
 # --- building blocks --------------------------------------------------------------------------------
 
 
+#: The language being built: "en" writes the text as it stands here, "es" through the ES table below.
+_LANGUAGE = "en"
+
+
+def _tr(text: str) -> str:
+    """The text in the language being built. Tags and punctuation stay; a sentence with no Spanish in
+    ES stops the build, so a template is never half translated."""
+    if _LANGUAGE == "en" or "{{" in text or "{%" in text or not any(c.isalpha() for c in text):
+        return text
+    try:
+        return ES[text]
+    except KeyError:
+        raise SystemExit(f"no Spanish for {text!r}: add it to ES in scripts/build_letters.py") from None
+
+
 def _format_runs(paragraph: Paragraph, runs: tuple[Run | str, ...]) -> None:
     for item in runs:
         text, style_args = (item, {}) if isinstance(item, str) else item
-        run = paragraph.add_run(text)
+        run = paragraph.add_run(_tr(text))
         if style_args.get("bold"):
             run.bold = True
         if "size" in style_args:
@@ -639,6 +654,92 @@ def build_patient_statement(path: Path, logo: Path) -> Path:
     return _save_deterministic(doc, path)
 
 
+# --- the self-pay invoice ------------------------------------------------------------------------------
+
+INVOICE_COLUMNS = [  # (heading, value tag, width in inches, right-aligned)
+    ("Date", "{{ line.date }}", 0.85, False),
+    ("Code", "{{ line.code }}", 0.7, False),
+    ("Description", "{{ line.description }}", 3.55, False),
+    ("Units", "{{ line.units }}", 0.6, True),
+    ("Amount", "{{ line.amount }}", 0.8, True),
+]
+
+
+def _invoice_stub(cell: _Cell) -> None:
+    """The payment stub beside the windows: what the patient sends back with the payment."""
+    _paragraph(cell, _r("INVOICE", bold=True, size=13, color=ACCENT), after=4)
+    for label, tag in (("Invoice date", "{{ invoice_date }}"), ("Invoice number", "{{ reference }}"),
+                       ("Visit on", "{{ visit_date }}"), ("Please pay by", "{{ due_date }}")):
+        _paragraph(cell, _r(f"{label}: ", size=9, color=GREY), _r(tag, size=9), after=0)
+    _paragraph(cell, _r("Amount due: ", bold=True, size=11), _r("{{ amount_due }}", bold=True, size=11),
+               before=3, after=5)
+    _paragraph(cell, _r("Amount enclosed: $ ____________", size=10), after=5)
+    _paragraph(cell, _r("Make checks payable to ", size=8, color=GREY),
+               _r("{{ remit_to.name }}", size=8, color=GREY), after=0)
+    _paragraph(cell, _r("and send them to: ", size=8, color=GREY),
+               _r("{{ remit_to.address_lines|join(', ') }}", size=8, color=GREY), after=0)
+    _paragraph(cell, _r("Write your invoice number on your check.", size=8, color=GREY), after=0)
+
+
+def build_self_pay_invoice(path: Path, logo: Path) -> Path:
+    """An itemised invoice for a visit paid by the patient: a payment stub at the top, the service lines
+    (date, CPT code, plain description, units, amount), the total and how to pay."""
+    doc = _base_document()
+    _window_block(doc, "patient", logo, _invoice_stub)
+    cut = _paragraph(
+        doc,
+        _r("Please detach along this line and return the top part with your payment.", size=8, color=GREY),
+        before=6,
+        after=10,
+        align=WD_ALIGN_PARAGRAPH.CENTER,
+    )
+    _border(cut, "top", style="dashed", size=6, space=4)
+    _paragraph(doc, _r("Your invoice from ", bold=True, size=13, color=ACCENT),
+               _r("{{ practice.name }}", bold=True, size=13, color=ACCENT), after=2, keep_with_next=True)
+    _paragraph(doc, _r("Invoice ", size=9, color=GREY), _r("{{ reference }}", size=9, color=GREY),
+               _r(" for your visit on ", size=9, color=GREY), _r("{{ visit_date }}", size=9, color=GREY),
+               _r(", dated ", size=9, color=GREY), _r("{{ invoice_date }}", size=9, color=GREY), after=8)
+    _paragraph(
+        doc,
+        "You told us you pay for your care yourself. Here is each service of your visit and its price. If "
+        "anything looks wrong, or you have a question about this bill, please call us at ",
+        "{{ practice.phone }}",
+        ". We are glad to help.",
+        after=8,
+    )
+    widths = [w for _, _, w, _ in INVOICE_COLUMNS]
+    lines = _fixed_table(doc, 5, widths)
+    for cell, (heading, _, _, right) in zip(lines.rows[0].cells, INVOICE_COLUMNS, strict=True):
+        _cell_text(cell, heading, right=right, bold=True)
+        _shade(cell, "DCE6EA")
+    _repeat_header(lines)
+    _cell_text(lines.cell(1, 0), "{%tr for line in lines %}")
+    for cell, (_, tag, _, right) in zip(lines.rows[2].cells, INVOICE_COLUMNS, strict=True):
+        _cell_text(cell, tag, right=right, size=9)
+    _cell_text(lines.cell(3, 0), "{%tr endfor %}")
+    label = lines.cell(4, 0).merge(lines.cell(4, 3))
+    _cell_text(label, "Total", bold=True, size=9)
+    _cell_text(lines.cell(4, 4), "{{ total }}", right=True, bold=True, size=9)
+    _shade(label, "F1F4F6")
+    _shade(lines.cell(4, 4), "F1F4F6")
+    for row in lines.rows:
+        for cell in row.cells:
+            _cell_margins(cell, top=0.03, bottom=0.03, left=0.04, right=0.04)
+    _no_split(lines)
+    _paragraph(doc, _r("Please pay ", bold=True), _r("{{ amount_due }}", bold=True), _r(" by ", bold=True),
+               _r("{{ due_date }}", bold=True), _r(".", bold=True), before=12, after=4, keep_with_next=True)
+    _paragraph(doc, "You can pay in any of these ways:", after=4, keep_with_next=True)
+    _bullets_of(doc, "payment_methods")
+    _paragraph(
+        doc,
+        "If you cannot pay the whole amount now, please call us. We can set up a payment plan that works "
+        "for you. If you have already paid, thank you, and please disregard this invoice.",
+        before=8,
+        after=0,
+    )
+    return _save_deterministic(doc, path)
+
+
 def _save_deterministic(doc: Any, path: Path) -> Path:
     """Save with fixed zip timestamps so rebuilding an unchanged template changes no bytes."""
     buffer = io.BytesIO()
@@ -654,12 +755,147 @@ def _save_deterministic(doc: Any, path: Path) -> Path:
     return path
 
 
+# --- Spanish ------------------------------------------------------------------------------------------
+
+ES: dict[str, str] = {
+    "Phone ": "Teléfono ",
+    "Reference ": "Referencia ",
+    "Your insurance information": "La información de su seguro",
+    "Dear ": "Estimado/a ",
+    "Thank you for choosing ": "Gracias por elegir ",
+    ". We have looked over your new-patient paperwork, and we need a little more information about your health insurance. With it, we can send the bill for your care to your insurance company.":
+        ". Revisamos sus formularios de paciente nuevo y necesitamos un poco más de información sobre su seguro médico. Con ella podemos enviar la factura de su atención a su compañía de seguros.",
+    "Here is what we still need:": "Esto es lo que todavía necesitamos:",
+    "All of this is on your insurance card. You can get it to us in whichever way is easiest for you:":
+        "Todo esto aparece en su tarjeta de seguro. Puede hacérnoslo llegar de la forma que le resulte más fácil:",
+    "Bring your card": "Traiga su tarjeta",
+    " to your appointment. We will make a copy at the front desk.": " a su cita. Haremos una copia en la recepción.",
+    "Call us": "Llámenos",
+    " at ": " al ",
+    " and read us the information on your card.": " y léanos la información de su tarjeta.",
+    "Mail a copy": "Envíe por correo una copia",
+    " of the front and back of your card to ": " del frente y del reverso de su tarjeta a ",
+    "Your appointment is not affected.": "Su cita no cambia.",
+    " Please keep it as planned. If you do not have insurance, or you would rather pay for your care yourself, just call and let us know. If you have already sent us this information, thank you; there is nothing more you need to do.":
+        " Por favor, manténgala como está prevista. Si no tiene seguro, o prefiere pagar su atención usted mismo/a, llámenos y avísenos. Si ya nos envió esta información, gracias; no necesita hacer nada más.",
+    "If you have any questions, we are happy to help. When you call, please mention the reference number at the bottom of this letter.":
+        "Si tiene alguna pregunta, con gusto le ayudamos. Cuando llame, mencione por favor el número de referencia que aparece al pie de esta carta.",
+    "Kind regards,": "Atentamente,",
+    "Front Desk, ": "Recepción, ",
+    "Reference: ": "Referencia: ",
+    "A few details are missing from your forms": "Faltan algunos datos en sus formularios",
+    "Thank you for filling in your new-patient forms for ": "Gracias por completar sus formularios de paciente nuevo para ",
+    ". When we looked them over, we found that a few answers are missing or hard to read:":
+        ". Al revisarlos, vimos que faltan algunas respuestas o que son difíciles de leer:",
+    "You can help us in whichever way is easiest for you:": "Puede ayudarnos de la forma que le resulte más fácil:",
+    ". We can fill in the answers with you over the phone; it only takes a few minutes.":
+        ". Podemos completar las respuestas con usted por teléfono; solo toma unos minutos.",
+    "Tell us at your visit.": "Díganoslo en su visita.",
+    " Please come a few minutes early so we have time to go through it together.":
+        " Por favor, llegue unos minutos antes para que tengamos tiempo de revisarlo juntos.",
+    "We ask because complete records help us take good care of you and make sure your visits are billed correctly. ":
+        "Se lo pedimos porque un expediente completo nos ayuda a cuidarle bien y a facturar sus visitas correctamente. ",
+    " If you have already sent us this information, thank you; there is nothing more you need to do.":
+        " Si ya nos envió esta información, gracias; no necesita hacer nada más.",
+    "Your appointment on ": "Su cita del ",
+    "This is a friendly reminder of your next visit with us:": "Le recordamos amablemente su próxima visita con nosotros:",
+    "with ": "con ",
+    "Please bring:": "Por favor, traiga:",
+    "Your insurance card and a photo ID": "Su tarjeta de seguro y una identificación con foto",
+    "A list of the medicines you take, with their doses (vitamins and supplements too)":
+        "Una lista de los medicamentos que toma, con sus dosis (también vitaminas y suplementos)",
+    "Your glasses or hearing aids, if you use them": "Sus anteojos o audífonos, si los usa",
+    "Before or at your visit, please also:": "Antes de su visita o durante ella, por favor también:",
+    "Please arrive 15 minutes early so we have time to check you in. If you cannot come, please call us at ":
+        "Por favor, llegue 15 minutos antes para que tengamos tiempo de registrarle. Si no puede venir, llámenos al ",
+    " as soon as you can: we will find you a new time and offer yours to someone who is waiting.":
+        " lo antes posible: le daremos una nueva hora y ofreceremos la suya a alguien que está esperando.",
+    "We look forward to seeing you.": "Esperamos verle pronto.",
+    "Welcome to ": "Bienvenido/a a ",
+    "Thank you for choosing us for your care. We are glad to have you as a patient, and we want your first visit to be easy and unhurried.":
+        "Gracias por elegirnos para su atención. Nos alegra tenerle como paciente y queremos que su primera visita sea fácil y sin prisas.",
+    "Before your first visit": "Antes de su primera visita",
+    "Fill in the new-patient forms, if you have not done so yet. Ask us if you need a copy.":
+        "Complete los formularios de paciente nuevo, si todavía no lo ha hecho. Pídanos una copia si la necesita.",
+    "Write down the medicines you take, with their doses, including vitamins and supplements.":
+        "Anote los medicamentos que toma, con sus dosis, incluidas vitaminas y suplementos.",
+    "Note any questions you would like to ask; it is easy to forget them in the room.":
+        "Anote las preguntas que quiera hacer; es fácil olvidarlas en el consultorio.",
+    "Please bring": "Por favor, traiga",
+    "Your list of medicines": "Su lista de medicamentos",
+    "Recent test results or records from other doctors, if you have them":
+        "Resultados de análisis recientes o expedientes de otros médicos, si los tiene",
+    "Please arrive 15 minutes before your appointment so we can check you in without rushing. If you need to change or cancel a visit, call us at ":
+        "Por favor, llegue 15 minutos antes de su cita para registrarle sin prisas. Si necesita cambiar o cancelar una visita, llámenos al ",
+    ", at least a day ahead if you can.": ", al menos con un día de anticipación si puede.",
+    "You can call us with any question about your care, your appointments or your bill. ":
+        "Puede llamarnos con cualquier pregunta sobre su atención, sus citas o su factura. ",
+    "In an emergency, call 911.": "En caso de emergencia, llame al 911.",
+    "We look forward to meeting you.": "Esperamos conocerle pronto.",
+    "STATEMENT": "ESTADO DE CUENTA",
+    "Statement date: ": "Fecha del estado de cuenta: ",
+    "Account number: ": "Número de cuenta: ",
+    "Please pay by: ": "Pague a más tardar el: ",
+    "Amount due: ": "Monto a pagar: ",
+    "Amount enclosed: $ ____________": "Monto adjunto: $ ____________",
+    "Make checks payable to ": "Emita los cheques a nombre de ",
+    "and send them to: ": "y envíelos a: ",
+    "Write your account number on your check.": "Escriba su número de cuenta en el cheque.",
+    "Please detach along this line and return the top part with your payment.":
+        "Por favor, corte por esta línea y devuelva la parte superior con su pago.",
+    "Your statement from ": "Su estado de cuenta de ",
+    "Statement ": "Estado de cuenta ",
+    " for account ": " de la cuenta ",
+    ", dated ": ", con fecha ",
+    "Here is the care you received and what is left to pay after your insurance. If anything looks wrong, or you have a question about this bill, please call us at ":
+        "Esta es la atención que recibió y lo que queda por pagar después de su seguro. Si algo no parece correcto, o tiene alguna pregunta sobre esta factura, llámenos al ",
+    ". We are glad to help.": ". Con gusto le ayudamos.",
+    "Date": "Fecha",
+    "Patient": "Paciente",
+    "Code": "Código",
+    "Description": "Descripción",
+    "Charges": "Cargos",
+    "Insurance paid": "Pagado por el seguro",
+    "Adjust- ments": "Ajustes",
+    "You paid": "Usted pagó",
+    "Balance": "Saldo",
+    "Totals": "Totales",
+    "INVOICE": "FACTURA",
+    "Invoice date: ": "Fecha de la factura: ",
+    "Invoice number: ": "Número de factura: ",
+    "Visit on: ": "Visita del: ",
+    "Write your invoice number on your check.": "Escriba su número de factura en el cheque.",
+    "Your invoice from ": "Su factura de ",
+    "Invoice ": "Factura ",
+    " for your visit on ": " por su visita del ",
+    "You told us you pay for your care yourself. Here is each service of your visit and its price. If anything looks wrong, or you have a question about this bill, please call us at ":
+        "Usted nos indicó que paga su atención por su cuenta. Este es cada servicio de su visita y su precio. Si algo no parece correcto, o tiene alguna pregunta sobre esta factura, llámenos al ",
+    "Units": "Unidades",
+    "Amount": "Importe",
+    "Total": "Total",
+    "If you cannot pay the whole amount now, please call us. We can set up a payment plan that works for you. If you have already paid, thank you, and please disregard this invoice.":
+        "Si no puede pagar el monto completo ahora, llámenos. Podemos acordar un plan de pagos que le convenga. Si ya pagó, gracias; por favor, no tenga en cuenta esta factura.",
+    "How old the balance is": "Antigüedad del saldo",
+    "Current": "Corriente",
+    "31 to 60 days": "31 a 60 días",
+    "61 to 90 days": "61 a 90 días",
+    "Over 90 days": "Más de 90 días",
+    "Amount due": "Monto a pagar",
+    "Please pay ": "Por favor, pague ",
+    " by ": " a más tardar el ",
+    "You can pay in any of these ways:": "Puede pagar de cualquiera de estas formas:",
+    "If you cannot pay the whole amount now, please call us. We can set up a payment plan that works for you. If you have already paid, thank you, and please disregard this statement.":
+        "Si no puede pagar el monto completo ahora, llámenos. Podemos acordar un plan de pagos que le convenga. Si ya pagó, gracias; por favor, no tenga en cuenta este estado de cuenta.",
+}
+
+
 BUILDERS: dict[str, Callable[[Path, Path], Path]] = {
     "missing_insurance.docx": build_missing_insurance,
     "incomplete_intake.docx": build_incomplete_intake,
     "appointment_reminder.docx": build_appointment_reminder,
     "welcome.docx": build_welcome,
     "patient_statement.docx": build_patient_statement,
+    "self_pay_invoice.docx": build_self_pay_invoice,
 }
 
 
@@ -673,9 +909,17 @@ def write_logo(out_dir: Path) -> Path:
 
 
 def build_all(out_dir: Path) -> list[Path]:
-    """The placeholder logo, then every template (each embeds the logo as its placeholder)."""
+    """The placeholder logo, then every template (each embeds the logo as its placeholder), in English
+    in ``out_dir`` and in Spanish in ``out_dir/es`` (a practice in the US gets both)."""
+    global _LANGUAGE
     logo = write_logo(out_dir)
-    return [builder(out_dir / name, logo) for name, builder in BUILDERS.items()]
+    built = [builder(out_dir / name, logo) for name, builder in BUILDERS.items()]
+    try:
+        _LANGUAGE = "es"
+        built += [builder(out_dir / "es" / name, logo) for name, builder in BUILDERS.items()]
+    finally:
+        _LANGUAGE = "en"
+    return built
 
 
 def preview(templates: list[Path], out_dir: Path) -> list[Path]:

@@ -64,3 +64,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the session's throw-away PostgreSQL cluster (tests/pgcluster.py), if a test started one. Under
+    xdist only the controller does, after every worker has finished."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from tests.pgcluster import session_folder, stop_cluster
+
+    stop_cluster(session_folder(session.config))

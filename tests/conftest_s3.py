@@ -69,13 +69,24 @@ def storage_case(request: pytest.FixtureRequest, tmp_path: Path) -> StorageCase:
     return case
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL server the tests may create databases on: FRONTDESK_TEST_POSTGRES_URL, or a cluster
+    started for this session. Skips only where PostgreSQL is not installed at all."""
+    from tests.pgcluster import ClusterUnavailable, cluster_url, session_folder
+
+    try:
+        return cluster_url(session_folder(request.config))
+    except ClusterUnavailable as exc:
+        pytest.skip(f"{POSTGRES_ENV} is not set and no PostgreSQL cluster could be started: {exc}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every records test runs on SQLite, and on PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set."""
+    """Every records test runs on SQLite, and on PostgreSQL: FRONTDESK_TEST_POSTGRES_URL's server when it
+    is set, otherwise the session's throw-away cluster (tests/pgcluster.py)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'records.db'}"
         return
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
     yield from postgres_db(admin_url)

@@ -64,9 +64,10 @@ def test_a_card_scanned_before_the_form_fills_the_form_and_no_letter_goes_out(tm
     docs = {d["id"]: d for d in shown["documents"]}
     assert set(docs) == {form_out["record_id"], card_out["record_id"]}
     assert docs[card_out["record_id"]]["outcome"] == "filed"  # no longer waiting for a person
-    assert shown["letters"] == []
+    # No missing-insurance letter; the new patient's welcome letter (config/letters.yaml) is queued.
+    assert [lt["kind"] for lt in shown["letters"]] == ["welcome"]
     mail = cli_json("mail", "--kind", "letters", "--dry-run", env=fd_env)
-    assert (mail["items"], mail["held"]) == (0, [])
+    assert (mail["items"], mail["held"]) == (1, [])  # the welcome letter only
 
     assert ("card.unmatched", "resolved") in flag_rows(fd_env["FRONTDESK_DATABASE_URL"], card_out["record_id"])
     audit = cli_json("audit", "--patient", found[0]["id"], env=fd_env)

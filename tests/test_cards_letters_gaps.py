@@ -267,10 +267,11 @@ def test_a_review_after_the_card_keeps_the_cards_member_id_unless_the_person_cor
     assert card_id != forms[0].record_id
     assert not {(f["code"], f["field"]) for f in shown["open_flags"]} & {("insurance.missing_info", None),
                                                                          ("missing", MEMBER)}
-    assert shown["letters"] == []
+    assert [lt["kind"] for lt in shown["letters"]] == ["welcome"]  # no missing-insurance letter
     docs = {d["id"]: d for d in shown["documents"]}
     assert docs[forms[0].record_id]["outcome"] == "filed"
-    assert cli_json("mail", "--kind", "letters", "--dry-run", env=fd_env)["items"] == 0
+    pending = cli_json("mail", "--kind", "letters", "--dry-run", env=fd_env)
+    assert pending["items"] == 2  # the two new patients' welcome letters, no missing-insurance letter
     audit = cli_json("audit", "--patient", shown["id"], env=fd_env)
     assert any(MEMBER in (e.get("detail") or "") and card_id in (e.get("detail") or "")
                and "left" in (e.get("detail") or "") for e in audit)
@@ -279,7 +280,7 @@ def test_a_review_after_the_card_keeps_the_cards_member_id_unless_the_person_cor
     assert results[forms[1].record_id]["status"] == "filed" and results[forms[1].record_id]["letters"] == []
     shown = patient_of(corrected, fd_env)
     assert shown["fields"][MEMBER] == {"value": typed, "source_document": forms[1].record_id}
-    assert shown["letters"] == []
+    assert [lt["kind"] for lt in shown["letters"]] == ["welcome"]
     audit = cli_json("audit", "--patient", shown["id"], env=fd_env)
     fixed = [e for e in audit if "corrected" in (e.get("detail") or "")]
     assert len(fixed) == 1 and MEMBER in fixed[0]["detail"] and forms[1].record_id in fixed[0]["detail"]

@@ -93,12 +93,19 @@ def test_flow_publishes_the_worklist_and_queues_reminders_once(prefect_harness: 
     (tmp_path / "drop").mkdir()
     sc.write_fhir(tmp_path / "drop" / "tomorrow.json")
 
-    first = previsit_check_flow(visit_date=VISIT_DATE.isoformat())
+    # Replayed as of the Wednesday evening before: Thursday's batch still reaches a Tuesday visit.
+    as_of = "2026-02-25T17:00:00"  # a date and time, nothing else (the practice's zone)
+    first = previsit_check_flow(visit_date=VISIT_DATE.isoformat(), now=as_of)
     assert first["summary"]["appointments"] == 40 and first["run_id"] == 1
     assert first["summary"]["reminders_queued"] > 0
     assert {"html", "pdf", "csv", "json"} <= set(first["outputs"])
-    second = previsit_check_flow(visit_date=VISIT_DATE.isoformat())
+    second = previsit_check_flow(visit_date=VISIT_DATE.isoformat(), now=as_of)
     assert second["previous_run_id"] == 1 and second["summary"]["reminders_queued"] == 0
+    from flows.params import ParameterRefused
+
+    for not_a_time in ("config/frontdesk.yaml", "/etc/passwd", "tomorrow"):  # a time or nothing
+        with pytest.raises(ParameterRefused, match="now: an ISO date and time"):
+            previsit_check_flow.fn(visit_date=VISIT_DATE.isoformat(), now=not_a_time)
 
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["previsit-worklist"])))

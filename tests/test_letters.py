@@ -254,7 +254,7 @@ def test_compose_follows_the_plan_and_manifest_guards_against_formulas() -> None
 
 def test_every_kind_has_a_template_and_passes_check() -> None:
     assert set(KINDS) == {"missing_insurance", "incomplete_intake", "appointment_reminder", "welcome",
-                          STATEMENT_KIND}
+                          STATEMENT_KIND, "self_pay_invoice"}
     for name, kind in KINDS.items():
         template = LETTERS / kind.template_name
         assert template.is_file()
@@ -325,7 +325,8 @@ def test_the_configured_logo_replaces_the_placeholder(tmp_path: Path, settings: 
 def test_letters_check_passes_the_shipped_templates(fd_env: dict[str, str]) -> None:
     proc = run_cli("letters", "check", env=fd_env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("ok ") == len(KINDS)
+    assert proc.stdout.count("ok ") == 2 * len(KINDS)  # every kind in English and in Spanish (es/)
+    assert proc.stdout.count(" (es)") == len(KINDS)
 
 
 @pytest.mark.parametrize(("tag", "expect"), [

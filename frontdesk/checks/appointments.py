@@ -456,6 +456,35 @@ def _address(resource: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
+#: Participant roles (v3 ParticipationType) that only a person providing care plays.
+_PROVIDER_CODES = {"ATND", "PPRF", "SPRF", "PART", "CON", "ADM", "DIS", "REF", "PRF"}
+_NOT_PROVIDERS = {"Patient", "Location", "Device", "HealthcareService", "RelatedPerson", "Group"}
+
+
+def _display_only_practitioner(actor: Any, part: Mapping[str, Any]) -> tuple[str, str | None, bool] | None:
+    """(name, NPI, typed) for a participant whose actor has a display but no reference, when it can be a
+    practitioner: its Reference.type says Practitioner (or PractitionerRole), or its participant type is a
+    provider's role (typed); or nothing says what it is (untyped). None for a Location, a Patient..."""
+    if not isinstance(actor, dict):
+        return None
+    name = collapse(actor.get("display")) if isinstance(actor.get("display"), str) else None
+    if not name:
+        return None
+    kind = actor.get("type") if isinstance(actor.get("type"), str) else None
+    kind = kind.rstrip("/").rsplit("/", 1)[-1] if kind else None  # a canonical URL or a bare type name
+    npi = None
+    ident = actor.get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == NPI_SYSTEM and isinstance(ident.get("value"), str):
+        npi = ident["value"].strip() or None
+    if kind in _NOT_PROVIDERS:
+        return None
+    if kind in ("Practitioner", "PractitionerRole") or _codes(part.get("type")) & _PROVIDER_CODES:
+        return name, npi, True
+    if kind is not None:
+        return None  # some other kind of resource
+    return name, npi, False
+
+
 def parse_fhir_bundle(path: Path, data: bytes, config: AppointmentsConfig, tz: tzinfo, *,
                       today: date | None = None) -> ParsedAppointments:
     try:
@@ -505,10 +534,24 @@ def parse_fhir_bundle(path: Path, data: bytes, config: AppointmentsConfig, tz: t
                 start = parsed.astimezone(tz).replace(tzinfo=None) if parsed.tzinfo else parsed
         patient: dict[str, Any] | None = None
         provider = provider_npi = referring_npi = None
+        untyped: tuple[str, str | None] | None = None  # a display-only actor of no stated type
         for k, part in enumerate(res.get("participant") or []):
             actor = part.get("actor") if isinstance(part, dict) else None
             ref = actor.get("reference") if isinstance(actor, dict) else None
             if not isinstance(ref, str):
+                # FHIR R4 allows a Reference with only a display (and perhaps a type or an identifier):
+                # systems send the provider that way. Typed ones are taken as they say; an untyped one
+                # only when nothing better names the provider.
+                found = _display_only_practitioner(actor, part)
+                if found is None:
+                    continue
+                name, npi, typed = found
+                if REFERRER_CODE in _codes(part.get("type")):
+                    referring_npi = referring_npi or npi
+                elif typed and provider is None:
+                    provider, provider_npi = name, npi
+                elif not typed and untyped is None:
+                    untyped = (name, npi)
                 continue
             target = by_ref.get(ref)
             kind = ref.split("/")[-2] if "/" in ref else (target or {}).get("resourceType")
@@ -530,6 +573,8 @@ def parse_fhir_bundle(path: Path, data: bytes, config: AppointmentsConfig, tz: t
                     provider, provider_npi = display, npi
         if patient is None and not any(p.column and p.column.startswith("participant") for p in problems):
             problems.append(RowProblem(where, "participant", "no Patient participant"))
+        if provider is None and untyped is not None:
+            provider, provider_npi = untyped
         if provider is None:
             problems.append(RowProblem(where, "participant", "no Practitioner participant with a name"))
         mrn = first = last = None

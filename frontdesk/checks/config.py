@@ -23,6 +23,7 @@ from frontdesk.exceptions import ConfigError
 CHECK_NAMES: tuple[str, ...] = (
     "record_match_unique",
     "intake_on_file",
+    "intake_in_review",
     "intake_signed",
     "intake_current",
     "hipaa_acknowledged",
@@ -43,6 +44,13 @@ CSV_FIELDS: frozenset[str] = frozenset({
     "appointment_id", "date", "time", "start", "provider", "provider_npi", "mrn", "patient_name",
     "first_name", "last_name", "date_of_birth", "referring_npi", "status", "visit_type",
 })
+
+
+#: The shipped ``intake_in_review`` rule, for a checks.yaml written before the check existed.
+IN_REVIEW_RULE: dict[str, Any] = {
+    "code": "intake.in_review", "severity": "warning", "remind": False,
+    "message": "We have your new-patient form; our staff are still checking how it was read.",
+}
 
 
 class RuleConfig(BaseModel):
@@ -107,6 +115,8 @@ class ChecksConfig(BaseModel):
     intake_max_age_months: int = Field(12, ge=1, le=120)
     relationship_min_generation_gap_years: int = Field(12, ge=1, le=40)
     holidays: list[date] = Field(default_factory=list)
+    # Business days a reminder needs between its mail batch and the visit (frontdesk/checks/reminders.py).
+    reminder_lead_business_days: int = Field(3, ge=1, le=20)
     rules: dict[str, RuleConfig]
     item_words: dict[str, str] = Field(default_factory=dict)
     payers: dict[str, PayerSpec] = Field(default_factory=dict)
@@ -232,6 +242,8 @@ def load_checks(path: Path, payers_file: Path | None = None) -> LoadedChecks:
     unknown = sorted(set(config.rules) - set(CHECK_NAMES))
     if unknown:
         raise ConfigError(f"{path}: rules: unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}")
+    if "intake_in_review" not in config.rules:  # a practice's file from before this check: its shipped rule
+        config.rules["intake_in_review"] = RuleConfig(**IN_REVIEW_RULE)
     missing = [n for n in CHECK_NAMES if n not in config.rules]
     if missing:
         raise ConfigError(f"{path}: rules: no entry for {', '.join(missing)} (use 'enabled: false' to switch one off)")

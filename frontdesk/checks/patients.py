@@ -32,6 +32,7 @@ class IntakeOnFile:
     signed: bool
     hipaa_acknowledged: bool
     signed_on: date | None = None
+    in_review: bool = False  # the reading waits for a person (a name may be misread until then)
 
     @property
     def dated(self) -> date:

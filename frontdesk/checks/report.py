@@ -100,6 +100,7 @@ class CheckReport:
     reminders_queued: int = 0
     cancelled_keys: list[str] = field(default_factory=list)  # of the checked day, as the export says
     reminders_voided: int = 0  # pending reminders of visits cancelled since they were queued
+    reminders_too_late: int = 0  # gaps whose reminder could not arrive before the visit (or the day is past)
     outputs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -115,6 +116,7 @@ class CheckReport:
             "reminders_queued": self.reminders_queued,
             "reminders_not_sent": sum(1 for r in self.rows if r.reminder_note),
             "reminders_voided": self.reminders_voided,
+            "reminders_too_late": self.reminders_too_late,
             "bad_rows_skipped": len(self.bad_rows),
             "cancelled_skipped": self.skipped_status,
             "other_dates": self.other_dates,
@@ -154,15 +156,19 @@ def reminder_context(row: WorklistRow, codes: Iterable[str], settings: Settings,
     wanted = set(codes)
     items = [f.message for f in row.findings if f.code in wanted]
     a = row.appointment
+    from frontdesk.language import PREFERRED_LANGUAGE_KEY, clock_time, language_of, letter_date, weekday_date
+
     first = row.record.first_name if row.record else (a.first_name or "")
+    language = language_of(row.record.value(PREFERRED_LANGUAGE_KEY) if row.record else None)
     practice = settings.practice
     return {
+        "language": language,
         "practice": {"name": practice.name, "address_lines": list(practice.address_lines), "phone": practice.phone},
-        "letter_date": f"{today:%B} {today.day}, {today:%Y}",
+        "letter_date": letter_date(today, language),
         "patient": {"full_name": row.patient_name, "first_name": first or "Patient",
                     "address_lines": mailing_address(row) or []},
-        "appointment": {"date": f"{a.start:%A, %B} {a.start.day}, {a.start:%Y}",
-                        "time": a.start.strftime("%I:%M %p").lstrip("0"),
+        "appointment": {"date": weekday_date(a.start.date(), language),
+                        "time": clock_time(a.start.time(), language),
                         "provider": a.provider, "start": a.start.isoformat(timespec="minutes")},
         "missing_items": items,
         "gaps": sorted(wanted),

@@ -110,6 +110,12 @@ def _intake_on_file(ctx: Context) -> bool:
     return not ctx.match.ambiguous and (ctx.match.record is None or ctx.match.record.intake is None)
 
 
+def _intake_in_review(ctx: Context) -> bool:
+    """Intake received, in review: the form is here but waits for a person, so staff do not ask the
+    patient for a form he has filled in."""
+    return ctx.record.intake is not None and ctx.record.intake.in_review
+
+
 def _intake_signed(ctx: Context) -> bool:
     return not ctx.record.intake.signed  # type: ignore[union-attr]
 
@@ -210,6 +216,7 @@ def _referring_npi_valid(ctx: Context) -> bool:
 CHECKS: dict[str, Check] = {
     "record_match_unique": _record_match_unique,
     "intake_on_file": _intake_on_file,
+    "intake_in_review": _intake_in_review,
     "intake_signed": _intake_signed,
     "intake_current": _intake_current,
     "hipaa_acknowledged": _hipaa_acknowledged,

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from frontdesk import progress
 from frontdesk.checks.appointments import (
     Appointment,
     AppointmentFileError,
@@ -44,11 +45,13 @@ def check_appointments(appointments: Sequence[Appointment], records: RecordSourc
     dobs = {a.date_of_birth for a in appointments if a.date_of_birth}
     index = PatientIndex(records.candidates(mrns, dobs))
     rows = []
-    for appt in sorted(appointments, key=lambda a: (a.provider.casefold(), a.start, a.patient_name.casefold())):
-        match = index.match(appt)
-        findings = evaluate(appt, match, checks, today=today)
-        findings += coverage_findings(match.record, appt.start.date(), today=today)
-        rows.append(WorklistRow(appt, match, findings))
+    with progress.step("checking appointments", len(appointments)) as checking:
+        for appt in sorted(appointments, key=lambda a: (a.provider.casefold(), a.start, a.patient_name.casefold())):
+            match = index.match(appt)
+            findings = evaluate(appt, match, checks, today=today)
+            findings += coverage_findings(match.record, appt.start.date(), today=today)
+            rows.append(WorklistRow(appt, match, findings))
+            checking.advance()
     return rows
 
 
@@ -111,11 +114,12 @@ def read_appointments(settings: Settings, checks: LoadedChecks, appointments_fil
     return load_appointments(path, checks.config.appointments, tz, skip_bad_rows=skip_bad_rows, today=today)
 
 
-def default_visit_date(settings: Settings) -> date:
+def default_visit_date(settings: Settings, *, now: datetime | None = None) -> date:
     """What an unattended run checks: the next business day in the practice's zone (Friday -> Monday)."""
     checks = checks_for(settings.checks.rules_file)
     tz = practice_zone(settings_zone(settings))
-    return next_business_day(today_in(tz), checks.config.holidays)
+    today = now.astimezone(tz).date() if now is not None else today_in(tz)
+    return next_business_day(today, checks.config.holidays)
 
 
 def build_report(settings: Settings, checks: LoadedChecks, parsed: ParsedAppointments, visit_date: date,
@@ -147,15 +151,20 @@ def render_outputs(report: CheckReport, settings: Settings, folder: Path | None 
 def run_check(settings: Settings, visit_date: date, *, appointments_file: Path | None = None,
               skip_bad_rows: bool = False, records: RecordSource | None = None, db: Any = None,
               today: date | None = None, render: bool = True, pdf: bool = True,
-              out_dir: Path | None = None) -> CheckReport:
+              out_dir: Path | None = None, now: datetime | None = None) -> CheckReport:
     """The whole check for one day. With the records database (the default), the run is stored, changes
     since the previous run of the same day are reported, and reminder letters are queued once per gap.
     ``records`` (e.g. :class:`~frontdesk.checks.patients.InMemoryRecords`) checks without a database:
-    nothing is stored and no letters are queued."""
+    nothing is stored and no letters are queued.
+
+    ``now`` is the time of the run (aware): it decides which reminders can still arrive by post. The
+    command and the flow pass it; given ``today`` alone, only a past day is refused reminders."""
     from frontdesk.checks.store import CheckStore  # SQLAlchemy only when the records database is used
 
     checks = checks_for(settings.checks.rules_file)
     tz = practice_zone(settings_zone(settings))
+    if now is not None:
+        today = today or now.astimezone(tz).date()
     today = today or today_in(tz)
     parsed = read_appointments(settings, checks, appointments_file, skip_bad_rows=skip_bad_rows, today=today)
     store: CheckStore | None = None
@@ -170,7 +179,7 @@ def run_check(settings: Settings, visit_date: date, *, appointments_file: Path |
     try:
         report = build_report(settings, checks, parsed, visit_date, records, today=today)
         if store is not None:
-            store.record_run(report, settings, today=today)
+            store.record_run(report, settings, today=today, now=now)
         if render:
             render_outputs(report, settings, out_dir, pdf=pdf)
             if store is not None:

@@ -110,15 +110,21 @@ class CheckStore:
             out[pid] = IntakeOnFile(document_id=d.id, received_on=d.received_at.date(),
                                     signed=c.get("consent.signature") is True,
                                     hipaa_acknowledged=c.get("consent.hipaa_acknowledgment") is True,
-                                    signed_on=as_date(c.get("consent.date")))
+                                    signed_on=as_date(c.get("consent.date")),
+                                    in_review=d.outcome == "needs_review")
         return out
 
     # --- runs ----------------------------------------------------------------------------------------
 
-    def record_run(self, report: CheckReport, settings: Settings, *, today: date) -> None:
-        """Store the run, fill each row's new/resolved, learn MRNs, and queue reminder letters."""
+    def record_run(self, report: CheckReport, settings: Settings, *, today: date, now: datetime | None = None) -> None:
+        """Store the run, fill each row's new/resolved, learn MRNs, and queue reminder letters.
+
+        No reminder is queued for a visit today or past. With ``now`` (the time of the run), none is
+        queued either when the next mail batch is too late for it to arrive (checks/reminders.py); the
+        row says so. Without ``now`` (a run for a given day, e.g. back-filling) only the day is judged."""
         from frontdesk.checks.report import Resolved, mailing_address, reminder_context
 
+        run_time = now
         tz = ZoneInfo(settings_zone(settings))
         started = report.generated_at
         with self.db.begin() as s:
@@ -138,8 +144,8 @@ class CheckStore:
                     continue
                 old = before.get(key, {})
                 row.new = [c for c in row.codes if c not in old]
-                now = set(row.codes)
-                row.resolved = [Resolved(c, m) for c, m in old.items() if c not in now]
+                codes_now = set(row.codes)
+                row.resolved = [Resolved(c, m) for c, m in old.items() if c not in codes_now]
             report.gone_since_previous = len(set(before) - keys_now)
 
             run = CheckRun(run_date=report.visit_date, status="done", started_at=started,
@@ -164,6 +170,11 @@ class CheckStore:
                     self._learn_mrn(s, row)
                 self._upsert_appointment(s, row, tz, stored)
 
+            timing_note = self._reminder_timing_note(report, settings, today=today, now=run_time)
+            from frontdesk.letter_events import letter_enabled
+
+            if not letter_enabled(REMINDER_KIND):
+                timing_note = "reminder letters are switched off (config/letters.yaml)"
             for row in report.rows:
                 codes = [f.code for f in row.findings if f.remind]
                 if not codes:
@@ -172,6 +183,10 @@ class CheckStore:
                 done = reminded.get(key, set())
                 fresh = [c for c in codes if c not in done]
                 if not fresh:
+                    continue
+                if timing_note is not None:
+                    row.reminder_note = timing_note
+                    report.reminders_too_late += 0 if timing_note.startswith("reminder letters are switched") else 1
                     continue
                 if mailing_address(row) is None:
                     row.reminder_note = "no complete mailing address on file: ask at the desk"
@@ -196,6 +211,25 @@ class CheckStore:
                 report.reminders_queued += 1
             self._void_cancelled(s, report)
             run.findings = self._snapshot(report)
+
+    @staticmethod
+    def _reminder_timing_note(report: CheckReport, settings: Settings, *, today: date,
+                              now: datetime | None) -> str | None:
+        """Why no reminder can reach this day's patients in time, or None when it can."""
+        from frontdesk.checks.config import checks_for
+        from frontdesk.checks.reminders import ReminderTiming, ReminderWhen, last_mail_day, reminder_timing
+
+        config = checks_for(settings.checks.rules_file).config
+        lead = config.reminder_lead_business_days
+        if now is None:
+            if report.visit_date <= today:
+                return ReminderTiming(ReminderWhen.day_past,
+                                      last_mail_day(report.visit_date, lead, config.holidays), None).note
+            return None
+        timing = reminder_timing(report.visit_date, now, cron=settings.prefect.mail_cron,
+                                 tz=ZoneInfo(settings_zone(settings)), lead_business_days=lead,
+                                 holidays=config.holidays)
+        return timing.note
 
     @staticmethod
     def _snapshot(report: CheckReport) -> dict[str, Any]:

@@ -33,6 +33,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "place_of_service": ("place of service", "pos"),
     "rendering_npi": ("rendering npi", "provider npi", "rendering provider npi"),
     "prior_authorization": ("prior authorization", "authorization", "prior auth"),
+    "description": ("description", "procedure description", "service description", "service"),
 }
 
 
@@ -49,6 +50,7 @@ class ServiceLine:
     units: Decimal
     charge: Decimal
     diagnoses: list[str]
+    description: str = ""  # optional column: the service in plain words (a self-pay invoice prints it)
 
 
 @dataclass
@@ -168,7 +170,8 @@ def read_claim_ledger(path: Path, *, label: str | None = None) -> list[Visit]:
             continue
         dx = [normalise_icd(d) for d in re.split(r"[\s,;|]+", cell("diagnoses")) if d.strip()]
         mods = [m.upper() for m in re.split(r"[\s,;:|]+", cell("modifiers")) if m.strip()]
-        v.lines.append(ServiceLine(n, dos, cell("code").upper(), mods, units, charge, dx))
+        v.lines.append(ServiceLine(n, dos, cell("code").upper(), mods, units, charge, dx,
+                                   description=cell("description")[:120]))
     if problems:
         raise ClaimLedgerError(where, f"{len(problems)} problem(s):\n  " + "\n  ".join(problems[:50]))
     if not visits:

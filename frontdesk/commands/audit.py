@@ -8,11 +8,15 @@ import json
 import sys
 from typing import Any
 
+from frontdesk.commands.help import EXAMPLE_PATIENT, examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("audit", help="list audit events (who touched which record, and when)")
+    p = sub.add_parser("audit", help="list audit events (who touched which record, and when)",
+                       **examples(
+        ("frontdesk audit --since 2026-01-01 --limit 20", "the first 20 events since New Year"),
+        (f"frontdesk audit --patient {EXAMPLE_PATIENT} --json", "everything done with one patient's record, as JSON")))
     p.add_argument("--patient", metavar="ID", help="only events about this patient (pat-...)")
     p.add_argument("--since", metavar="DATE", help="only events at or after DATE (YYYY-MM-DD or ISO time, UTC)")
     p.add_argument("--object", metavar="ID", help="only events about this object (doc-..., a storage key...)")

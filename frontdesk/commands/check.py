@@ -9,14 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("check", help="pre-visit completeness check: worklist of what to ask each patient",
+                       **examples(
+        ("frontdesk check --date 2026-03-03 --appointments appointments.csv --no-pdf", "check a day from the scheduler's export; worklist as HTML, CSV and JSON"),
+        ("frontdesk check --date 2026-03-03 --appointments appointments.csv --json --no-pdf", "the same worklist printed as JSON")),
                        description="Check every appointment of a day against the patient records and write "
                                    "the worklist (HTML, PDF, CSV, JSON); queue reminder letters for gaps.")
     p.add_argument("--date", default=None, metavar="DATE",
@@ -36,20 +41,24 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, ctx: Any) -> int:
     from frontdesk.checks.config import checks_for
     from frontdesk.checks.runner import default_visit_date, run_check
-    from frontdesk.checks.schedule import parse_visit_date, practice_zone, settings_zone, today_in
+    from frontdesk.checks.schedule import parse_visit_date, practice_zone, settings_zone
 
     settings = ctx.settings
+    now = datetime.now(practice_zone(settings_zone(settings)))  # the one clock reading of this run
     if args.date is None:
-        visit_date = default_visit_date(settings)
+        visit_date = default_visit_date(settings, now=now)
     else:
         try:
-            visit_date = parse_visit_date(args.date, today=today_in(practice_zone(settings_zone(settings))),
+            visit_date = parse_visit_date(args.date, today=now.date(),
                                           holidays=checks_for(settings.checks.rules_file).config.holidays)
         except ValueError as exc:
             print(f"frontdesk: --date: {exc}", file=sys.stderr)
             return ExitCode.bad_input
-    report = run_check(settings, visit_date, appointments_file=args.appointments, skip_bad_rows=args.skip_bad_rows,
-                       out_dir=args.out, pdf=not args.no_pdf)
+    from frontdesk.progress import shown
+
+    with shown(json_output=args.json):
+        report = run_check(settings, visit_date, appointments_file=args.appointments,
+                           skip_bad_rows=args.skip_bad_rows, out_dir=args.out, pdf=not args.no_pdf, now=now)
     for w in report.warnings:
         print(f"frontdesk: warning: {w}", file=sys.stderr)
     if report.bad_rows:

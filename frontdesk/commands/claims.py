@@ -9,14 +9,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
-EXAMPLES = """examples:
-  frontdesk claims --ledger visits.csv --date 2026-03-03
-  frontdesk claims --alignment-page alignment.pdf
-  frontdesk claims --acknowledgment response.999
-  frontdesk claims --list
-"""
+EXAMPLES = examples(
+    ("frontdesk claims --alignment-page alignment.pdf",
+     "write the CMS-1500 alignment test page: print it on a red form and set claims.printers"),
+    ("frontdesk claims --ledger visits.csv --date 2026-03-03",
+     "(needs the billing settings and a visit ledger) one 837P batch and the CMS-1500 forms of that day"),
+    ("frontdesk claims --acknowledgment response.999",
+     "(needs a 999 from the clearinghouse) rejected claims become flags"),
+    ("frontdesk claims --list", "every claim's state (accepted, rejected by the payer, ...) and its flags"))
 
 
 def register(sub: Any) -> None:
@@ -25,7 +28,7 @@ def register(sub: Any) -> None:
                                    "codes), the patient records and the billing settings; validate it with pyx12; "
                                    "file it and put it in the clearinghouse outbox; print CMS-1500 (02/12) data "
                                    "for the red form and a preview with the form drawn.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       **EXAMPLES)
     p.add_argument("--ledger", type=Path, metavar="FILE", help="the visit ledger CSV (one row per service line)")
     p.add_argument("--date", default=None, metavar="YYYY-MM-DD", help="only visits of this day")
     p.add_argument("--printer", default="default", help="printer offsets to use (claims.printers)")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("console", help="serve the staff console (web pages for the front desk)")
+    p = sub.add_parser("console", help="serve the staff console (web pages for the front desk)", **examples(
+        ("frontdesk console --port 8181", "(runs until stopped) the staff console on http://127.0.0.1:8181")))
     p.add_argument("--host", help="address to listen on (default: console.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: console.port, 8180)")
     p.set_defaults(handler=run)

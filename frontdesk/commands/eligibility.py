@@ -12,13 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
-EXAMPLES = """examples:
-  frontdesk eligibility --date 2026-03-03 --appointments appointments.csv
-  frontdesk eligibility --responses response.271 --json
-  frontdesk eligibility --inbox
-"""
+EXAMPLES = examples(
+    ("frontdesk eligibility --inbox",
+     "read every response waiting in the clearinghouse inbox (271, 999, 277CA)"),
+    ("frontdesk eligibility --date 2026-03-03 --appointments appointments.csv",
+     "(needs the billing settings) one 270 request batch for that day's appointments"),
+    ("frontdesk eligibility --responses response.271 --json",
+     "(needs a 271 from the clearinghouse) coverage onto each patient's record and worklist"))
 
 
 def register(sub: Any) -> None:
@@ -27,7 +30,7 @@ def register(sub: Any) -> None:
                                    "in the clearinghouse outbox), or read a 271 response file: coverage goes on "
                                    "each patient's record and the pre-visit worklist; inactive coverage queues "
                                    "the missing-insurance letter.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       **EXAMPLES)
     p.add_argument("--date", default=None, metavar="DATE",
                    help="visit day: YYYY-MM-DD, MM/DD/YYYY, today, tomorrow or next (default: "
                         "claims.eligibility.days_ahead business days from today)")

@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode, InputFileError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("extract", help="read one document and print its fields and flags")
+    p = sub.add_parser("extract", help="read one document and print its fields and flags",
+                       **examples(
+        ("frontdesk extract scans/intake-0001.pdf", "the fields and flags of one document, as a table"),
+        ("frontdesk extract scans/intake-0001.pdf --json", "the same as JSON (the documented shape, for scripts)")))
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print the documented JSON shape")
     p.add_argument("--forms-dir", type=Path, action="append", default=[], metavar="DIR",

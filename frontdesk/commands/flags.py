@@ -7,11 +7,16 @@ import argparse
 import json
 from typing import Any
 
+from frontdesk.commands.help import EXAMPLE_PATIENT, examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("flags", help="open problems on documents and patients: list, dismiss")
+    p = sub.add_parser("flags", help="open problems on documents and patients: list, dismiss", **examples(
+        ("frontdesk flags list", "every open flag, oldest first"),
+        (f"frontdesk flags list --patient {EXAMPLE_PATIENT} --json", "one patient's open flags"),
+        ('frontdesk flags dismiss 12 --reason "patient called, card on file"',
+         "(needs a flag's number from flags list) close it with the reason")))
     psub = p.add_subparsers(dest="flags_command", metavar="ACTION")
     psub.required = True
     ls = psub.add_parser("list", help="open flags, oldest first")

@@ -15,11 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ConfigError, ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("forms", help="turn the practice's own forms into templates (add, check)",
+    p = sub.add_parser("forms", help="turn the practice's own forms into templates (add, check)", **examples(
+        ("frontdesk forms add scans/intake-0001.pdf --id our_intake",
+         "propose a key for every box of the practice's form (nothing is written)"),
+        ("frontdesk forms check new_patient_intake --out intake-check.pdf",
+         "each key printed in its box, and keys the rules need that the form lacks")),
                        description="Bring your own form: propose a key for every box, write the template, check it.")
     fsub = p.add_subparsers(dest="forms_command", metavar="ACTION")
     fsub.required = True

@@ -16,12 +16,19 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("letters", help="check the letter templates; make patient statements from a ledger",
-                       description="Letter templates and patient statements.")
+                       description="Letter templates and patient statements.",
+                       **examples(
+        ("frontdesk letters check", "render every letter template with sample data and report problems"),
+        ("frontdesk letters statements ledger.csv --date 2026-11-30 --dry-run",
+         "who would get a statement from this ledger export, and who cannot be billed; nothing recorded"),
+        ("frontdesk letters statements ledger.csv --date 2026-11-30",
+         "make the statements, file them and leave them for the next mail batch")))
     lsub = p.add_subparsers(dest="letters_command", metavar="ACTION")
     lsub.required = True
     c = lsub.add_parser("check", help="render every template with sample data and report problems")
@@ -38,6 +45,17 @@ def register(sub: Any) -> None:
     s.add_argument("--dry-run", action="store_true", help="report what would be billed; record nothing")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=run_statements)
+    inv = lsub.add_parser("invoices", help="an itemised invoice for each self-pay visit in the visit ledger",
+                          **examples(
+        ("frontdesk letters invoices visits.csv --date 2026-11-30",
+         "(needs a visit ledger with self-pay visits) queue their invoices for the next mail batch"),
+        ("frontdesk letters invoices visits.csv --dry-run --json", "(needs a visit ledger) what would be queued")))
+    inv.add_argument("ledger", type=Path, metavar="VISITS.csv",
+                     help="the visit ledger (as for frontdesk claims: visit, patient id, date, code, charge...)")
+    inv.add_argument("--date", metavar="YYYY-MM-DD", help="invoice date (default: today)")
+    inv.add_argument("--dry-run", action="store_true", help="count what would be queued; queue nothing")
+    inv.add_argument("--json", action="store_true")
+    inv.set_defaults(handler=run_invoices)
 
 
 def check_all(settings: Any, *, layout: bool) -> dict[str, list[str]]:
@@ -56,6 +74,8 @@ def check_all(settings: Any, *, layout: bool) -> dict[str, list[str]]:
         results[name] = check_template(template, sample)
         if not results[name]:
             samples[name] = sample_context(name)
+        for translated in sorted(settings.letters_dir.glob(f"*/{kind.template_name}")):  # es/welcome.docx...
+            results[f"{name} ({translated.parent.name})"] = check_template(translated, sample)
     if layout and samples:
         _check_layout(settings, samples, results)
     return results
@@ -132,11 +152,13 @@ def run_statements(args: argparse.Namespace, ctx: Any) -> int:
     settings = ctx.settings
     db = open_database(settings)
     storage = open_storage(settings)
+    from frontdesk.progress import shown
+
     if args.dry_run:
         run = issue_statements(db, storage, settings, ledger, statement_date=statement_date, minimum=minimum,
                                dry_run=True)
     else:
-        with letters_lock(db, settings):
+        with letters_lock(db, settings), shown(json_output=args.json):
             run = issue_statements(db, storage, settings, ledger, statement_date=statement_date, minimum=minimum)
     for problem in run.problems:
         print(f"frontdesk: {args.ledger.name}: {problem}", file=sys.stderr)
@@ -156,4 +178,39 @@ def run_statements(args: argparse.Namespace, ctx: Any) -> int:
               f"on this date, {len(run.without_address)} without an address, {len(run.problems)} problem(s)")
         if run.issued and not args.dry_run:
             print("  they wait for the next mail batch: frontdesk mail --kind statements")
+        if run.unbillable:
+            print(f"{len(run.unbillable)} account(s) cannot be billed:")
+            for item in run.unbillable:
+                print(f"  {args.ledger.name} {item['rows']}: {item['reason']}")
     return ExitCode.ok if not run.render_failed else ExitCode.template
+
+
+def run_invoices(args: argparse.Namespace, ctx: Any) -> int:
+    from frontdesk.claims.ledger import read_claim_ledger
+    from frontdesk.db import open_database
+    from frontdesk.letters.filing import letters_lock
+    from frontdesk.letters.invoices import issue_invoices
+
+    invoice_date = _statement_date(args.date)
+    visits = read_claim_ledger(args.ledger)
+    settings = ctx.settings
+    db = open_database(settings)
+    if args.dry_run:
+        run = issue_invoices(db, settings, visits, invoice_date=invoice_date, dry_run=True)
+    else:
+        with letters_lock(db, settings):
+            run = issue_invoices(db, settings, visits, invoice_date=invoice_date)
+    for item in run.not_invoiced:
+        print(f"frontdesk: {args.ledger.name}: visit {item['visit']} ({item['patient_id']}): {item['reason']}; "
+              "no invoice", file=sys.stderr)
+    if args.json:
+        print(json.dumps(run.as_dict(), indent=2))
+        return ExitCode.ok
+    if run.disabled:
+        print("self-pay invoices are switched off (config/letters.yaml: self_pay_invoice enabled: false)")
+        return ExitCode.ok
+    made = run.would_queue if args.dry_run else len(run.queued)
+    print(f"{run.visits} visits: {made} invoice(s) {'would be ' if args.dry_run else ''}queued for the next mail "
+          f"batch, {run.already_invoiced} already invoiced, {run.insured} insured (billed by claim), "
+          f"{len(run.not_invoiced)} not invoiced")
+    return ExitCode.ok

@@ -22,11 +22,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("mail", help="batch every pending letter and statement into one print-ready PDF",
+                       **examples(
+        ("frontdesk mail --dry-run", "what the next batch would hold; nothing is recorded"),
+        ("frontdesk mail --kind statements --out print", "one print-ready PDF of every pending statement"),
+        ("frontdesk mail --list", "recent batches and whether they were mailed")),
                        description="Collect pending letters and statements into one print-ready PDF for "
                                    "#10 double-window envelopes, with a manifest; void or re-issue a batch.")
     p.add_argument("--kind", choices=("letters", "statements", "all"), default="all", help="what to mail")
@@ -131,7 +136,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
                   "(run frontdesk mail to issue them in a new batch)")
             return ExitCode.ok
     else:
-        summary = run_mail(db, storage, settings, kind=args.kind, dry_run=args.dry_run, out_dir=args.out)
+        from frontdesk.progress import shown
+
+        with shown(json_output=args.json):
+            summary = run_mail(db, storage, settings, kind=args.kind, dry_run=args.dry_run, out_dir=args.out)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:

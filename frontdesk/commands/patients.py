@@ -13,11 +13,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import EXAMPLE_PATIENT, examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("patients", help="find patients, show a record, export a patient's documents")
+    p = sub.add_parser("patients", help="find patients, show a record, export a patient's documents",
+                       **examples(
+        ('frontdesk patients find "maria garcia" --dob 1984-03-07', "patients with both names and this birth date"),
+        (f"frontdesk patients show {EXAMPLE_PATIENT}", "one patient's record: values, documents, open flags, letters"),
+        (f"frontdesk patients export {EXAMPLE_PATIENT} exported", "copy the patient's documents and letters into ./exported"),
+        (f"frontdesk patients merge {EXAMPLE_PATIENT} pat-0b1c2d3e4f50 --preview",
+         "(needs two records of one person) what would move onto the kept record"),
+        ("frontdesk patients unmerge 3", "(needs a merge's number from patients show) undo that merge"),
+        (f"frontdesk patients correct {EXAMPLE_PATIENT} patient.phone",
+         "(needs the right value) read from standard input: echo 2175550199 | frontdesk patients correct ...")))
     psub = p.add_subparsers(dest="patients_command", metavar="ACTION")
     psub.required = True
     f = psub.add_parser("find", help="patients whose name contains every word of NAME")
@@ -29,9 +39,19 @@ def register(sub: Any) -> None:
     s.add_argument("patient_id", metavar="ID")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=run_show)
-    e = psub.add_parser("export", help="copy a patient's filed documents and letters into a folder")
-    e.add_argument("patient_id", metavar="ID")
+    e = psub.add_parser("export", help="copy a patient's filed documents and letters into a folder", **examples(
+        (f"frontdesk patients export {EXAMPLE_PATIENT} exported", "the patient's filed objects, in ./exported"),
+        (f"frontdesk patients export --fhir {EXAMPLE_PATIENT} fhir",
+         "FHIR R4: fhir/<id>.json (Patient, Coverage, DocumentReference) and the documents it points to"),
+        ("frontdesk patients export --fhir --day today fhir-today",
+         "the same for every patient with a document, letter or statement filed today")))
+    e.add_argument("patient_id", metavar="ID", nargs="?", help="the patient's id (not with --day)")
     e.add_argument("dest", type=Path, metavar="DIR")
+    e.add_argument("--fhir", action="store_true",
+                   help="write FHIR R4 resources (a Bundle per patient) instead of the plain copy")
+    e.add_argument("--day", metavar="YYYY-MM-DD", help="with --fhir: every patient with something filed that day "
+                   "(also today, yesterday)")
+    e.add_argument("--json", action="store_true", help="with --fhir: print what was written as JSON")
     e.set_defaults(handler=run_export)
     m = psub.add_parser("merge", help="merge OTHER into KEPT (two records of one patient); reversible")
     m.add_argument("kept_id", metavar="KEPT")
@@ -137,6 +157,11 @@ def run_export(args: argparse.Namespace, ctx: Any) -> int:
     from frontdesk.records import export_patient
     from frontdesk.storage import open_storage
 
+    if args.fhir:
+        return run_export_fhir(args, ctx)
+    if args.day or args.json or not args.patient_id:
+        print("frontdesk: patients export: give a patient ID (--day and --json go with --fhir)", file=sys.stderr)
+        return ExitCode.bad_input
     db = open_database(ctx.settings)
     written = export_patient(db, open_storage(ctx.settings), args.patient_id, args.dest)
     if written is None:
@@ -145,6 +170,43 @@ def run_export(args: argparse.Namespace, ctx: Any) -> int:
     for path in written:
         print(path)
     print(f"{len(written)} files exported to {args.dest}")
+    return ExitCode.ok
+
+
+def run_export_fhir(args: argparse.Namespace, ctx: Any) -> int:
+    from datetime import timedelta
+
+    from frontdesk.checks.schedule import practice_zone, settings_zone, today_in
+    from frontdesk.db import open_database
+    from frontdesk.fhir_export import ExportError, export_fhir
+    from frontdesk.storage import open_storage
+
+    if (args.patient_id is None) == (args.day is None):
+        print("frontdesk: patients export --fhir: give a patient ID or --day, one of them", file=sys.stderr)
+        return ExitCode.bad_input
+    tz = practice_zone(settings_zone(ctx.settings))
+    day = None
+    if args.day is not None:
+        words = {"today": 0, "yesterday": -1}
+        try:
+            day = (today_in(tz) + timedelta(days=words[args.day]) if args.day in words
+                   else date.fromisoformat(args.day))
+        except ValueError:
+            print(f"frontdesk: --day: {args.day!r} is not YYYY-MM-DD, today or yesterday", file=sys.stderr)
+            return ExitCode.bad_input
+    try:
+        done = export_fhir(open_database(ctx.settings), open_storage(ctx.settings), args.dest,
+                           patient_id=args.patient_id, day=day, tz=tz)
+    except ExportError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return ExitCode.general
+    if args.json:
+        print(json.dumps(done.as_dict(), indent=2))
+        return ExitCode.ok
+    for path in done.bundles:
+        print(path)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(done.resources.items()))
+    print(f"{len(done.bundles)} FHIR bundles ({counts}) and {len(done.files)} documents written to {args.dest}")
     return ExitCode.ok
 
 

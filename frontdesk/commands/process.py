@@ -8,12 +8,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 from frontdesk.models import ProcessOutcome
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)")
+    p = sub.add_parser("process", help="extract, check, write letters for and file documents (one run)",
+                       **examples(
+        ("frontdesk process scans --json", "read, check, write letters for and file every document in a folder; a JSON list")))
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object per input, as a list")
     p.add_argument("--task-runner", choices=["thread", "dask"],
@@ -31,7 +34,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         settings = settings.model_copy(deep=True)
         settings.prefect.task_runner = args.task_runner
     use_pipeline(Pipeline(settings), config)
-    outcomes: list[ProcessOutcome] = intake_flow_for(settings)([str(p) for p in args.paths], config)
+    from frontdesk.progress import shown
+
+    with shown(json_output=args.json):
+        outcomes: list[ProcessOutcome] = intake_flow_for(settings)([str(p) for p in args.paths], config)
     if args.json:
         print(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2, ensure_ascii=False))
     else:

@@ -13,11 +13,16 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("review", help="documents waiting for a person: list, show, decide")
+    p = sub.add_parser("review", help="documents waiting for a person: list, show, decide", **examples(
+        ("frontdesk review list", "documents waiting for review, oldest first"),
+        ("frontdesk review show doc-0123456789abcdef", "(needs a document's id from review list) what needs a decision"),
+        ("frontdesk review decide doc-0123456789abcdef --accept patient.last_name",
+         "(needs a document's id from review list) keep what was read, re-validate and file")))
     psub = p.add_subparsers(dest="review_command", metavar="ACTION")
     psub.required = True
     ls = psub.add_parser("list", help="documents waiting for review, oldest first (overdue marked)")

@@ -11,13 +11,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 BARCODES = ("qr", "code128")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("separator-sheet", help="write a printable separator sheet for scanned stacks")
+    p = sub.add_parser("separator-sheet", help="write a printable separator sheet for scanned stacks",
+                       **examples(
+        ("frontdesk separator-sheet separator.pdf --copies 5", "five separator sheets to put between forms in a stack"),
+        ("frontdesk separator-sheet separator-code128.pdf --barcode code128", "the same with a Code 128 barcode")))
     p.add_argument("out", type=Path, help="the PDF to write")
     p.add_argument("--copies", type=int, default=1, help="pages in the PDF (default 1)")
     p.add_argument("--barcode", choices=BARCODES, default="qr",

@@ -17,6 +17,7 @@ from typing import Any
 
 from flows.server import local_server_env as local_server_env  # its home before flows/server.py
 from flows.server import prefect_api
+from frontdesk.commands.help import examples
 from frontdesk.commands.watch import add_watch_options, watch_settings
 from frontdesk.exceptions import ConfigError, ExitCode
 
@@ -24,7 +25,9 @@ log = logging.getLogger("frontdesk.serve")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the watcher and the scheduled flows (long-running)")
+    p = sub.add_parser("serve", help="run the watcher and the scheduled flows (long-running)",
+                       **examples(
+        ("frontdesk serve inbox --polling", "(runs until stopped) the watcher plus the pre-visit check and mail batch on their schedules")))
     add_watch_options(p)
     p.add_argument("--no-watch", action="store_true", help="serve the deployments only")
     p.add_argument("--register", metavar="POOL",

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 _SECTIONS = (
@@ -23,7 +24,10 @@ _SECTIONS = (
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("storage", help="check document storage against the records; send spooled files")
+    p = sub.add_parser("storage", help="check document storage against the records; send spooled files",
+                       **examples(
+        ("frontdesk storage verify", "check every recorded file is in storage and unchanged; list strays"),
+        ("frontdesk storage flush --json", "send files held in the spool while storage was down")))
     ssub = p.add_subparsers(dest="storage_command", metavar="ACTION")
     ssub.required = True
     v = ssub.add_parser("verify", help="check every recorded object exists and matches its SHA-256; list orphans")

@@ -13,11 +13,17 @@ import json
 import sys
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("users", help="staff console users: add, list, disable, enable, password")
+    p = sub.add_parser("users", help="staff console users: add, list, disable, enable, password", **examples(
+        ("frontdesk users add jsmith", "a staff user for the console; asks for the password"),
+        ("frontdesk users list", "every user, with role and whether enabled"),
+        ("frontdesk users password jsmith", "a new password (ends the user's sessions)"),
+        ("frontdesk users disable jsmith", "no more logins; open sessions end"),
+        ("frontdesk users enable jsmith", "let the user log in again")))
     psub = p.add_subparsers(dest="users_command", metavar="ACTION")
     psub.required = True
     a = psub.add_parser("add", help="add a user (password from the terminal, or one line on stdin)")

@@ -7,12 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from frontdesk.commands.help import examples
 from frontdesk.exceptions import ExitCode
 from frontdesk.settings import Settings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("watch", help="watch the inbox folder and process every file dropped into it")
+    p = sub.add_parser("watch", help="watch the inbox folder and process every file dropped into it",
+                       **examples(
+        ("frontdesk watch inbox --once --dispatch local", "file what is in the inbox now, then exit (no Prefect)"),
+        ("frontdesk watch --failed", "list the files set aside, with the name they had and the reason"),
+        ("frontdesk watch inbox --polling --dispatch local", "(runs until stopped) watch a network share by polling")))
     add_watch_options(p)
     p.add_argument("--once", action="store_true",
                    help="take what is in the inbox now, wait until it is all filed, then exit")
@@ -86,9 +91,12 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     dispatcher = make_dispatcher(settings, config, "local") if args.dispatch == "local" else None
     watcher = Watcher(settings, args.inbox, config_file=config,
                       dispatcher=dispatcher or (lambda: make_dispatcher(settings, config)))
+    from frontdesk.progress import shown
+
     try:
         if args.dispatch == "local":
-            stats = watcher.run(once=args.once)
+            with shown(json_output=args.json):  # the documents read here: a first scan of a big inbox
+                stats = watcher.run(once=args.once)
         else:  # flow runs, from several processes: they need one server to report to
             from flows.server import prefect_api
 

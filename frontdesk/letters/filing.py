@@ -19,6 +19,7 @@ person at the CLI never render or batch the same pieces at once.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,13 +32,15 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from frontdesk import audit
+from frontdesk import audit, progress
 from frontdesk.convert import BatchConversionError, default_workers, docx_to_pdf
 from frontdesk.db import Database
+from frontdesk.db.checks_models import PatientIdentifier
 from frontdesk.db.letters_models import LetterLock, StatementDetail
 from frontdesk.db.models import Letter, Patient, Statement, utcnow
 from frontdesk.exceptions import ConversionError, FrontdeskError, TemplateError
 from frontdesk.identity import match_key
+from frontdesk.language import PREFERRED_LANGUAGE_KEY, context_language, language_of, template_for
 from frontdesk.letters.kinds import KINDS, STATEMENT_KIND, render_context
 from frontdesk.letters.statements import Ledger, StatementDraft, build_drafts, cents
 from frontdesk.models import StoredObject
@@ -127,16 +130,18 @@ def render_pdfs(jobs: Sequence[RenderJob], settings: Settings) -> RenderResult:
     with tempfile.TemporaryDirectory(prefix="frontdesk-render-") as tmp:
         folder = Path(tmp)
         docs: dict[str, Path] = {}
-        for job in jobs:
-            if job.kind not in KINDS:
-                result.failed[job.piece_id] = ("template.unknown", f"no letter template for kind {job.kind!r}")
-                continue
-            template = settings.letters_dir / KINDS[job.kind].template_name
-            try:
-                docs[job.piece_id] = render_docx(template, render_context(job.context, settings),
-                                                 folder / f"{job.piece_id}.docx")
-            except TemplateError as exc:
-                result.failed[job.piece_id] = ("template.error", str(exc))
+        with progress.step("writing letters", len(jobs)) as writing:
+            for job in jobs:
+                writing.advance()
+                if job.kind not in KINDS:
+                    result.failed[job.piece_id] = ("template.unknown", f"no letter template for kind {job.kind!r}")
+                    continue
+                template = template_for(settings.letters_dir, job.kind, context_language(job.context))
+                try:
+                    docs[job.piece_id] = render_docx(template, render_context(job.context, settings),
+                                                     folder / f"{job.piece_id}.docx")
+                except TemplateError as exc:
+                    result.failed[job.piece_id] = ("template.error", str(exc))
         if not docs:
             return result
         by_doc = {path.resolve(): piece for piece, path in docs.items()}
@@ -196,14 +201,16 @@ def render_and_file(db: Database, storage: Storage, settings: Settings,
                     jobs: Sequence[RenderJob]) -> RenderResult:
     """Render pieces and file each PDF with its letter or statement."""
     result = render_pdfs(jobs, settings)
-    for job in jobs:
-        pdf = result.pdfs.get(job.piece_id)
-        if pdf is None:
-            continue
-        if job.kind == STATEMENT_KIND:
-            file_statement(db, storage, job.piece_id, pdf)
-        else:
-            file_letter(db, storage, job.piece_id, pdf)
+    with progress.step("filing letters", len(result.pdfs)) as filing:
+        for job in jobs:
+            pdf = result.pdfs.get(job.piece_id)
+            if pdf is None:
+                continue
+            if job.kind == STATEMENT_KIND:
+                file_statement(db, storage, job.piece_id, pdf)
+            else:
+                file_letter(db, storage, job.piece_id, pdf)
+            filing.advance()
     if result.failed:
         log.warning("%d piece(s) could not be rendered: %s", len(result.failed),
                     ", ".join(f"{piece} ({code})" for piece, (code, _) in result.failed.items()))
@@ -228,24 +235,47 @@ class StatementRun:
     render_failed: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     would_issue: int = 0  # a dry run's count of statements it would record
+    # Every account above the minimum that gets no statement, with the reason: {"rows": ..., "reason": ...}.
+    unbillable: list[dict[str, str]] = field(default_factory=list)
+    matched_by_account: int = 0  # accounts found through an account number remembered from an earlier run
 
     def as_dict(self) -> dict[str, Any]:
         return {"statement_date": self.statement_date.isoformat(), "ledger_rows": self.ledger_rows,
                 "accounts": self.accounts, "issued": self.issued, "already_issued": self.already_issued,
                 "below_minimum": self.below_minimum, "without_address": self.without_address,
                 "problems": self.problems, "render_failed": self.render_failed, "dry_run": self.dry_run,
-                "would_issue": self.would_issue}
+                "would_issue": self.would_issue, "unbillable": self.unbillable,
+                "matched_by_account": self.matched_by_account}
+
+
+#: PatientIdentifier.system for the billing system's account number, remembered once an account is matched.
+LEDGER_ACCOUNT = "ledger_account"
+
+
+def _account_value(account: str) -> str:
+    return re.sub(r"[^0-9A-Z]", "", account.upper())[:100]
 
 
 def _rows_label(rows: Sequence[int]) -> str:
     return f"row {rows[0]}" if len(rows) == 1 else f"rows {min(rows)}-{max(rows)}"
 
 
-def _patient_of(db: Database, draft: StatementDraft) -> tuple[str, str, list[str]] | None:
-    """The account's first patient found in the records by name and date of birth: (id, name, address).
-    The address is empty when the record has no complete one. The lookup is a read of the record: audited."""
+def _patient_of(db: Database, draft: StatementDraft, *, remember: bool = True,
+                run: StatementRun | None = None) -> tuple[str, str, list[str], str] | None:
+    """The account's patient: by the account number remembered from an earlier match, else the first
+    found by name and date of birth, whose account number is then remembered (so a later export whose
+    rows lack the date of birth still finds the record). Returns (id, name, address); the address is
+    empty when the record has no complete one. The lookup is a read of the record: audited."""
+    account = _account_value(draft.account)
     with db.begin() as s:
-        for name, dob in draft.patient_keys:
+        patient: Patient | None = None
+        known = s.scalars(select(PatientIdentifier).where(PatientIdentifier.system == LEDGER_ACCOUNT,
+                                                          PatientIdentifier.value == account)).first() if account else None
+        if known is not None:
+            patient = s.get(Patient, known.patient_id)
+            if patient is not None and run is not None:
+                run.matched_by_account += 1
+        for name, dob in draft.patient_keys if patient is None else ():
             if dob is None:
                 continue
             if "," in name:
@@ -254,14 +284,30 @@ def _patient_of(db: Database, draft: StatementDraft) -> tuple[str, str, list[str
                 first, _, last = name.rpartition(" ")
             patient = s.scalars(select(Patient).where(Patient.match_key == match_key(first, last, dob))
                                 .order_by(Patient.created_at, Patient.id).limit(1)).first()
-            if patient is None:
-                continue
+            if patient is not None:
+                if remember and account and known is None:
+                    s.add(PatientIdentifier(patient_id=patient.id, system=LEDGER_ACCOUNT, value=account))
+                break
+        if patient is not None:
             audit.record(s, "read", "patient", patient.id, patient_id=patient.id, detail="statement")
             parts = {k: patient.value(f"patient.address.{k}") for k in ("street", "city", "state", "zip")}
             address = ([str(parts["street"]), f"{parts['city']}, {parts['state']} {parts['zip']}"]
                        if all(isinstance(v, str) and v for v in parts.values()) else [])
-            return patient.id, f"{patient.first_name} {patient.last_name}", address
+            return (patient.id, f"{patient.first_name} {patient.last_name}", address,
+                    language_of(patient.value(PREFERRED_LANGUAGE_KEY)))
     return None
+
+
+def _why_no_address(draft: StatementDraft, found: tuple[str, str, list[str], str] | None) -> str:
+    """Why an account gets no statement, in the words staff need to fix it."""
+    if found is not None:
+        return (f"no address in the export, and the patient's record ({found[0]}) has no complete address: "
+                "add it to the record or the billing system")
+    if all(dob is None for _, dob in draft.patient_keys):
+        return ("no address in the export, and no date of birth to find the patient's record: export the "
+                "guarantor address or the patient date of birth")
+    return ("no address in the export, and no patient record matches the name and date of birth: check the "
+            "spelling in the billing system")
 
 
 def issue_statements(db: Database, storage: Storage, settings: Settings, ledger: Ledger, *,
@@ -280,13 +326,18 @@ def issue_statements(db: Database, storage: Storage, settings: Settings, ledger:
                        below_minimum=below, problems=list(ledger.problems), dry_run=dry_run)
     if ledger.bad_accounts:
         run.problems.append(f"{len(ledger.bad_accounts)} account(s) with unreadable rows get no statement")
+        for account in sorted(ledger.bad_accounts):
+            rows = [ln.row for ln in ledger.lines if ln.account == account]
+            run.unbillable.append({"rows": _rows_label(rows) if rows else "unreadable rows only",
+                                   "reason": "some of its rows could not be read (see problems): fix the export"})
     jobs: list[RenderJob] = []
     for draft in drafts:
-        found = _patient_of(db, draft)
+        found = _patient_of(db, draft, remember=not dry_run, run=run)
         patient_id = found[0] if found else None
         if not draft.address_lines:
             if found is None or not found[2]:
                 run.without_address.append(_rows_label(draft.rows))
+                run.unbillable.append({"rows": _rows_label(draft.rows), "reason": _why_no_address(draft, found)})
                 continue
             draft.guarantor, draft.address_lines = found[1], found[2]
             draft.address_from = "record"
@@ -306,7 +357,8 @@ def issue_statements(db: Database, storage: Storage, settings: Settings, ledger:
                             amount_due_cents=cents(draft.amount_due))
             s.add(stm)
             s.flush()
-            stm.context = draft.context(settings, statement_date=statement_date, reference=stm.id.upper())
+            stm.context = draft.context(settings, statement_date=statement_date, reference=stm.id.upper(),
+                                        language=found[3] if found else "en")
             s.add(StatementDetail(statement_id=stm.id, account=draft.account, statement_date=statement_date,
                                   cycle_key=cycle, ledger_sha256=ledger.sha256, lines=len(draft.lines)))
             audit.record(s, "create", "statement", stm.id, patient_id=patient_id,

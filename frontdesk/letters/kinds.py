@@ -20,6 +20,7 @@ from frontdesk.rendering import Picture
 from frontdesk.settings import Settings
 
 STATEMENT_KIND = "patient_statement"
+INVOICE_KIND = "self_pay_invoice"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ KINDS: dict[str, Kind] = {
         Kind("appointment_reminder", "reminds of a visit, with the checklist of what to bring"),
         Kind("welcome", "welcomes a new patient: what to expect and what to bring"),
         Kind(STATEMENT_KIND, "the bill: service lines, aging, due date and a remittance stub", "guarantor"),
+        Kind(INVOICE_KIND, "an itemised invoice for a self-pay visit: service lines, total, due date and a payment stub"),
     )
 }
 
@@ -126,7 +128,34 @@ def sample_context(kind: str) -> dict[str, Any]:
         return common
     if kind == STATEMENT_KIND:
         return sample_statement_context()
+    if kind == INVOICE_KIND:
+        return sample_invoice_context()
     raise KeyError(kind)
+
+
+def sample_invoice_context() -> dict[str, Any]:
+    line = {"date": "11/20/2026", "code": "99203", "description": "Office visit, new patient <30 min> & exam",
+            "units": "1", "amount": "$165.00"}
+    return {
+        "practice": copy.deepcopy(_SAMPLE_PRACTICE),
+        "remit_to": {"name": "Harbor & Main <Family> Medicine", "address_lines": ["PO Box 4410",
+                                                                                  "Springfield, IL 62708"]},
+        "patient": copy.deepcopy(_SAMPLE_PATIENT),
+        "letter_date": "November 29, 2026",
+        "invoice_date": "November 29, 2026",
+        "due_date": "December 29, 2026",
+        "visit_date": "November 20, 2026",
+        "visit": "V-20261120-0031",
+        "reference": "LTR-5D2E9A01B3C4",
+        "lines": [line, {**line, "code": "36415", "description": "Drawing blood", "amount": "$12.00"},
+                  {**line, "code": "85025", "description": "Complete blood count", "units": "2",
+                   "amount": "$56.00"}],
+        "total": "$233.00",
+        "amount_due": "$233.00",
+        "payment_methods": ["Online at https://pay.example.org (card or bank account)",
+                            "By phone at (217) 555-0142",
+                            "By mail: send a check with the top part of this invoice"],
+    }
 
 
 def sample_statement_context() -> dict[str, Any]:
@@ -156,4 +185,5 @@ def sample_statement_context() -> dict[str, Any]:
 
 
 __all__ = ["KINDS", "STATEMENT_KIND", "Kind", "kind_for_template", "kind_named", "letter_date", "logo_picture",
-           "practice_block", "render_context", "sample_context", "sample_statement_context"]
+           "practice_block", "render_context", "sample_context", "sample_statement_context", "INVOICE_KIND",
+           "sample_invoice_context"]

@@ -302,8 +302,18 @@ class StatementDraft:
     def rows(self) -> list[int]:
         return [line.row for line in self.lines]
 
-    def context(self, settings: Settings, *, statement_date: date, reference: str) -> dict[str, Any]:
-        """What ``patient_statement.docx`` is rendered with (and what the statement row keeps)."""
+    def context(self, settings: Settings, *, statement_date: date, reference: str,
+                language: str = "en") -> dict[str, Any]:
+        """What ``patient_statement.docx`` is rendered with (and what the statement row keeps), dates and
+        amounts written as ``language`` writes them (frontdesk/language.py)."""
+        from frontdesk import language as lang
+
+        if language != lang.DEFAULT:
+            return {**self.context(settings, statement_date=statement_date, reference=reference),
+                    "language": language,
+                    "statement_date": lang.letter_date(statement_date, language),
+                    "due_date": lang.letter_date(statement_date + timedelta(days=settings.statements.due_days),
+                                                 language)}
         stm = settings.statements
         remit = ({"name": stm.remit_to.name, "address_lines": list(stm.remit_to.address_lines)}
                  if stm.remit_to else {"name": settings.practice.name,
