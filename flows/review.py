@@ -246,14 +246,21 @@ def review_flow(extraction_key: str) -> dict[str, Any]:
     timeout = int(pipeline.settings.prefect.review_timeout_hours * 3600)
     logger.info("document %s waits for review of %d fields", doc_id, len(keys))
     review_before = record.get("review")
+    from prefect.exceptions import Pause
+
     try:
         answer = wait_for_review(review_model(keys, result, vocab), timeout)
         values = answer.model_dump()
+    except Pause:  # suspended: the form stays for the person; the run starts again when it is answered
+        raise
     except ValidationError as exc:
+        forget_answers()
         raise ReviewAnswerError(f"document {doc_id}: the review answer is not valid "
                                 f"({validation_reason(exc)}); it stays in needs_review") from None
-    finally:  # answered, timed out, cancelled, refused: the form and its values leave the server
+    except BaseException:  # timed out, cancelled: the form and its values leave the server
         forget_answers()
+        raise
+    forget_answers()  # answered: the same
 
     # Answered in the staff console, or reviewed there (or by `frontdesk review decide`) while this run
     # waited: that review is filed already, under the person's name. Filing this answer too would file

@@ -31,7 +31,8 @@ def test_audit_lists_by_patient_and_time(tmp_path: Path, settings, fd_env: dict[
     one = json.loads(run_cli("audit", "--patient", patients[0], "--json", env=env).stdout)
     assert {e["patient_id"] for e in one} == {patients[0]}
     assert [(e["action"], e["object_type"]) for e in one] == [
-        ("create", "patient"), ("update", "patient"), ("create", "document"), ("duplicate", "document")]
+        ("create", "patient"), ("update", "patient"), ("create", "document"), ("create", "letter"),
+        ("duplicate", "document")]  # the letter: a new patient's welcome letter, queued by its event
     times = [e["at"] for e in everything]
     assert times == sorted(times)
 
@@ -41,7 +42,7 @@ def test_audit_lists_by_patient_and_time(tmp_path: Path, settings, fd_env: dict[
     bad = run_cli("audit", "--since", "last tuesday", env=env)
     assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr
     table = run_cli("audit", "--patient", patients[0], env=env)
-    assert table.returncode == 0 and "4 events" in table.stdout
+    assert table.returncode == 0 and "5 events" in table.stdout
 
     only = json.loads(run_cli("audit", "--action", "duplicate", "--json", env=env).stdout)
     assert len(only) == 2 and all(e["action"] == "duplicate" for e in only)

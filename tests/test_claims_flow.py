@@ -211,7 +211,8 @@ def test_help_examples_run(tmp_path: Path, fd_env: dict[str, str]) -> None:
     os.chdir(tmp_path)
     try:
         ran = []
-        for args in _examples("eligibility"):
+        # The request first: the response examples answer the batch it wrote.
+        for args in sorted(_examples("eligibility"), key=lambda a: ("--date" not in a, "--inbox" in a)):
             outbox = sorted((tmp_path / "outbox").glob("*.270.x12"))
             if "--responses" in args:  # the answer to the request the first example wrote
                 (tmp_path / "response.271").write_text(answer_270(outbox[-1].read_text(), seed=1)[0])

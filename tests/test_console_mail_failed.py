@@ -156,7 +156,7 @@ def test_void_and_reissue_from_the_console(mail_world: tuple[Any, Any]) -> None:
 
 
 def test_a_failed_file_is_read_again_once_and_filed(tmp_path: Path) -> None:
-    """A file refused by a limit is filed once the limit is raised: one retry reads and files it (its
+    """A file stopped by a limit is filed once the limit is raised: one retry reads and files it (its
     patient, its missing-insurance letter); a second retry and the same file handed in again do nothing."""
     from frontdesk.db import open_database
     from frontdesk.db.models import Document, Extraction, Letter, Patient
@@ -165,11 +165,12 @@ def test_a_failed_file_is_read_again_once_and_filed(tmp_path: Path) -> None:
 
     settings = _settings(tmp_path)
     case = generate(tmp_path / "in", 1, seed=41, kinds=("digital",), scenarios=("member_id_blank",))[0]
-    settings.extraction.max_file_mb = 0.001
+    # Its reading stopped by the time limit (a file refused for its size is not stored: nothing to read again).
+    settings.extraction.read_limit_seconds = 0.001
     failed = Pipeline(settings).intake(case.path)
     assert failed.status == "failed" and failed.document_id
     doc = failed.document_id
-    settings.extraction.max_file_mb = 200.0  # the IT person raised the limit
+    settings.extraction.read_limit_seconds = 300.0  # the IT person raised the limit
     add_user(settings, "ana")
     client = _client(settings)
     home = sign_in(client, "ana")
@@ -186,7 +187,9 @@ def test_a_failed_file_is_read_again_once_and_filed(tmp_path: Path) -> None:
         assert (d.outcome, d.state, d.error) == ("needs_review", "complete", None)
         assert len(s.scalars(select(Extraction).where(Extraction.document_id == doc)).all()) == 1
         assert len(s.scalars(select(Patient)).all()) == 1
-        assert [(x.kind, x.status) for x in s.scalars(select(Letter))] == [("missing_insurance", "pending")]
+        # a new patient's welcome letter and the missing-insurance letter, once each
+        assert sorted((x.kind, x.status) for x in s.scalars(select(Letter))) == [("missing_insurance", "pending"),
+                                                                                 ("welcome", "pending")]
     details = [e.detail for e in _events(settings, actor="ana", object_id=doc)]
     assert "retry started" in details and any((x or "").startswith("new reading") for x in details)
 
@@ -200,12 +203,12 @@ def test_a_file_that_still_cannot_be_read_stays_failed_with_the_new_reason(tmp_p
 
     settings = _settings(tmp_path)
     case = generate(tmp_path / "in", 1, seed=42, kinds=("digital",), scenarios=("complete",))[0]
-    settings.extraction.max_file_mb = 0.001
+    settings.extraction.read_limit_seconds = 0.001
     doc = Pipeline(settings).intake(case.path).document_id
     assert doc
     env = {"FRONTDESK_STORAGE__ROOT": str(settings.storage.root), "FRONTDESK_STORAGE__SPOOL": str(settings.storage.spool),
            "FRONTDESK_DATABASE_URL": settings.database_url, "FRONTDESK_INBOX": str(tmp_path / "inbox"),
-           "FRONTDESK_EXTRACTION__MAX_FILE_MB": "0.001", "FRONTDESK_ACTOR": "it-admin"}
+           "FRONTDESK_EXTRACTION__READ_LIMIT_SECONDS": "0.001", "FRONTDESK_ACTOR": "it-admin"}
     import os
 
     out = run_cli("documents", "retry", doc, env={**os.environ, **env})

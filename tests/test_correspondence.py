@@ -162,8 +162,10 @@ def test_a_spacy_model_that_is_not_installed_is_a_configuration_error_naming_the
     from frontdesk.settings import load_settings
     from tests.conftest import run_cli
 
-    with pytest.raises(ConfigError, match=r"extraction\.spacy_model.*frontdesk_no_such_model.*not installed"):
+    # The setting is named; the value is not echoed (a mistyped value may be anything, #15 item 5).
+    with pytest.raises(ConfigError, match=r"extraction\.spacy_model.*not installed") as raised:
         load_settings(extraction={"spacy_model": "frontdesk_no_such_model"})
+    assert "frontdesk_no_such_model" not in str(raised.value)
     letter = tmp_path / "letter.pdf"
     letter_gen.generate_letters(tmp_path, 1, seed=3, kinds=("typed",))[0][0].path.rename(letter)
     env = {**os.environ, "FRONTDESK_EXTRACTION__SPACY_MODEL": "frontdesk_no_such_model"}

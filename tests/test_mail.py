@@ -454,12 +454,18 @@ LAST = ("Miller", "Garcia", "Chen", "Okafor", "Nowak", "Patel", "Smith", "Haddad
 
 
 def _ocr(image: Any, text_hint: str) -> list[str]:
-    import pytesseract
+    import subprocess
+    import tempfile
+
     from PIL import ImageOps
 
     lang = "eng" if text_hint.isascii() else "Latin"  # tesseract's Latin script model reads accents
     framed = ImageOps.expand(image.convert("L"), border=24, fill=255)
-    text = pytesseract.image_to_string(framed, lang=lang, config="--psm 6")
+    with tempfile.TemporaryDirectory() as tmp:  # tesseract itself, as extractors/ocr.py runs it
+        png = Path(tmp) / "window.png"
+        framed.save(png)
+        text = subprocess.run(["tesseract", str(png), "stdout", "-l", lang, "--psm", "6"], capture_output=True,
+                              text=True, check=True, env={**os.environ, "OMP_THREAD_LIMIT": "1"}).stdout
     return [" ".join(line.split()) for line in text.replace("’", "'").splitlines() if line.strip()]
 
 

@@ -12,14 +12,16 @@ from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("documents", help="failed files and unmatched cards or letters: list, attach, dismiss",
+    p = sub.add_parser("documents", help="failed files and unmatched cards or letters: list, attach, retry, dismiss",
                        **examples(
         ("frontdesk documents failed", "files that could not be read, with the reason"),
         ("frontdesk documents unmatched --json", "insurance cards and letters not matched to a patient"),
         (f"frontdesk documents attach doc-0123456789abcdef {EXAMPLE_PATIENT}",
          "(needs an unmatched document's id) file that card or letter to the patient"),
         ('frontdesk documents dismiss doc-0123456789abcdef --reason "blank page"',
-         "(needs a failed document's id) take it off the failed list")))
+         "(needs a failed document's id) take it off the failed list"),
+        ("frontdesk documents retry doc-0123456789abcdef",
+         "(needs a failed document's id) read it again from its filed original and file it once")))
     psub = p.add_subparsers(dest="documents_command", metavar="ACTION")
     psub.required = True
     f = psub.add_parser("failed", help="files that could not be read, newest first, with the reason")

@@ -12,11 +12,13 @@ from frontdesk.exceptions import ExitCode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("flags", help="open problems on documents and patients: list, dismiss", **examples(
+    p = sub.add_parser("flags", help="open problems on documents and patients: list, dismiss, settle conflicts", **examples(
         ("frontdesk flags list", "every open flag, oldest first"),
         (f"frontdesk flags list --patient {EXAMPLE_PATIENT} --json", "one patient's open flags"),
         ('frontdesk flags dismiss 12 --reason "patient called, card on file"',
-         "(needs a flag's number from flags list) close it with the reason")))
+         "(needs a flag's number from flags list) close it with the reason"),
+        ("frontdesk flags conflict 14 --keep card",
+         "(needs a card/record conflict's flag number) keep the card's value on the record")))
     psub = p.add_subparsers(dest="flags_command", metavar="ACTION")
     psub.required = True
     ls = psub.add_parser("list", help="open flags, oldest first")
