@@ -678,11 +678,14 @@ class Watcher:
         paths = [self.areas.processing / c.claim for c in batch]
         try:
             outcomes = dispatcher.run(paths)
-        except StorageError as exc:
-            # Storage and spool both refused (disk full, read-only, gone): no document is to blame, so none
-            # is charged an attempt or moved; the run stops with storage's reason (exit code 5), and the
-            # next start takes the same files from processing once there is room again. The documents
-            # filed before it refused are recorded and finished (archived) now.
+        except (StorageError, DatabaseUnavailableError) as exc:
+            # Storage and spool both refused (disk full, read-only, gone), or the records database went away
+            # and stayed away: no document is to blame, so none is charged an attempt or moved. The documents
+            # filed before it happened are recorded and finished (archived) now; the rest wait in processing
+            # and the run stops (exit code 5 for storage, 7 for the database), so the next start takes them
+            # once there is room again or the database is back.
+            storage = isinstance(exc, StorageError)
+            reason = "storage refused the filing" if storage else "the records database could not be reached"
             finished = {Path(o.input).name: o for o in exc.finished}
             with self.ledger.transaction():
                 for c in batch:
@@ -690,24 +693,12 @@ class Watcher:
                         self._record(c, finished[c.claim])
                     else:
                         self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
-                                           reason="storage refused the filing")
+                                           reason=reason)
             self.finish_all()
-            log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
-            raise
-        except DatabaseUnavailableError as exc:
-            # The records database went away and stayed away: like storage, no document is to blame. What
-            # was filed before is recorded and finished; the rest wait in processing, no attempt charged,
-            # and the run stops (exit code 7) so the next start takes them once the database is back.
-            finished = {Path(o.input).name: o for o in exc.finished}
-            with self.ledger.transaction():
-                for c in batch:
-                    if c.claim in finished:
-                        self._record(c, finished[c.claim])
-                    else:
-                        self.ledger.update(c.claim, state="claimed", attempts=c.attempts, not_before=0,
-                                           reason="the records database could not be reached")
-            self.finish_all()
-            log.error("%s", exc)
+            if storage:
+                log.error("storage refused the filing (%s); stopping, the files wait in processing", exc)
+            else:
+                log.error("%s", exc)
             raise
         except Exception as exc:  # server gone, a worker crashed: keep the files, try later
             if getattr(self._dispatcher, "broken", False):
