@@ -13,6 +13,7 @@ due): a retried or re-run flow is safe because every document is recorded before
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -187,6 +188,10 @@ def intake_flow_for(settings: Settings) -> Any:
         check_dask_address(settings.prefect.dask_address)  # beyond this machine: tls:// only
         runner = DaskTaskRunner(address=settings.prefect.dask_address)
     else:
+        # The local cluster's scheduler and nannies live in this process and log at INFO, including a
+        # traceback (logged at INFO) whenever a worker stopped at the time limit closes its connection:
+        # noise on the staff's terminal, not a failure. Warnings and errors still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
                                                 "processes": True, "dashboard_address": None})
     return intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]  # Dask futures are PrefectFutures
