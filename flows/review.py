@@ -30,11 +30,11 @@ from extractors.base import RawField
 from flows.context import pipeline_for
 from flows.errors import phi_free
 from frontdesk.exceptions import FrontdeskError
+from frontdesk.field_flags import validate
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, ProcessOutcome
 from frontdesk.pipeline import IntakeWork
 from frontdesk.settings import Settings, validation_reason
-from frontdesk.validation import validate
 
 log = logging.getLogger("frontdesk.review")
 

@@ -22,8 +22,8 @@ from frontdesk import audit, records
 from frontdesk.db.console_models import PatientMerge
 from frontdesk.db.models import Document, FlagRow, Letter, Patient, PatientField, Statement, utcnow
 from frontdesk.exceptions import FrontdeskError
+from frontdesk.field_flags import normaliser_for
 from frontdesk.fields import Vocabulary
-from frontdesk.validation import normaliser_for
 
 
 class ActionError(FrontdeskError):

@@ -28,12 +28,12 @@ from typing import Any, Literal
 from extractors.cards import CARD_KEYS
 from extractors.names import payer_key
 from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
+from frontdesk.field_flags import blank, rule_flags
 from frontdesk.fields import Vocabulary
 from frontdesk.identity import fold
 from frontdesk.models import ExtractionResult, FieldResult, FieldValue, Flag
-from frontdesk.normalize import parse_date
+from frontdesk.normalisers import parse_date
 from frontdesk.states import FlagStatus, advance
-from frontdesk.validation import blank, rule_flags
 
 CONFLICT_CODE = "card.conflict"
 UNMATCHED_CODE = "correspondence.unmatched"

@@ -15,10 +15,10 @@ from extractors import (
     spacy_model,
 )
 from frontdesk.exceptions import ConfigError, EncryptedInputError, InputFileError
+from frontdesk.field_flags import normaliser_for, validate
 from frontdesk.fields import Vocabulary, load_vocabulary
 from frontdesk.models import X12_TYPES, ExtractionResult, Flag
 from frontdesk.settings import Settings
-from frontdesk.validation import normaliser_for, validate
 
 
 class Reader:

@@ -31,11 +31,11 @@ from frontdesk import records
 from frontdesk.db import Database, DatabaseUnavailableError, connection_lost, open_database
 from frontdesk.exceptions import InputFileError, StorageError
 from frontdesk.extraction import Reader
+from frontdesk.field_flags import missing_insurance_items
 from frontdesk.models import X12_TYPES, ExtractionResult, ProcessOutcome, StoredObject
 from frontdesk.objects import PlannedObject, file_object
 from frontdesk.settings import Settings
 from frontdesk.storage import Storage, open_storage, sha256_bytes, sha256_file
-from frontdesk.validation import missing_insurance_items
 
 log = logging.getLogger("frontdesk.pipeline")
 

@@ -38,6 +38,7 @@ from frontdesk.db.models import (
     StoredObjectRow,
     utcnow,
 )
+from frontdesk.field_flags import blank, rule_flags
 from frontdesk.identity import fold
 from frontdesk.identity import match_key as match_key  # the patient key, kept where callers look for it
 from frontdesk.models import ExtractionResult, FieldResult, StoredObject
@@ -47,7 +48,6 @@ from frontdesk.objects import object_row as object_row
 from frontdesk.objects import plan_object
 from frontdesk.readings import extraction_result as extraction_result
 from frontdesk.states import DocumentState, FlagStatus, PieceStatus, advance
-from frontdesk.validation import blank, rule_flags
 
 if TYPE_CHECKING:
     from frontdesk.cards import Filing

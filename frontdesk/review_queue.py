@@ -27,9 +27,9 @@ from extractors.base import RawField
 from frontdesk import audit, records
 from frontdesk.db.models import Document, FlagRow, Letter, Patient, StoredObjectRow, utcnow
 from frontdesk.exceptions import FrontdeskError
+from frontdesk.field_flags import validate
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult
-from frontdesk.validation import validate
 
 if TYPE_CHECKING:
     from frontdesk.pipeline import Pipeline

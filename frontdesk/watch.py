@@ -189,7 +189,7 @@ class FailedItem:
     when: datetime
 
 
-class Ledger:
+class WatchLedger:
     """Durable state of the watcher. Every change is committed before the step it announces, so after a
     SIGKILL the rows tell exactly what to redo (WAL + ``synchronous=FULL``: committed means on disk)."""
 
@@ -450,7 +450,7 @@ class Watcher:
         self.settings = settings
         self.opts = settings.watch
         self.areas = areas_for(inbox or settings.inbox, self.opts)
-        self.ledger = Ledger(self.opts.ledger)
+        self.ledger = WatchLedger(self.opts.ledger)
         self.config_file = config_file
         # A dispatcher, or the command's factory for one (called on first use, and again for a broken pool)
         self._make: Callable[[], Dispatcher] | None = None

@@ -19,9 +19,9 @@ from frontdesk.cards import (
     name_fits,
     same_value,
 )
+from frontdesk.field_flags import rule_flags
 from frontdesk.fields import load_vocabulary
 from frontdesk.models import ExtractionResult, FieldResult, Flag
-from frontdesk.validation import rule_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = load_vocabulary(ROOT / "config" / "fields.yaml")

@@ -14,6 +14,7 @@ import pdfplumber
 import pytest
 from x12sdk.io import X12ModelReader
 
+from frontdesk.billable import check_state, check_zip
 from frontdesk.checks.patients import PatientRecord, record_from_fields
 from frontdesk.claims import cms1500
 from frontdesk.claims.claim837 import (
@@ -30,7 +31,6 @@ from frontdesk.claims.payers import payers_for
 from frontdesk.claims.x12 import X12Error, clean, parse_interchange
 from frontdesk.exceptions import ExitCode
 from frontdesk.settings import Settings, load_settings
-from frontdesk.validators import check_state, check_zip
 from tests.claims_fixtures import ICD10, answer_270, write_ledger
 from tests.fixtures.appointments import VISIT_DATE, generate
 

@@ -132,7 +132,7 @@ def test_a_box_edge_read_before_a_capital_is_dropped_but_still_checked() -> None
 
 
 def test_a_state_read_with_a_digit_is_the_letter() -> None:
-    from frontdesk.normalize import norm_state
+    from frontdesk.normalisers import norm_state
 
     assert norm_state("0K") == ("OK", None) and norm_state("1L") == ("IL", None)
     assert norm_state("0X")[1] is not None
@@ -151,7 +151,7 @@ def test_names_the_vietnamese_model_reads_with_other_marks_go_to_review() -> Non
 
 
 def test_an_email_with_a_marked_letter_is_read_again() -> None:
-    from frontdesk.normalize import norm_email
+    from frontdesk.normalisers import norm_email
 
     assert norm_email("zwilliamsę@example.com")[1] is not None
     assert norm_email("Z.Williams+clinic@example.co.uk") == ("z.williams+clinic@example.co.uk", None)

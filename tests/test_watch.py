@@ -18,8 +18,8 @@ import pytest
 
 from frontdesk.models import ProcessOutcome, StoredObject
 from frontdesk.watch import (
-    Ledger,
     Watcher,
+    WatchLedger,
     areas_for,
     incomplete_reason,
     is_ignored,
@@ -388,18 +388,18 @@ def test_processing_area_must_share_the_inbox_filesystem(wsettings, tmp_path: Pa
 
 
 def test_ledger_survives_reopening(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "l.sqlite")
+    led = WatchLedger(tmp_path / "l.sqlite")
     led.add("c1.pdf", "a.pdf")
     led.done("c1.pdf", "ab" * 32, status="filed", document_id="doc-x", reason=None)
     led.close()
-    again = Ledger(tmp_path / "l.sqlite")
+    again = WatchLedger(tmp_path / "l.sqlite")
     assert again.document("ab" * 32) == ("doc-x", "filed", "c1.pdf")
 
 
 def test_content_the_records_already_held_is_known_to_the_ledger_afterwards(tmp_path: Path) -> None:
     """A run killed after filing but before its ledger commit: the retry is a duplicate in the records, and
     the ledger must still learn the content, without overwriting what it knew of earlier content."""
-    led = Ledger(tmp_path / "l.sqlite")
+    led = WatchLedger(tmp_path / "l.sqlite")
     led.add("c1.pdf", "a.pdf")
     led.done("c1.pdf", "cd" * 32, status="duplicate", document_id="doc-y", reason="seen before")
     assert led.document("cd" * 32) == ("doc-y", "duplicate", "c1.pdf")

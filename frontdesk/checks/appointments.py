@@ -23,7 +23,7 @@ from typing import Any
 
 from frontdesk.checks.config import AppointmentsConfig, CsvFormat
 from frontdesk.exceptions import InputFileError
-from frontdesk.normalize import collapse
+from frontdesk.normalisers import collapse
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # a day's schedule is kilobytes; anything this large is the wrong file
 

@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-from frontdesk.validators import as_date
+from frontdesk.billable import as_date
 
 FieldValue = str | bool | None
 

@@ -12,12 +12,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from frontdesk.billable import check_state, check_zip
 from frontdesk.checks.appointments import Appointment
 from frontdesk.checks.matching import Match
 from frontdesk.checks.patients import PatientRecord
 from frontdesk.checks.rules import Finding
 from frontdesk.settings import Settings
-from frontdesk.validators import check_state, check_zip
 
 
 @dataclass

@@ -15,11 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from frontdesk.checks.appointments import Appointment
-from frontdesk.checks.config import CHECK_NAMES, LoadedChecks
-from frontdesk.checks.matching import Match
-from frontdesk.checks.patients import PatientRecord
-from frontdesk.validators import (
+from frontdesk.billable import (
     as_date,
     check_date_of_birth,
     check_email,
@@ -30,6 +26,10 @@ from frontdesk.validators import (
     check_state,
     check_zip,
 )
+from frontdesk.checks.appointments import Appointment
+from frontdesk.checks.config import CHECK_NAMES, LoadedChecks
+from frontdesk.checks.matching import Match
+from frontdesk.checks.patients import PatientRecord
 
 PRIMARY_REQUIRED = (
     "insurance.primary.payer_name",

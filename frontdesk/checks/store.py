@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from frontdesk import audit
+from frontdesk.billable import as_date
 from frontdesk.checks.matching import mrn_key
 from frontdesk.checks.patients import IntakeOnFile, PatientRecord
 from frontdesk.checks.schedule import settings_zone
@@ -27,7 +28,6 @@ from frontdesk.db.models import Appointment as AppointmentRow
 from frontdesk.db.models import CheckRun, Document, ExtractedField, Extraction, Letter, Patient
 from frontdesk.settings import Settings
 from frontdesk.states import PieceStatus, advance
-from frontdesk.validators import as_date
 
 if TYPE_CHECKING:
     from frontdesk.checks.report import CheckReport

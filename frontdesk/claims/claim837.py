@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from frontdesk.billable import as_date, check_npi, check_state
 from frontdesk.checks.patients import PatientRecord
 from frontdesk.claims.eligibility import _member_id, _name_parts, _sex
 from frontdesk.claims.errors import BillingConfigError, ClaimRefused
@@ -36,7 +37,6 @@ from frontdesk.claims.x12 import (
     seg,
 )
 from frontdesk.settings import BillingProvider, Settings
-from frontdesk.validators import as_date, check_npi, check_state
 
 VERSION = "005010X222A1"
 MAX_DIAGNOSES = 12  # HI: one ABK and up to eleven ABF on a professional claim

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from frontdesk.billable import as_date, check_npi
 from frontdesk.checks.patients import PatientRecord
 from frontdesk.claims.errors import BillingConfigError
 from frontdesk.claims.payers import PayerDirectory
@@ -39,7 +40,6 @@ from frontdesk.claims.x12 import (
     seg,
 )
 from frontdesk.settings import Settings
-from frontdesk.validators import as_date, check_npi
 
 VERSION = "005010X279A1"
 SERVICE_TYPE = "30"  # health benefit plan coverage

@@ -26,7 +26,7 @@ class Payer:
 
     def member_id_ok(self, member_id: str) -> bool:
         """Does the member ID (as stored: upper case, no spaces or dashes) fit this payer's format?"""
-        from frontdesk.validators import check_mbi
+        from frontdesk.billable import check_mbi
 
         if self.mbi:
             return check_mbi(member_id) is None

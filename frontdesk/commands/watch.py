@@ -58,12 +58,12 @@ def watch_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 def list_failed(settings: Settings, as_json: bool) -> int:
     """For staff at their terminal: which file each failed item was. The names are patient data, so they
     are printed here only, from the ledger, never written to logs or into the failed area."""
-    from frontdesk.watch import Ledger
+    from frontdesk.watch import WatchLedger
 
     if not settings.watch.ledger.exists():
         items = []
     else:
-        ledger = Ledger(settings.watch.ledger)
+        ledger = WatchLedger(settings.watch.ledger)
         try:
             items = ledger.failed()
         finally:

@@ -285,7 +285,7 @@ def create_app(settings: Settings) -> FastAPI:
         return con.render("search.html", request, who, results=results, query=text)
 
     def search_patients(s: Session, text: str) -> list[Patient]:
-        from frontdesk.normalize import parse_date
+        from frontdesk.normalisers import parse_date
 
         if not text:
             return []
@@ -352,7 +352,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     def _candidates(s: Session, doc_id: str) -> list[Patient]:
         """Patients a card or letter may belong to: same date of birth as read on it."""
-        from frontdesk.normalize import parse_date
+        from frontdesk.normalisers import parse_date
 
         reading = records.extraction_result(s, doc_id)
         if reading is None:

@@ -7,7 +7,7 @@
   key makes a second reminder for the same gap impossible even when two runs overlap.
 
 A check run's findings are stored in ``check_runs.findings`` (see :mod:`frontdesk.checks.store`).
-Migration: ``frontdesk/db/migrations/versions/issue7_checks.py``.
+Migration: ``frontdesk/db/migrations/versions/0002_previsit_checks.py``.
 """
 
 from __future__ import annotations

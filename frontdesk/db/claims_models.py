@@ -9,7 +9,7 @@
 * :class:`ClaimRow`: one claim sent in an 837P batch, its total and its state; 999 rejections become
   its flags.
 
-Migration: ``frontdesk/db/migrations/versions/issue19_claims.py``.
+Migration: ``frontdesk/db/migrations/versions/0005_eligibility_and_claims.py``.
 """
 
 from __future__ import annotations

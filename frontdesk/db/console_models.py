@@ -10,7 +10,7 @@ merges kept so that a merge can be undone.
 * :class:`PatientMerge`: what a merge moved from one patient record to another, so that it can be
   reversed exactly.
 
-Migration: ``frontdesk/db/migrations/versions/issue18_console.py``.
+Migration: ``frontdesk/db/migrations/versions/0006_console_users_and_merges.py``.
 """
 
 from __future__ import annotations

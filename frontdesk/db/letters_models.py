@@ -15,7 +15,7 @@ these add what mailing needs to be exactly-once and reproducible:
 * :class:`LetterLock`: a lease that keeps two mail runs (a scheduled one and a person at the CLI) from
   rendering and batching the same pieces at once.
 
-Migration: ``frontdesk/db/migrations/versions/issue5_letters.py``.
+Migration: ``frontdesk/db/migrations/versions/0003_letters_and_mailing.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import usaddress
 
-from frontdesk.validators import check_state, check_zip
+from frontdesk.billable import check_state, check_zip
 
 MAX_LINES = 4  # plus the name: five lines fill the 0.875" recipient window at 12 pt
 MAX_LINE_CHARS = 46  # what fits 3.5" at 10 pt Arial, with room to spare for wide letters

@@ -31,7 +31,7 @@ from typing import Any
 from frontdesk.exceptions import InputFileError
 from frontdesk.letters.addresses import clean_lines
 from frontdesk.letters.kinds import letter_date, practice_block
-from frontdesk.normalize import parse_date
+from frontdesk.normalisers import parse_date
 from frontdesk.settings import Settings
 
 REQUIRED = ("account", "patient", "date_of_service", "code", "description", "charge", "insurance_paid",

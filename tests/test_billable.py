@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from frontdesk.validators import (
+from frontdesk.billable import (
     age_on,
     check_date,
     check_date_of_birth,

@@ -1,6 +1,6 @@
 """Validators behind the pre-visit completeness rules.
 
-The normalisers in :mod:`frontdesk.normalize` answer "what did the patient mean?"; these answer "is that
+The normalisers in :mod:`frontdesk.normalisers` answer "what did the patient mean?"; these answer "is that
 value good enough to bill and mail with?". Each returns ``None`` when the value is acceptable, else a short
 reason in plain words. Reasons never repeat the value: they end up on worklists, in logs and in flags that
 may be shared outside the practice.
@@ -16,7 +16,7 @@ from datetime import date
 
 import phonenumbers
 
-from frontdesk.normalize import US_STATES, parse_date
+from frontdesk.normalisers import US_STATES, parse_date
 
 __all__ = [
     "MAX_AGE_YEARS",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from extractors.base import RawField
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, FieldResult, Flag, Severity
-from frontdesk.normalize import NORMALISERS, Result, make_relationship
+from frontdesk.normalisers import NORMALISERS, Result, make_relationship
 
 
 def normaliser_for(vocab: Vocabulary, ftype: str) -> Callable[[str | None], Result]:

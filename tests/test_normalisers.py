@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from frontdesk.normalize import (
+from frontdesk.normalisers import (
     norm_checkbox,
     norm_date,
     norm_email,
