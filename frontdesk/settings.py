@@ -8,6 +8,7 @@ Relative paths resolve against the home folder, so the same config works whateve
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -249,6 +250,12 @@ class ConsoleSettings(BaseModel):
     review_deadline_hours: float = Field(default=72.0, gt=0)  # a document waiting longer is shown overdue
 
 
+_LOADING: ContextVar[Path | None] = ContextVar("frontdesk_settings_file", default=None)
+"""The YAML file the :func:`load_settings` call running in this thread (or task) reads. pydantic-settings
+builds its sources in a class method, so the file must reach it beside the call; a context variable
+keeps two threads loading two configurations apart, where a class attribute would let them meet."""
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
@@ -297,8 +304,6 @@ class Settings(BaseSettings):
     claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
-    _yaml_path: Path | None = None
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -308,7 +313,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls, cls._yaml_path))
+        return (init_settings, env_settings, _YamlSource(settings_cls, _LOADING.get()))
 
     def resolved(self, base: Path) -> Settings:
         """Return a copy with every relative path made absolute against ``base``."""
@@ -368,7 +373,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         path = base / "config" / "frontdesk.yaml"
     elif not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    Settings._yaml_path = path
+    token = _LOADING.set(path)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -376,7 +381,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     except SettingsError as exc:  # a value that is not even JSON where a list or mapping is wanted
         raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
     finally:
-        Settings._yaml_path = None
+        _LOADING.reset(token)
     return settings.resolved(base)
 
 

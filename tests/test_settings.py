@@ -40,3 +40,31 @@ def test_bad_config_names_the_file_and_setting(tmp_path: Path) -> None:
         load_settings(cfg)
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_two_configurations_loaded_at_once_in_threads_each_get_their_own_settings(tmp_path: Path) -> None:
+    """A process serving two practices' configurations (or two tests in threads) loads each one's own
+    inbox, never the other's: the file being loaded is not shared state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from frontdesk.settings import load_settings
+
+    files = {}
+    for name in ("north", "south"):
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(f"inbox: {tmp_path / name / 'inbox'}\n", encoding="utf-8")
+        files[name] = f
+
+    def load(name: str) -> tuple[str, Path]:
+        return name, load_settings(files[name]).inbox
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often, as on a busy server
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(load, ["north", "south"] * 100))
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(inbox == tmp_path / name / "inbox" for name, inbox in results)
