@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("Search by member ID", "/search", {"csrf": csrf, "q": "W5"}),
                 ("Failed files", "/failed", None),
                 ("Audit trail (admin)", "/admin/audit", None),
+                ("Mail (all pending letters)", "/mail", None),
             ]
             measure(url, cookies, pages[:2], 1, 4)  # warm-up: templates compiled, caches filled
             times = measure(url, cookies, pages, args.clients, args.requests)

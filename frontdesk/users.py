@@ -206,6 +206,25 @@ def session_user(session: Session, token: str | None, *, idle: timedelta, longes
     return SignedIn(user.id, user.name, user.role, row.csrf_token)
 
 
+def fresh_session_user(session: Session, token: str | None, *, idle: timedelta, longest: timedelta,
+                       now: datetime | None = None) -> SignedIn | None:
+    """Who a cookie token signs in when that needs no write: a live session whose idle clock was restarted
+    within ``TOUCH_EVERY``. Reads only (a page's look-only transaction may call it); None means "ask
+    :func:`session_user` in a writing transaction", which decides expiry and restarts the clock."""
+    if not token:
+        return None
+    now = now or utcnow()
+    row = session.get(ConsoleSession, _token_hash(token))
+    if row is None or row.ended_at is not None:
+        return None
+    if now - row.last_seen_at > TOUCH_EVERY or now - row.last_seen_at > idle or now - row.created_at > longest:
+        return None
+    user = session.get(ConsoleUser, row.user_id)
+    if user is None or not user.active:
+        return None
+    return SignedIn(user.id, user.name, user.role, row.csrf_token)
+
+
 def logout(session: Session, token: str | None) -> None:
     if not token:
         return

@@ -614,7 +614,7 @@ def withdrawn_pieces(db: Database, batch_id: str | None = None) -> list[Withdraw
          .where(MailItem.status == "void", MailBatch.status != "void"))
     q = q.where(MailPiece.batch_id == batch_id) if batch_id is not None else \
         q.where(MailBatch.status.in_(("open", "submitted")))
-    with db.begin() as s:
+    with db.read() as s:  # looking only: no write lock (the console's Mail page calls this per batch)
         return [Withdrawn(mp.batch_id, mp.piece_id, mp.kind, mp.position, mp.first_page, mp.pages, status)
                 for mp, status in s.execute(q.order_by(MailBatch.created_at, MailPiece.batch_id, MailPiece.position))]
 
@@ -637,7 +637,7 @@ class BatchInfo:
 
 
 def list_batches(db: Database, limit: int = 20) -> list[BatchInfo]:
-    with db.begin() as s:
+    with db.read() as s:  # looking only: no write lock
         rows = s.execute(select(MailBatch, MailBatchDetail).join(MailBatchDetail, MailBatchDetail.batch_id == MailBatch.id)
                          .order_by(MailBatch.created_at.desc()).limit(limit)).all()
         infos = [BatchInfo(b.id, b.status, d.kind, d.items, d.pages, d.sheets, d.held,
