@@ -233,8 +233,9 @@ def deslant(img: np.ndarray) -> np.ndarray:
         return img
     h, w = img.shape
     pad = int(abs(best) * h) + 2
-    m = np.float32([[1, -best, best * yc + pad], [0, 1, 0]])
-    return cv2.warpAffine(img, m, (w + 2 * pad, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    m = np.array([[1, -best, best * yc + pad], [0, 1, 0]], dtype=np.float32)
+    out: np.ndarray = cv2.warpAffine(img, m, (w + 2 * pad, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    return out
 
 
 def _read_words(engine: ocr.HandEngine, img: np.ndarray) -> str | None:
