@@ -13,6 +13,7 @@ format is read again alone with other settings before it is given up.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -163,6 +164,13 @@ def _hand_pass(page: np.ndarray, drop: np.ndarray, widgets: Sequence[Widget], re
                 fixed = respace(choice.text, spaced)
                 if fixed is not None:
                     choice = decode.Choice(fixed, choice.conf, choice.reason)
+            if " " not in choice.text:
+                # Joined, where another reading of as many letters breaks it into words: its breaks.
+                for other in (second.text, third.text, r.text):
+                    fixed = break_like(choice.text, other)
+                    if fixed is not None:
+                        choice = decode.Choice(fixed, choice.conf, choice.reason)
+                        break
         if choice.reason is None and choice.text and not check(k, choice.text):
             choice = decode.Choice(choice.text, decode.DOUBT, "the reading does not fit the field")
         out[k] = choice
@@ -203,10 +211,38 @@ def word_spans(img: np.ndarray) -> list[tuple[int, int]]:
     return spans
 
 
+SLANTS = tuple(x / 10 for x in range(-6, 7))  # shears tried: up to ~30 degrees either way
+
+
+def deslant(img: np.ndarray) -> np.ndarray:
+    """The crop sheared upright: slanted (cursive, italic) writing leaves no blank column between words, as
+    each letter's top overhangs the next one's foot. The shear that leaves the most blank columns between
+    the first and last ink is the writing's slant."""
+    ys, xs = np.nonzero(img < INK_LEVEL)
+    if xs.size == 0:
+        return img
+    yc = (ys.min() + ys.max()) / 2
+    best, best_blank = 0.0, -1
+    for s in SLANTS:
+        sx = np.round(xs - s * (ys - yc)).astype(np.int64)
+        cols = np.bincount(sx - sx.min())
+        blank = int((cols == 0).sum())
+        if blank > best_blank:
+            best, best_blank = s, blank
+    if best == 0.0:
+        return img
+    h, w = img.shape
+    pad = int(abs(best) * h) + 2
+    m = np.array([[1, -best, best * yc + pad], [0, 1, 0]], dtype=np.float32)
+    out: np.ndarray = cv2.warpAffine(img, m, (w + 2 * pad, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    return out
+
+
 def _read_words(engine: ocr.HandEngine, img: np.ndarray) -> str | None:
     """The crop read word by word (each word alone, joined left to right with one space), or None when it
     holds one word or too many to be a field's value. An engine reading a whole line of handwriting drops
     the space between words it writes close together, and now and then reads them out of order."""
+    img = deslant(img)
     spans = word_spans(img)
     if not 2 <= len(spans) <= MAX_WORDS:
         return None
@@ -221,6 +257,21 @@ def _read_words(engine: ocr.HandEngine, img: np.ndarray) -> str | None:
             return None
         words.append(text)
     return " ".join(words)
+
+
+def break_like(text: str, other: str) -> str | None:
+    """``text`` (one run of letters) broken into words where ``other``, a reading of as many letters and
+    mostly the same ones, breaks; None when the two are not readings of the same letters."""
+    words = other.split()
+    if len(words) < 2 or len("".join(words)) != len(text):
+        return None
+    if difflib.SequenceMatcher(None, text.casefold(), "".join(words).casefold()).ratio() < 0.7:
+        return None
+    out, i = [], 0
+    for w in words:
+        out.append(text[i:i + len(w)])
+        i += len(w)
+    return " ".join(out)
 
 
 def respace(text: str, spaced: str) -> str | None:
