@@ -128,6 +128,15 @@ def read_back(pipeline: Any, record_id: str | None) -> ExtractionResult:
     return result
 
 
+def _patient_id(pipeline: Any) -> str:
+    from sqlalchemy import select
+
+    from frontdesk.db.models import Patient
+
+    with pipeline.db.begin() as s:
+        return str(s.scalars(select(Patient.id)).one())
+
+
 def card_rows(pipeline: Any) -> dict[str, tuple[str, str, str | None]]:
     from sqlalchemy import select
 
@@ -138,8 +147,14 @@ def card_rows(pipeline: Any) -> dict[str, tuple[str, str, str | None]]:
 
 
 @pytest.mark.integration
-def test_a_second_card_is_the_secondary_and_the_same_card_again_is_one_coverage(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_card_is_the_secondary_and_the_same_card_again_is_one_coverage(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from frontdesk.console import create_app
     from frontdesk.pipeline import Pipeline, process_batch
+    from tests.console_helpers import add_user, console_settings, sign_in
+
+    settings = console_settings(tmp_path)
 
     case = intake(tmp_path / "forms")
     other = next(p for p in CARD_PAYERS if p != case.truth[P + "payer_name"])
@@ -169,6 +184,18 @@ def test_a_second_card_is_the_secondary_and_the_same_card_again_is_one_coverage(
     assert card_rows(pipeline)[out2.record_id][0] == "secondary"
     final = patient_fields(pipeline)
     assert final == after  # nothing new: confirmed, not a second coverage, the first card stays the source
+
+    # The patient page shows both coverages, each with its card.
+    add_user(settings, "reception")
+    with TestClient(create_app(settings)) as client:
+        sign_in(client, "reception")
+        patient_id = _patient_id(pipeline)
+        page = client.get(f"/patients/{patient_id}").text
+    primary, secondary = page.index("<h2>Primary insurance</h2>"), page.index("<h2>Secondary insurance</h2>")
+    assert primary < secondary
+    sec_part = page[secondary:page.index("</section>", secondary)]
+    assert first.truth[P + "member_id"] in sec_part and "Card on file" in sec_part
+    assert str(case.truth[P + "member_id"]) in page[primary:secondary]
 
 
 @pytest.mark.integration
@@ -225,3 +252,31 @@ def test_the_back_of_a_card_goes_with_its_front(tmp_path: Path, settings) -> Non
     from extractors.cards import BACK_KEYS
 
     assert {k for k, (_v, src) in after.items() if src == b_out.record_id} <= set(BACK_KEYS)
+
+
+# -- the pre-visit check: a patient with only a secondary coverage ---------------------------------
+
+
+@pytest.mark.parametrize("counts", [False, True])
+def test_a_secondary_only_patient_is_insured_for_the_check_only_when_config_says_so(tmp_path: Path,
+                                                                                   counts: bool) -> None:
+    import yaml
+
+    from frontdesk.checks.config import load_checks
+    from tests.test_check_rules import codes, record
+
+    data = yaml.safe_load((ROOT / "config" / "checks.yaml").read_text(encoding="utf-8"))
+    assert data["secondary_counts_as_insured"] is False  # shipped: the primary is still asked for
+    data["secondary_counts_as_insured"] = counts
+    path = tmp_path / "checks.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    checks = load_checks(path, payers_file=tmp_path / "none.yaml")
+    only_secondary = record(**{"insurance__primary__payer_name": None, "insurance__primary__member_id": None,
+                               "insurance__primary__subscriber_name": None,
+                               "insurance__primary__relationship_to_patient": None,
+                               "insurance__secondary__payer_name": "Cigna",
+                               "insurance__secondary__member_id": "U1234567801"})
+    assert ("insurance.primary.incomplete" in codes(only_secondary, checks=checks)) is not counts
+    # Without a complete secondary the primary is asked for either way.
+    neither = record(**{"insurance__primary__payer_name": None, "insurance__primary__member_id": None})
+    assert "insurance.primary.incomplete" in codes(neither, checks=checks)
