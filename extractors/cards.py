@@ -40,6 +40,17 @@ CARD_KEYS: tuple[str, ...] = tuple(P + k for k in (
     "payer_name", "member_id", "group_number", "subscriber_name", "subscriber_date_of_birth", "rx_bin",
     "rx_pcn", "rx_group", "payer_id", "plan_type", "copay_primary_care", "copay_specialist",
     "copay_urgent_care", "copay_emergency"))
+# What the reader says about the card itself, beside its values: which side(s) of the card the document
+# shows (front | back | both) and the coverage the card says it is ("secondary" when it prints so, else
+# blank). Never part of a patient's record.
+SIDE_KEY = "card.side"
+RANK_KEY = "card.rank"
+CARD_META_KEYS: tuple[str, ...] = (SIDE_KEY, RANK_KEY)
+# The values a front identifies a card by: a document with none of them is not a front.
+FRONT_KEYS: tuple[str, ...] = (P + "member_id", P + "subscriber_name", P + "group_number",
+                               P + "subscriber_date_of_birth")
+# What a back may carry; the identifying fields it lacks are not asked of it.
+BACK_KEYS: tuple[str, ...] = tuple(k for k in CARD_KEYS if k not in FRONT_KEYS)
 
 # --------------------------------------------------------------------------------------------------
 # Label wordings
@@ -103,12 +114,21 @@ LABELS: dict[str, list[list[dict[str, Any]]]] = {
     "COPAY_ER": [_w("er"), _w("emergency", "room"), _w("emergency"), _w("er", "copay"), _w("emerg"),
                  _w("emergency", "room", "copay")],
     # Label-like phrases that are not fields: they end a value and are never taken for one.
-    "OTHER": [_w("member", "services"), _w("customer", "service"), _w("group", "name"), _w("case", "<NUM>"),
+    "OTHER": [_w("group", "name"), _w("case", "<NUM>"),
               _w("issue", "date"), _w("effective", "date"), _w("effective"), _w("coverage", "starts"),
-              _w("send", "claims"), _w("dependent"), _w("dependents"), _w("pharmacist"), _w("pharmacists"),
-              _w("providers"), _w("provider", "services"), _w("entitled", "to"), _w("hospital"),
+              _w("dependent"), _w("dependents"), _w("entitled", "to"), _w("hospital"),
               _w("medical"), _w("copay"), _w("copays"), _w("deductible"), _w("coinsurance"), _w("issuer"),
-              _w("member", "services", "<NUM>"), _w("phone"), _w("www"), _w("rx")],
+              _w("phone"), _w("www"), _w("rx")],
+    # What the back of a card prints (where claims go, whom to call, the fine print): not fields either,
+    # but they tell a back from a front (see :func:`card_side`).
+    "BACK": [_w("member", "services"), _w("member", "services", "<NUM>"), _w("customer", "service"),
+             _w("customer", "services"), _w("send", "claims"), _w("submit", "claims"), _w("mail", "claims"),
+             _w("claims", "address"), _w("claims", "to"), _w("pharmacist"), _w("pharmacists"), _w("providers"),
+             _w("provider", "services"), _w("does", "not", "guarantee"), _w("not", "a", "guarantee"),
+             _w("nearest", "hospital"), _w("if", "found")],
+    # The card says which coverage it is ("Secondary", "Secondary coverage"): coordination of benefits.
+    "SECONDARY": [_w("secondary"), _w("secondary", "coverage"), _w("secondary", "insurance"),
+                  _w("secondary", "payer")],
 }
 
 FIELD_OF_LABEL = {"MEMBER_ID": "member_id", "GROUP": "group_number", "NAME": "subscriber_name",
@@ -473,6 +493,15 @@ class CardReading:
     vocabulary: set[str] = field(default_factory=set)  # card label kinds seen
     payer: str | None = None
     how: dict[str, str] = field(default_factory=dict)  # key -> how it was found (label wording, never values)
+    side: str = "front"  # front | back | both (see :func:`card_side`)
+    rank: str | None = None  # "secondary" when the card prints so
+    back_cues: int = 0  # distinct back-of-card wordings seen
+
+    @property
+    def present(self) -> set[str]:
+        """The keys this card is held to: a back alone names no member, so nobody is asked for one."""
+        keys = set(BACK_KEYS if self.side == "back" else CARD_KEYS)
+        return keys | set(CARD_META_KEYS)
 
 
 def card_vocabulary(doc: Doc) -> set[str]:
@@ -503,12 +532,30 @@ def repair_member_id(value: str, pattern: re.Pattern[str], max_changes: int = 2)
     return found.pop() if len(found) == 1 else None
 
 
+def card_side(doc: Doc) -> tuple[str, int]:
+    """Which side(s) of a card the words show, and how many back-of-card wordings were seen.
+
+    A front names its member (member ID, name, group, birth date); a back prints where claims go, whom
+    to call and the fine print. Two different back wordings without any member field: the back alone.
+    A front that also carries two of them: both sides (a flatbed copy, a two-page file). One back wording
+    on a front (a member-services phone under the name) is still a front."""
+    fields: dict[str, N.FieldHit] = doc._.fields
+    cues = {N.squash(s.text) for s in labels_of(doc) if s.label_ == "BACK"}
+    front = any(k in fields for k in FRONT_KEYS)
+    if not front:
+        return ("back" if len(cues) >= 2 else "front"), len(cues)
+    return ("both" if len(cues) >= 2 else "front"), len(cues)
+
+
 def read_card_words(words: Sequence[N.WordBox], payers: Path = N.DEFAULT_PAYERS) -> CardReading:
     """Fields of an insurance card from its words (front and back may be two pages)."""
     nlp = card_nlp(payers)
     gaz = N.load_gazetteer(payers)
     doc = nlp(N.make_doc(nlp, words))
     out = CardReading(vocabulary=card_vocabulary(doc))
+    out.side, out.back_cues = card_side(doc)
+    if any(s.label_ == "SECONDARY" for s in labels_of(doc)):
+        out.rank = "secondary"
     hits: dict[str, N.FieldHit] = doc._.fields
     for key, h in hits.items():
         text = h.text
@@ -552,6 +599,8 @@ def read_card_words(words: Sequence[N.WordBox], payers: Path = N.DEFAULT_PAYERS)
                                      P + "subscriber_name"))
     for key in CARD_KEYS:
         out.fields.setdefault(key, RawField(None, 1.0, None))
+    out.fields[SIDE_KEY] = RawField(out.side, 1.0, None)
+    out.fields[RANK_KEY] = RawField(out.rank, 1.0, None)
     return out
 
 

@@ -347,7 +347,8 @@ def decide(looks: Sequence[PageLook], payers: Path = N.DEFAULT_PAYERS) -> tuple[
     if not words:
         return "unknown", "no readable text on the page(s)", {}
     card_words = [w for lk in looks if lk.shape for w in lk.words] or words
-    vocab = cards.read_card_words(card_words, payers).vocabulary
+    first = cards.read_card_words(card_words, payers)
+    vocab = first.vocabulary
     shape = next((lk.shape for lk in looks if lk.shape), None)
     letter = correspondence.letter_layout(words, looks[0].units_per_inch)
     evidence: dict[str, object] = {"card_words": sorted(vocab), "card_shape": shape, "letter": letter.reasons}
@@ -355,6 +356,11 @@ def decide(looks: Sequence[PageLook], payers: Path = N.DEFAULT_PAYERS) -> tuple[
     words_named = ", ".join(sorted(k.lower() for k in vocab))
     if shape and len(kinds) >= 1 and (vocab & {"MEMBER_ID", "GROUP", "PAYER", "RX_BIN"}) and not letter.is_letter:
         return "insurance_card", f"insurance card: {shape}; card words: {words_named}", evidence
+    if shape and first.side == "back" and not letter.is_letter:
+        # The back alone: where claims go, whom to call, the fine print; no member named.
+        evidence["card_back_words"] = first.back_cues
+        return ("insurance_card", f"the back of an insurance card: {shape}; {first.back_cues} back-of-card "
+                "wordings", evidence)
     if letter.is_letter:
         return "correspondence", f"letter: {'; '.join(letter.reasons)}", evidence
     small = all(lk.landscape or (lk.text_inches()[0] <= 4.5 and lk.text_inches()[1] <= 3.2) for lk in looks)
@@ -400,7 +406,7 @@ def recognise(pages: Sequence[PageInput], *, eng: ocr.OcrEngine | None = None, t
             card_words = [w for lk in looks if lk.shape for w in lk.words] or [w for lk in looks for w in lk.words]
             reading = cards.read_card_words(card_words, payers)
         doc = RawDocument(document_type="insurance_card", method=method, pages=len(pages), fields=reading.fields,
-                          flags=[classified, *reading.flags], present=set(cards.CARD_KEYS), source_pages=numbers)
+                          flags=[classified, *reading.flags], present=reading.present, source_pages=numbers)
         return Recognition(dtype, reason, doc, evidence)
     if dtype == "correspondence":
         words = [w for lk in looks for w in lk.words]

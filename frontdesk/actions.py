@@ -203,7 +203,13 @@ def resolve_conflict(session: Session, flag_id: int, keep: str, vocab: Vocabular
     patient = _patient(session, flag.patient_id)
     if keep == "card":
         reading = records.extraction_result(session, flag.document_id)
-        value = reading.value(flag.field) if reading is not None else None
+        # A secondary card's conflict names the secondary coverage's field; the card itself has every
+        # value under the reader's names (insurance.primary.*).
+        value = None
+        if reading is not None:
+            value = reading.value(flag.field)
+            if value in (None, "") and flag.field.startswith("insurance.secondary."):
+                value = reading.value("insurance.primary." + flag.field[len("insurance.secondary."):])
         if value in (None, ""):
             raise ActionError(f"the card {flag.document_id} has no value for {vocab.label(flag.field)}")
         row = next((r for r in patient.fields if r.key == flag.field), None)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from extractors.cards import CARD_KEYS
+from extractors.cards import CARD_KEYS, RANK_KEY, SIDE_KEY
 from extractors.names import payer_key
 from extractors.nlp import DEFAULT_PAYERS, load_gazetteer
 from frontdesk.field_flags import blank, rule_flags
@@ -40,7 +40,13 @@ UNMATCHED_CODE = "correspondence.unmatched"
 CARD_UNMATCHED_CODE = "card.unmatched"
 RULE_CODES = frozenset({"missing", "insurance.missing_info"})  # flags the record's rules raise (and clear)
 
-MatchedBy = Literal["name_dob", "member_id", "subscriber_name_dob"]
+MatchedBy = Literal["name_dob", "member_id", "subscriber_name_dob", "card_front"]
+Rank = Literal["primary", "secondary"]
+RANKS: tuple[Rank, ...] = ("primary", "secondary")
+P = "insurance.primary."
+# A back filed on its own is matched with the front of a card read shortly before it (the same scanned
+# stack, or the most recent front without a back received at most this long before it).
+BACK_WINDOW = timedelta(minutes=30)
 
 # --------------------------------------------------------------------------------------------------
 # Names
@@ -241,15 +247,72 @@ def same_value(key: str, a: FieldValue, b: FieldValue, payers: Path = DEFAULT_PA
     return _id_key(a) == _id_key(b)
 
 
+def coverage_key(key: str, rank: str) -> str:
+    """A card's key (the reader names every card's values ``insurance.primary.*``) as the same field of the
+    patient's coverage of ``rank``: ``insurance.primary.member_id`` -> ``insurance.secondary.member_id``."""
+    return f"insurance.{rank}.{key[len(P):]}" if key.startswith(P) else key
+
+
+def card_side(card: ExtractionResult) -> str:
+    """front | back | both, as the reader told it (a reading from before sides were told: front)."""
+    side = card.value(SIDE_KEY)
+    return side if side in ("front", "back", "both") else "front"
+
+
+@dataclass(frozen=True)
+class RankChoice:
+    rank: Rank
+    reason: str  # plain words, no patient data
+
+
+def choose_rank(record: Mapping[str, FieldValue], card: ExtractionResult,
+                payers: Path = DEFAULT_PAYERS) -> RankChoice:
+    """Which of the patient's coverages a card is, from what is on file.
+
+    1. The card prints that it is a secondary coverage: the secondary.
+    2. No primary on file (no payer, no member ID): the primary, as every card was before.
+    3. The card's member ID is the primary's, or the secondary's: that coverage (the same card again).
+    4. The card's payer and member ID both differ from the primary's: a second card, the secondary.
+    5. Otherwise the primary: a card that disagrees with it in one value is a conflict for a person, never
+       a second coverage made up from a typo."""
+    payer, mid = card.value(P + "payer_name"), card.value(P + "member_id")
+
+    def on_file(rank: str) -> tuple[FieldValue, FieldValue]:
+        return record.get(f"insurance.{rank}.payer_name"), record.get(f"insurance.{rank}.member_id")
+
+    def same_id(rank: str) -> bool:
+        _p, m = on_file(rank)
+        return not blank(m) and not blank(mid) and same_value(P + "member_id", m, mid, payers)
+
+    if card.value(RANK_KEY) == "secondary":
+        return RankChoice("secondary", "the card says it is a secondary coverage")
+    primary_payer, primary_id = on_file("primary")
+    if blank(primary_payer) and blank(primary_id):
+        return RankChoice("primary", "no primary coverage on file")
+    if same_id("primary"):
+        return RankChoice("primary", "the primary coverage's member ID")
+    if same_id("secondary"):
+        return RankChoice("secondary", "the secondary coverage's member ID")
+    if not (blank(payer) or blank(mid) or blank(primary_payer) or blank(primary_id)) \
+            and not same_value(P + "payer_name", primary_payer, payer, payers) \
+            and not same_value(P + "member_id", primary_id, mid, payers):
+        return RankChoice("secondary", "payer and member ID differ from the primary coverage's")
+    return RankChoice("primary", "the primary coverage on file")
+
+
 def merge_card(record: Mapping[str, FieldValue], sources: Mapping[str, str | None] | None, card: ExtractionResult,
                *, card_document_id: str, vocab: Vocabulary, previous_flags: Sequence[Flag] = (),
-               present: set[str] | None = None, payers: Path = DEFAULT_PAYERS) -> MergeResult:
+               present: set[str] | None = None, payers: Path = DEFAULT_PAYERS, rank: Rank = "primary",
+               implied: Mapping[str, FieldValue] | None = None) -> MergeResult:
     """File a card's values into a patient's record.
 
     ``record``: the patient's current values (vocabulary keys, normalised as extraction returns them);
     ``sources``: the document id each value came from; ``card``: the card's extraction; ``present``: the
     keys the record's intake form asks for (requiredness is judged on those; default: the record's keys).
     ``previous_flags``: the record's open flags, so the ones the card resolves can be reported as cleared.
+    ``rank``: the coverage the card is (:func:`choose_rank`): its values go to that coverage's fields and
+    only those, so a secondary card never touches the primary. ``implied``: values the filing knows beyond
+    what the card prints (the policy holder is the patient: relationship ``self``), filled only into blanks.
 
     A card value is used only if the card carries no error for that field; warnings it carries (a member
     ID of an unusual format, low confidence) come along, so filling a gap never hides a doubt."""
@@ -260,21 +323,27 @@ def merge_card(record: Mapping[str, FieldValue], sources: Mapping[str, str | Non
     card_warnings = [f for f in card.flags if f.severity == "warning" and f.field in CARD_KEYS]
     for key in CARD_KEYS:
         value = card.value(key)
-        if blank(value) or key in card_errors or key not in vocab.fields:
+        target = coverage_key(key, rank)
+        if blank(value) or key in card_errors or target not in vocab.fields:
             continue
-        current = fields.get(key)
+        current = fields.get(target)
         if blank(current):
+            fields[target] = value
+            src[target] = card_document_id
+            out.filled.append(target)
+            out.flags.extend(f for f in card_warnings if f.field == key)
+        elif same_value(target, current, value, payers):
+            out.confirmed.append(target)
+        else:
+            out.conflicts.append(Conflict(target, current, value, src.get(target)))
+            out.flags.append(Flag(code=CONFLICT_CODE, severity="error", field=target,
+                                  message=f"{vocab.label(target)} on the insurance card differs from the patient's "
+                                          "record; the record was not changed: please check which is right"))
+    for key, value in (implied or {}).items():
+        if key in vocab.fields and not blank(value) and blank(fields.get(key)):
             fields[key] = value
             src[key] = card_document_id
             out.filled.append(key)
-            out.flags.extend(f for f in card_warnings if f.field == key)
-        elif same_value(key, current, value, payers):
-            out.confirmed.append(key)
-        else:
-            out.conflicts.append(Conflict(key, current, value, src.get(key)))
-            out.flags.append(Flag(code=CONFLICT_CODE, severity="error", field=key,
-                                  message=f"{vocab.label(key)} on the insurance card differs from the patient's "
-                                          "record; the record was not changed: please check which is right"))
     asked = set(present) if present is not None else {k for k in record if k in vocab.fields}
     results = {k: FieldResult(value=v) for k, v in fields.items() if k in vocab.fields}
     now = rule_flags(results, vocab, present=asked)
@@ -300,6 +369,9 @@ class Filing:
     resolved: list[int] = field(default_factory=list)  # FlagRow ids
     filled: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    rank: Rank | None = None  # a card: the coverage it was filed to
+    side: str | None = None  # a card: front | back | both
+    front_document_id: str | None = None  # a back: the front it was matched with
 
     @property
     def needs_review(self) -> bool:
@@ -387,21 +459,34 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     record, in the caller's transaction.
 
     The patient is found with :func:`match_card` among the records that share the card's date of birth
-    or member ID. Matched: the card fills the blanks of the patient's fields (each with the card's
-    document id as its source), conflicts become ``card.conflict`` flags, the record's rules are checked
-    again and the patient's open ``missing``/``insurance.missing_info`` flags that no longer hold are
-    resolved. Not matched: a ``card.unmatched`` error on the document, for a person. ``match``: the
-    match already made (:func:`find_card_patient`), so it is not made twice."""
+    or member ID; the back of a card alone (it names nobody) is matched with its front instead
+    (:func:`find_front`) and goes to the front's patient and coverage. Matched: the card is one of the
+    patient's coverages (:func:`choose_rank`; the same document filed again keeps its coverage); its
+    values fill the blanks of that coverage's fields (each with the card's document id as its source),
+    conflicts become ``card.conflict`` flags, the record's rules are checked again and the patient's open
+    ``missing``/``insurance.missing_info`` flags that no longer hold are resolved. The card's coverage,
+    side and front are kept in ``insurance_cards``. Not matched: a ``card.unmatched`` error on the
+    document, for a person. ``match``: the match already made (:func:`find_card_patient`, or a person's
+    choice), so it is not made twice."""
     from sqlalchemy import select
 
     from frontdesk import audit
-    from frontdesk.db.models import FlagRow, Patient, PatientField, utcnow
+    from frontdesk.db.models import FlagRow, InsuranceCard, Patient, PatientField, utcnow
 
+    side = card_side(card)
+    front: Any = None
+    front_reason = ""
+    if side == "back":
+        front, front_reason = find_front(session, doc, card, patient_id=match.patient_id if match else None,
+                                         payers=payers)
+        if front is not None and match is None:
+            match = PatientMatch(front.patient_id, "card_front", "the front of the same card")
     m = match or find_card_patient(session, card)
-    filing = Filing(m)
+    filing = Filing(m, side=side)
     if not m.matched:
+        reason = front_reason if side == "back" else m.reason
         f = Flag(code=CARD_UNMATCHED_CODE, severity="error", field=None,
-                 message=f"Insurance card not matched to a patient ({m.reason}); please file it by hand")
+                 message=f"Insurance card not matched to a patient ({reason}); please file it by hand")
         _flag_row(session, doc, None, extraction_id, f)
         filing.flags.append(f)
         return filing
@@ -409,12 +494,26 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     rows = {f.key: f for f in patient.fields}
     record = {k: r.value for k, r in rows.items()}
     sources = {k: r.source_document_id for k, r in rows.items()}
+    known = session.get(InsuranceCard, doc.id)
+    if front is not None:
+        rank: Rank = "secondary" if front.rank == "secondary" else "primary"
+        why = "the front of the same card"
+    elif known is not None and known.patient_id == patient.id and known.rank in RANKS:
+        rank, why = ("secondary" if known.rank == "secondary" else "primary"), "filed to this coverage before"
+    else:
+        choice = choose_rank(record, card, payers)
+        rank, why = choice.rank, choice.reason
+    implied: dict[str, FieldValue] = {}
+    if rank == "secondary" and side != "back" and holder_is_patient(card, patient):
+        # Coordination of benefits: the card is in the patient's own name, so the patient holds the policy.
+        implied = {"insurance.secondary.relationship_to_patient": "self",
+                   "insurance.secondary.subscriber_date_of_birth": patient.date_of_birth.isoformat()}
     open_rows = list(session.scalars(select(FlagRow).where(FlagRow.patient_id == patient.id,
                                                            FlagRow.status == "open",
                                                            FlagRow.code.in_(sorted(RULE_CODES)))))
     previous = [Flag(code=r.code, severity=r.severity, field=r.field, message=r.message) for r in open_rows]
     merged = merge_card(record, sources, card, card_document_id=doc.id, vocab=vocab, previous_flags=previous,
-                        payers=payers)
+                        payers=payers, rank=rank, implied=implied)
     for key in merged.filled:
         row = rows.get(key)
         if row is None:
@@ -435,13 +534,75 @@ def file_card(session: Any, doc: Any, card: ExtractionResult, *, vocab: Vocabula
     filing.flags.extend(new)
     filing.filled = list(merged.filled)
     filing.conflicts = [c.key for c in merged.conflicts]
+    filing.rank = rank
+    filing.front_document_id = front.document_id if front is not None else None
+    if known is None:
+        session.add(InsuranceCard(document_id=doc.id, patient_id=patient.id, rank=rank, side=side,
+                                  front_document_id=filing.front_document_id))
+    else:
+        known.patient_id, known.rank, known.side, known.filed_at = patient.id, rank, side, now
+        known.front_document_id = filing.front_document_id
     doc.patient_id = patient.id
     if merged.filled:
         patient.updated_at = now
     audit.record(session, "update", "patient", patient.id, patient_id=patient.id,
-                 detail=f"insurance card {doc.id}: {len(merged.filled)} fields filled, "
-                        f"{len(merged.conflicts)} conflicts, {len(filing.resolved)} flags resolved")
+                 detail=f"insurance card {doc.id} ({side}) to the {rank} coverage ({why}): "
+                        f"{len(merged.filled)} fields filled, {len(merged.conflicts)} conflicts, "
+                        f"{len(filing.resolved)} flags resolved")
     return filing
+
+
+def holder_is_patient(card: ExtractionResult, patient: Any) -> bool:
+    """Is the card in the patient's own name: the cardholder's name fits the patient's and the birth date
+    printed on the card, if any, is the patient's."""
+    name, dob = card.value(P + "subscriber_name"), card.value(P + "subscriber_date_of_birth")
+    if not isinstance(name, str) or not name_fits(name, patient.first_name, patient.last_name):
+        return False
+    return blank(dob) or _iso(dob) == _iso(patient.date_of_birth)
+
+
+def find_front(session: Any, doc: Any, back: ExtractionResult, *, patient_id: str | None = None,
+               payers: Path = DEFAULT_PAYERS, window: timedelta = BACK_WINDOW) -> tuple[Any, str]:
+    """The front of the card whose back ``back`` (document ``doc``) is: an
+    :class:`frontdesk.db.models.InsuranceCard` row, or None with the reason in plain words.
+
+    Candidates are card fronts that have no back yet: those cut from the same scanned stack first, then
+    those received at most ``window`` before the back (or, when a person chose the patient
+    (``patient_id``), that patient's), the most recent first. A front whose reading names another payer or
+    payer ID than the back does is never taken; the back and its front must be one card."""
+    from sqlalchemy import select
+
+    from frontdesk.db.models import Document, InsuranceCard
+    from frontdesk.readings import extraction_result
+
+    paired = select(InsuranceCard.front_document_id).where(InsuranceCard.front_document_id.is_not(None),
+                                                           InsuranceCard.document_id != doc.id)
+    q = (select(InsuranceCard, Document).join(Document, Document.id == InsuranceCard.document_id)
+         .where(InsuranceCard.side == "front", InsuranceCard.document_id != doc.id,
+                InsuranceCard.document_id.not_in(paired)))
+    if patient_id is not None:
+        q = q.where(InsuranceCard.patient_id == patient_id)
+    else:
+        near = (Document.received_at <= doc.received_at) & (Document.received_at >= doc.received_at - window)
+        q = q.where(near | (Document.parent_id == doc.parent_id) if doc.parent_id else near)
+    found = list(session.execute(q.order_by(Document.received_at.desc(), Document.id.desc())).all())
+    found.sort(key=lambda r: 0 if doc.parent_id and r[1].parent_id == doc.parent_id else 1)  # stable
+    if not found:
+        return None, "the back of a card, and no front without its back was read shortly before it"
+    for row, front_doc in found:
+        front = extraction_result(session, front_doc.id)
+        if front is not None and _one_card(front, back, payers):
+            return row, "the front of the same card"
+    return None, "the back of a card whose payer differs from the fronts read shortly before it"
+
+
+def _one_card(front: ExtractionResult, back: ExtractionResult, payers: Path) -> bool:
+    """Nothing the back prints contradicts the front: payer, payer ID, and a member ID if the back has one."""
+    for key in (P + "payer_name", P + "payer_id", P + "member_id"):
+        a, b = front.value(key), back.value(key)
+        if not blank(a) and not blank(b) and not same_value(key, a, b, payers):
+            return False
+    return True
 
 
 def file_letter(session: Any, doc: Any, letter: ExtractionResult, *, extraction_id: int | None = None,

@@ -117,6 +117,9 @@ class ChecksConfig(BaseModel):
     holidays: list[date] = Field(default_factory=list)
     # Business days a reminder needs between its mail batch and the visit (frontdesk/checks/reminders.py).
     reminder_lead_business_days: int = Field(3, ge=1, le=20)
+    # A patient with only a secondary coverage on file (its payer and member ID; no primary) passes
+    # primary_insurance_complete when true; by default the primary is asked for (frontdesk/checks/rules.py).
+    secondary_counts_as_insured: bool = False
     rules: dict[str, RuleConfig]
     item_words: dict[str, str] = Field(default_factory=dict)
     payers: dict[str, PayerSpec] = Field(default_factory=dict)

@@ -78,6 +78,12 @@ class Context:
     def self_pay(self) -> bool:
         return self.record.value("insurance.self_pay") is True
 
+    @property
+    def only_secondary(self) -> bool:
+        """No primary coverage on file (no payer, no member ID), and a secondary one with both."""
+        return (all(self.blank(k) for k in ("insurance.primary.payer_name", "insurance.primary.member_id"))
+                and not any(self.blank(k) for k in SECONDARY_REQUIRED))
+
     def words(self, key: str) -> str:
         return self.checks.config.item_words.get(key, key.rsplit(".", 1)[-1].replace("_", " "))
 
@@ -134,6 +140,8 @@ def _hipaa_acknowledged(ctx: Context) -> bool:
 
 def _primary_insurance_complete(ctx: Context) -> bool:
     if ctx.self_pay:
+        return False
+    if ctx.checks.config.secondary_counts_as_insured and ctx.only_secondary:
         return False
     ctx.items = [ctx.words(k) for k in PRIMARY_REQUIRED if ctx.blank(k)]
     return bool(ctx.items)

@@ -118,6 +118,15 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
                          "storage_key": lt.storage_key,
                          "created_at": lt.created_at.isoformat(timespec="seconds")} for lt in view.letters],
         }
+        from sqlalchemy import select
+
+        from frontdesk.db.models import InsuranceCard
+
+        # Which coverage (primary, secondary) each filed card is, its side, and for a back its front.
+        out["insurance_cards"] = [
+            {"document_id": c.document_id, "rank": c.rank, "side": c.side, "front_document_id": c.front_document_id}
+            for c in s.scalars(select(InsuranceCard).where(InsuranceCard.patient_id == p.id)
+                               .order_by(InsuranceCard.filed_at, InsuranceCard.document_id))]
         from frontdesk.checks.coverage import coverage_on_file  # the payer's latest eligibility answer
 
         cov = coverage_on_file(s, [p.id]).get(p.id)
@@ -143,6 +152,11 @@ def run_show(args: argparse.Namespace, ctx: Any) -> int:
     print(f"Documents ({len(out['documents'])}):")
     for d in out["documents"]:
         print(f"  {d['id']}  {d['received_at']}  {d['document_type'] or '-'}  {d['outcome'] or d['state']}")
+    if out["insurance_cards"]:
+        print(f"Insurance cards ({len(out['insurance_cards'])}):")
+        for c in out["insurance_cards"]:
+            print(f"  {c['document_id']}  {c['rank']}  {c['side']}"
+                  + (f"  (back of {c['front_document_id']})" if c["front_document_id"] else ""))
     print(f"Open flags ({len(out['open_flags'])}):")
     for f in out["open_flags"]:
         print(f"  [{f['severity']}] {f['code']}: {f['message']}  ({f['document_id']})")

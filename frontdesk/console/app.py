@@ -38,6 +38,7 @@ from frontdesk.db.models import (
     AuditEvent,
     Document,
     FlagRow,
+    InsuranceCard,
     Letter,
     Patient,
     StoredObjectRow,
@@ -522,6 +523,13 @@ def create_app(settings: Settings) -> FastAPI:
                     with suppress(ValueError):
                         value = date.fromisoformat(value).strftime("%m/%d/%Y")
                 sections[sec].append((f.key, con.vocab.label(f.key), value))
+            # Which sides of each coverage's card were filed (the values above are the card's or the form's).
+            sides: dict[str, set[str]] = {}
+            for card in s.scalars(select(InsuranceCard).where(InsuranceCard.patient_id == patient_id)):
+                sides.setdefault(card.rank, set()).update(("front", "back") if card.side == "both" else (card.side,))
+            for rank, seen in sides.items():
+                title = "Secondary insurance" if rank == "secondary" else "Primary insurance"
+                sections[title].append(("card", "Card on file", " and ".join(x for x in ("front", "back") if x in seen)))
             flags = list(s.scalars(select(FlagRow).where(FlagRow.patient_id == patient_id)
                                    .order_by(FlagRow.created_at.desc(), FlagRow.id.desc())))
             trail = list(s.scalars(select(AuditEvent).where(AuditEvent.patient_id == patient_id)

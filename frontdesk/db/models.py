@@ -181,6 +181,24 @@ class Document(Base):
     flags: Mapped[list[FlagRow]] = relationship(back_populates="document", order_by="FlagRow.id")
 
 
+class InsuranceCard(Base):
+    """An insurance card document filed to a patient's coverage: which coverage (``rank``: the patient's
+    ``insurance.primary.*`` or ``insurance.secondary.*`` fields, where the values live), which side(s) of
+    the card the document shows, and for a back the front it was matched with. A card filed again (a
+    second photo of it, a person's review) keeps its one row."""
+
+    __tablename__ = "insurance_cards"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    rank: Mapped[str] = mapped_column(String(20), comment="primary | secondary")
+    side: Mapped[str] = mapped_column(String(10), default="front", comment="front | back | both")
+    front_document_id: Mapped[str | None] = mapped_column(
+        ForeignKey("documents.id"), nullable=True, index=True,
+        comment="for a back: the card's front it was matched with")
+    filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Arrival(Base):
     """Every time a file was handed to Frontdesk, including the duplicates: the durable intake ledger."""
 
