@@ -404,9 +404,9 @@ HISTORY_PATIENT_ROW: list[Box] = [
 ]
 ROW_NUMBER_W = 20.0  # the printed row number left of each table row
 TABLE_BOX_H = 18.0
-TABLE_ROW_GAP = 4.5  # between two rows of a table (more than LABEL_CLEARANCE: nothing printed there)
+TABLE_ROW_GAP = 4.0  # between two rows of a table (more than LABEL_CLEARANCE: nothing printed there)
 CHECK_COLUMNS = 4
-CHECK_PITCH = 18.0
+CHECK_PITCH = 22.0  # check boxes 10 pt apart: a tick drawn larger than its box must not reach the next one
 
 
 @dataclass(frozen=True)
