@@ -318,7 +318,7 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult, *
     extraction.fields += [ExtractedField(document_id=doc.id, key=f"{group}.{row.row}.{name}", value=fr.value,
                                          raw=fr.raw, confidence=fr.confidence, page=fr.page)
                           for group, rows in result.rows.items() for row in rows for name, fr in row.fields.items()]
-    extraction.fields += [ExtractedField(document_id=doc.id, key=name, value=list(ticked))  # type: ignore[arg-type]
+    extraction.fields += [ExtractedField(document_id=doc.id, key=name, value=list(ticked))
                           for name, ticked in result.checklists.items()]
     session.add(extraction)
     session.flush()

@@ -59,12 +59,12 @@ def normalise_rows(raw_fields: Mapping[str, RawField], vocab: Vocabulary, *,
         for n in sorted(cells.get(group, {})):
             row = RowResult(row=n)
             for name, fspec in spec.fields.items():
-                rf = cells[group][n].get(name)
-                if rf is None:
+                cell = cells[group][n].get(name)
+                if cell is None:
                     continue
-                value, problem = normaliser_for(vocab, fspec.type)(rf.raw)
-                raw = None if rf.raw is None or not str(rf.raw).strip() else str(rf.raw)
-                row.fields[name] = FieldResult(value=value, raw=raw, confidence=rf.confidence, page=rf.page)
+                value, problem = normaliser_for(vocab, fspec.type)(cell.raw)
+                raw = None if cell.raw is None or not str(cell.raw).strip() else str(cell.raw)
+                row.fields[name] = FieldResult(value=value, raw=raw, confidence=cell.confidence, page=cell.page)
                 if problem:
                     flags.append(Flag(code="invalid", severity="warning", field=f"{group}.{n}.{name}",
                                       message=f"{spec.label}, row {n}: {fspec.label}: {problem}"))

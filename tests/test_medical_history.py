@@ -22,6 +22,7 @@ from frontdesk.readings import extraction_result
 from tests.fixtures import generator as gen
 from tests.fixtures import history
 
+
 @pytest.fixture(scope="module")
 def reader() -> Reader:
     from frontdesk.settings import load_settings
