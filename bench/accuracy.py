@@ -12,7 +12,9 @@ Measures, per tier (``scan300``, ``noisy``, ``fax``):
 * review share: filled fields that carry a flag (a person looks at them);
 * seconds per page (wall clock, reading only).
 
-Then the card and letter tables of ``bench/accuracy_cards.py`` (generated insurance cards and letters,
+Then the medical history rows of ``bench/accuracy_history.py`` (repeating rows of generated medical history
+forms, scanned at 300 dpi by default: rows exactly right / rows, blank rows skipped, incomplete rows flagged),
+and the card and letter tables of ``bench/accuracy_cards.py`` (generated insurance cards and letters,
 read as the dispatcher reads what no form template matches).
 
 Tiers ``digital`` and ``flattened`` are filled PDFs (AcroForm values; values printed as page text, ticked
@@ -20,7 +22,8 @@ boxes marked as viewers print them: X, ZapfDingbats' square and check, a check m
 fills another practice's form instead of the shipped one.
 
 Run: ``python bench/accuracy.py --n 40 [--tiers scan300,noisy,fax] [--seed 11] [--show-errors]
-[--kinds forms,cards,letters] [--cards 60] [--letters 40] [--card-seed 5]``.
+[--kinds forms,history,cards,letters] [--history 12] [--history-tiers scan300] [--cards 60] [--letters 40]
+[--card-seed 5]``.
 The same functions back the accuracy floors in ``tests/test_scan_accuracy.py``.
 """
 
@@ -45,7 +48,7 @@ from tests.fixtures import generator as gen  # noqa: E402
 from tests.fixtures import scans  # noqa: E402
 
 MARK_TYPES = ("checkbox", "signature")
-KINDS = ("forms", "cards", "letters")
+KINDS = ("forms", "history", "cards", "letters")
 
 
 @dataclass
@@ -222,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotations", default="0", help="comma-separated, e.g. 0,90,180,270")
     parser.add_argument("--show-errors", action="store_true", help="list every wrong field (synthetic data)")
     parser.add_argument("--kinds", default=",".join(KINDS),
-                        help="comma-separated: forms (scanned forms per tier), cards, letters")
+                        help="comma-separated: forms (scanned forms per tier), history (medical history "
+                             "rows), cards, letters")
+    parser.add_argument("--history", type=int, default=12, help="medical history forms per history tier")
+    parser.add_argument("--history-tiers", default="scan300",
+                        help="comma-separated, of digital, flattened, scan300, noisy, fax")
     parser.add_argument("--cards", type=int, default=60, help="generated insurance cards")
     parser.add_argument("--letters", type=int, default=40, help="generated letters (typed and scanned)")
     parser.add_argument("--card-seed", type=int, default=5, help="seed of the cards and letters")
@@ -250,6 +257,18 @@ def main(argv: list[str] | None = None) -> int:
                     for e in tally.errors:
                         print("  " + e)
         print(table(tallies))
+    if "history" in kinds and args.history:
+        from bench import accuracy_history as ah
+
+        with tempfile.TemporaryDirectory(prefix="frontdesk-history-") as tmp:
+            history_tiers = [t.strip() for t in args.history_tiers.split(",") if t.strip()]
+            rows = ah.bench_history(Reader(load_settings()), history_tiers, args.history, args.seed, Path(tmp))
+        print()
+        print(ah.history_table(rows))
+        if args.show_errors:
+            for t in rows:
+                for e in t.errors:
+                    print(f"  {t.tier} {e}")
     if "cards" in kinds or "letters" in kinds:
         from bench import accuracy_cards as ac
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from extractors.base import RawField
 from frontdesk.fields import Vocabulary
-from frontdesk.models import ExtractionResult, FieldResult, Flag, Severity
+from frontdesk.models import ExtractionResult, FieldResult, Flag, RowResult, Severity
 from frontdesk.normalisers import NORMALISERS, Result, make_relationship
 
 
@@ -36,6 +36,63 @@ def normalise_fields(
             severity: Severity = "error" if spec.required != "never" else "warning"
             flags.append(Flag(code="invalid", severity=severity, field=key, message=f"{spec.label}: {problem}"))
     return fields, flags
+
+
+def normalise_rows(raw_fields: Mapping[str, RawField], vocab: Vocabulary, *,
+                   flagged: set[str] | None = None) -> tuple[dict[str, list[RowResult]], list[Flag]]:
+    """The rows of every repeating group the document carries (boxes named ``<group>.<row>.<field>``).
+
+    A row with nothing in it is skipped, unless a reader flagged one of its boxes (``flagged``: ink it
+    could not read is not a blank). A used row that leaves a required box blank is kept and flagged
+    ``row.incomplete`` for a person to look at. Messages name the group, the row number and the box's
+    label, never a value."""
+    cells: dict[str, dict[int, dict[str, RawField]]] = {}
+    for key, rf in raw_fields.items():
+        found = vocab.row_key(key)
+        if found is not None:
+            group, n, name = found
+            cells.setdefault(group, {}).setdefault(n, {})[name] = rf
+    flagged = flagged or set()
+    rows: dict[str, list[RowResult]] = {}
+    flags: list[Flag] = []
+    for group, spec in vocab.groups.items():  # vocabulary order
+        for n in sorted(cells.get(group, {})):
+            row = RowResult(row=n)
+            for name, fspec in spec.fields.items():
+                cell = cells[group][n].get(name)
+                if cell is None:
+                    continue
+                value, problem = normaliser_for(vocab, fspec.type)(cell.raw)
+                raw = None if cell.raw is None or not str(cell.raw).strip() else str(cell.raw)
+                row.fields[name] = FieldResult(value=value, raw=raw, confidence=cell.confidence, page=cell.page)
+                if problem:
+                    flags.append(Flag(code="invalid", severity="warning", field=f"{group}.{n}.{name}",
+                                      message=f"{spec.label}, row {n}: {fspec.label}: {problem}"))
+            used = any(not blank(fr.value) or fr.raw for fr in row.fields.values())
+            if not used and not any(f"{group}.{n}.{name}" in flagged for name in spec.fields):
+                continue  # a blank line of the table
+            for name, fspec in spec.fields.items():
+                fr = row.fields.get(name)
+                if fspec.required == "always" and (fr is None or (blank(fr.value) and not fr.raw)):
+                    flags.append(Flag(code="row.incomplete", severity="error", field=f"{group}.{n}.{name}",
+                                      message=f"{spec.label}, row {n}: {fspec.label} is missing"))
+            rows.setdefault(group, []).append(row)
+    return rows, flags
+
+
+def normalise_checklists(raw_fields: Mapping[str, RawField], vocab: Vocabulary) -> dict[str, list[str]]:
+    """Each check list the document carries -> its ticked options, in the vocabulary's order."""
+    ticked: dict[str, set[str]] = {}
+    for key, rf in raw_fields.items():
+        found = vocab.checklist_key(key)
+        if found is None:
+            continue
+        value, _problem = NORMALISERS["checkbox"](rf.raw)
+        ticked.setdefault(found[0], set())
+        if value is True:
+            ticked[found[0]].add(found[1])
+    return {name: [o for o in spec.options if o in ticked[name]]
+            for name, spec in vocab.checklists.items() if name in ticked}
 
 
 def blank(value: object) -> bool:
@@ -87,6 +144,21 @@ def validate(result: ExtractionResult, raw_fields: Mapping[str, RawField], vocab
         if fr.confidence < low_confidence and not blank(fr.value):
             result.flags.append(Flag(code="low_confidence", severity="warning", field=key,
                                      message=f"{vocab.label(key)} was read with low confidence; please check it"))
+    if vocab.groups:
+        rows, row_flags = normalise_rows(raw_fields, vocab, flagged={f.field for f in result.flags if f.field})
+        result.rows = rows
+        result.flags.extend(row_flags)
+        for group, group_rows in rows.items():
+            spec = vocab.groups[group]
+            for row in group_rows:
+                for name, fr in row.fields.items():
+                    if fr.confidence < low_confidence and not blank(fr.value):
+                        result.flags.append(Flag(
+                            code="low_confidence", severity="warning", field=f"{group}.{row.row}.{name}",
+                            message=f"{spec.label}, row {row.row}: {spec.fields[name].label} was read with low "
+                                    "confidence; please check it"))
+    if vocab.checklists:
+        result.checklists = normalise_checklists(raw_fields, vocab)
     return result
 
 

@@ -37,10 +37,44 @@ class InsuranceRule:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    """A repeating group (a table on a form): the boxes of one row. A form names each box
+    ``<name>.<row>.<field>`` (rows from 1) and carries as many rows as it has room for."""
+
+    name: str
+    label: str
+    fields: dict[str, FieldSpec]  # field name within the row -> its spec (key = the field name)
+
+
+@dataclass(frozen=True)
+class ChecklistSpec:
+    """A grid of check boxes, one per option, each named ``<name>.<option>``."""
+
+    name: str
+    label: str
+    options: dict[str, str]  # option -> label, in the order the form prints them
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     fields: dict[str, FieldSpec]
     missing_insurance: InsuranceRule
     relationships: dict[str, str] = field(default_factory=dict)  # spelling (lower) -> normalised
+    groups: dict[str, GroupSpec] = field(default_factory=dict)
+    checklists: dict[str, ChecklistSpec] = field(default_factory=dict)
+
+    def row_key(self, key: str) -> tuple[str, int, str] | None:
+        """``(group, row, field)`` for a box of a repeating group (``medications.2.dose``), else None."""
+        found = split_row_key(key)
+        if found is None or found[0] not in self.groups or found[2] not in self.groups[found[0]].fields:
+            return None
+        return found
+
+    def checklist_key(self, key: str) -> tuple[str, str] | None:
+        """``(list, option)`` for a box of a check list (``condition_checklist.asthma``), else None."""
+        name, _, option = key.partition(".")
+        spec = self.checklists.get(name)
+        return (name, option) if spec is not None and option in spec.options else None
 
     def __contains__(self, key: object) -> bool:
         return key in self.fields
@@ -48,6 +82,60 @@ class Vocabulary:
     def label(self, key: str) -> str:
         spec = self.fields.get(key)
         return spec.label if spec else key
+
+
+def split_row_key(key: str) -> tuple[str, int, str] | None:
+    """``<group>.<row>.<field>`` -> ``(group, row, field)``; None for any other key. The naming rule of
+    row boxes, shared by the vocabulary and the records (which keep row boxes under these keys)."""
+    parts = key.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < 1 or not parts[0] or not parts[2]:
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+def _groups(path: Path, data: dict[str, object], specs: dict[str, FieldSpec]) -> dict[str, GroupSpec]:
+    raw_groups = data.get("groups") or {}
+    if not isinstance(raw_groups, dict):
+        raise ConfigError(f"{path}: expected 'groups' to be a mapping")
+    prefixes = {k.split(".")[0] for k in specs}
+    groups: dict[str, GroupSpec] = {}
+    for name, raw in raw_groups.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("fields"), dict) or not raw["fields"]:
+            raise ConfigError(f"{path}: group {name}: expected a mapping with 'fields'")
+        if "." in str(name) or name in prefixes:
+            raise ConfigError(f"{path}: group {name}: a group name has no dots and is no field's first part")
+        row: dict[str, FieldSpec] = {}
+        for fname, fraw in raw["fields"].items():
+            if not isinstance(fraw, dict) or "." in str(fname) or str(fname).isdigit():
+                raise ConfigError(f"{path}: group {name} field {fname}: expected a mapping under a plain name")
+            ftype = fraw.get("type", "text")
+            if ftype not in FIELD_TYPES:
+                raise ConfigError(f"{path}: group {name} field {fname}: unknown type {ftype!r}")
+            required = fraw.get("required", "never")
+            if required not in ("always", "never"):
+                raise ConfigError(f"{path}: group {name} field {fname}: requiredness is always or never")
+            row[str(fname)] = FieldSpec(str(fname), ftype, str(fraw.get("label", fname)), required, str(name))
+        groups[str(name)] = GroupSpec(str(name), str(raw.get("label", name)), row)
+    return groups
+
+
+def _checklists(path: Path, data: dict[str, object], specs: dict[str, FieldSpec],
+                groups: dict[str, GroupSpec]) -> dict[str, ChecklistSpec]:
+    raw_lists = data.get("checklists") or {}
+    if not isinstance(raw_lists, dict):
+        raise ConfigError(f"{path}: expected 'checklists' to be a mapping")
+    prefixes = {k.split(".")[0] for k in specs} | set(groups)
+    lists: dict[str, ChecklistSpec] = {}
+    for name, raw in raw_lists.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("options"), dict) or not raw["options"]:
+            raise ConfigError(f"{path}: check list {name}: expected a mapping with 'options'")
+        if "." in str(name) or name in prefixes:
+            raise ConfigError(f"{path}: check list {name}: a list name has no dots and is no field's first part")
+        options = {str(k): str(v) for k, v in raw["options"].items()}
+        if any("." in k or k.isdigit() for k in options):
+            raise ConfigError(f"{path}: check list {name}: an option is a plain name")
+        lists[str(name)] = ChecklistSpec(str(name), str(raw.get("label", name)), options)
+    return lists
 
 
 @lru_cache(maxsize=8)
@@ -69,6 +157,8 @@ def load_vocabulary(path: Path) -> Vocabulary:
         required = raw.get("required", "never")
         if required not in REQUIREDNESS:
             raise ConfigError(f"{path}: field {key}: unknown requiredness {required!r}")
+        if split_row_key(key) is not None:
+            raise ConfigError(f"{path}: field {key}: a part that is only digits is kept for rows of groups")
         specs[key] = FieldSpec(key, ftype, str(raw.get("label", key)), required, str(raw.get("section", "")))
     rules = data.get("rules", {}) or {}
     mi = rules.get("missing_insurance") or {}
@@ -89,4 +179,5 @@ def load_vocabulary(path: Path) -> Vocabulary:
         relationships[str(norm).lower()] = str(norm)
         for s in spellings or []:
             relationships[str(s).lower()] = str(norm)
-    return Vocabulary(specs, rule, relationships)
+    groups = _groups(path, data, specs)
+    return Vocabulary(specs, rule, relationships, groups, _checklists(path, data, specs, groups))

@@ -24,6 +24,18 @@ class FieldResult(BaseModel):
     page: int | None = None
 
 
+class RowResult(BaseModel):
+    """One used row of a repeating group (a line of a table on the form): its 1-based row number on the
+    form and its boxes by field name (``drug``, ``dose``...)."""
+
+    row: int
+    fields: dict[str, FieldResult] = Field(default_factory=dict)
+
+    def value(self, name: str) -> FieldValue:
+        fr = self.fields.get(name)
+        return fr.value if fr else None
+
+
 class Flag(BaseModel):
     code: str
     severity: Severity
@@ -41,6 +53,10 @@ class ExtractionResult(BaseModel):
     source_pages: list[int] | None = None  # 1-based pages of the input file (a scan may hold several forms)
     # An X12 response (document types x12_*): what it says, in plain words (frontdesk.claims.responses).
     x12: dict[str, Any] | None = None
+    # Repeating groups (config/fields.yaml ``groups``): group -> the rows that hold anything, in row order.
+    rows: dict[str, list[RowResult]] = Field(default_factory=dict)
+    # Check lists (``checklists``): list -> the ticked options, in the vocabulary's order.
+    checklists: dict[str, list[str]] = Field(default_factory=dict)
 
     def value(self, key: str) -> FieldValue:
         fr = self.fields.get(key)

@@ -313,6 +313,13 @@ def _record_reading(session: Session, doc: Document, result: ExtractionResult, *
     extraction.fields = [ExtractedField(document_id=doc.id, key=k, value=fr.value, raw=fr.raw,
                                         confidence=fr.confidence, page=fr.page)
                          for k, fr in result.fields.items()]
+    # Rows of repeating groups: each box under its row key (medications.2.dose); check lists: the ticked
+    # options as one value (a JSON list) under the list's name. frontdesk.readings puts them back.
+    extraction.fields += [ExtractedField(document_id=doc.id, key=f"{group}.{row.row}.{name}", value=fr.value,
+                                         raw=fr.raw, confidence=fr.confidence, page=fr.page)
+                          for group, rows in result.rows.items() for row in rows for name, fr in row.fields.items()]
+    extraction.fields += [ExtractedField(document_id=doc.id, key=name, value=list(ticked))
+                          for name, ticked in result.checklists.items()]
     session.add(extraction)
     session.flush()
     patient, kept = _attach_patient(session, doc, result, earlier=earlier)

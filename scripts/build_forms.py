@@ -1,4 +1,5 @@
-"""Build the practice's fillable New Patient Intake form (``templates/forms/new_patient_intake.pdf``).
+"""Build the practice's fillable forms: New Patient Intake (``templates/forms/new_patient_intake.pdf``)
+and Medical History (``templates/forms/medical_history.pdf``).
 
 The form is generated rather than drawn by hand so that its AcroForm field names can never drift from
 ``config/fields.yaml``: every canonical key must appear exactly once as a field, and the build fails if
@@ -12,6 +13,10 @@ Design choices that the rest of Frontdesk relies on:
   text a filler draws inside a widget rectangle.
 * Printed labels sit at least ``LABEL_CLEARANCE`` points outside every widget rectangle, because
   extraction reads whatever text falls inside a rectangle and must not pick up a label.
+* Repeating groups (``groups`` in fields.yaml: medications, allergies, conditions) are tables of
+  N rows whose boxes are named ``<group>.<row>.<field>``; check lists (``checklists``) are grids of
+  check boxes named ``<list>.<option>``. The medical history form must place every group and check list
+  of the vocabulary, so the build fails when the vocabulary grows one the layout does not carry.
 * Output is byte-for-byte deterministic (reportlab ``invariant=1``), so the committed PDF only changes
   when the layout or the practice header changes.
 
@@ -159,6 +164,9 @@ def _is_required(spec: dict[str, Any]) -> bool:
 class FormBuilder:
     """Draws the page top-down, keeping a cursor ``y`` (the top of the next thing to draw)."""
 
+    title = FORM_TITLE
+    form_id = FORM_ID
+
     def __init__(self, canvas: Canvas, fields: dict[str, dict[str, Any]]) -> None:
         self.c = canvas
         self.fields = fields
@@ -301,7 +309,7 @@ class FormBuilder:
         right = MARGIN_X + CONTENT_W
         c.setFillColor(INK)
         c.setFont("Helvetica-Bold", 17)
-        c.drawRightString(right, top - 15, FORM_TITLE)
+        c.drawRightString(right, top - 15, self.title)
         c.setFont("Helvetica", 8.5)
         c.setFillColor(LABEL_INK)
         c.drawRightString(right, top - 29, "Please print clearly in blue or black ink.")
@@ -378,10 +386,174 @@ class FormBuilder:
         c = self.c
         c.setFont(LABEL_FONT, 7)
         c.setFillColor(HINT_INK)
-        c.drawString(MARGIN_X, 28, FORM_ID)
+        c.drawString(MARGIN_X, 28, self.form_id)
         c.drawRightString(MARGIN_X + CONTENT_W, 28, "Please return this form to the front desk.  Page 1 of 1")
         if self.y < 40:
             raise ValueError(f"layout overflows the page (cursor at {self.y:.1f} pt)")
+
+
+# ---- Medical history form: repeating rows and a check list -------------------------------------------
+
+HISTORY_OUTPUT = REPO / "templates" / "forms" / "medical_history.pdf"
+HISTORY_TITLE = "Medical History Form"
+HISTORY_ID = "Form MH-1 (rev. 2026-12)"
+HISTORY_PATIENT_ROW: list[Box] = [
+    Box("patient.last_name", 200),
+    Box("patient.first_name", 180),
+    Box("patient.date_of_birth", 116, hint="MM/DD/YYYY"),
+]
+ROW_NUMBER_W = 20.0  # the printed row number left of each table row
+TABLE_BOX_H = 18.0
+TABLE_ROW_GAP = 4.0  # between two rows of a table (more than LABEL_CLEARANCE: nothing printed there)
+CHECK_COLUMNS = 4
+CHECK_PITCH = 22.0  # check boxes 10 pt apart: a tick drawn larger than its box must not reach the next one
+
+
+@dataclass(frozen=True)
+class Table:
+    """A repeating group drawn as ``rows`` lines of boxes; ``widths`` per row field, in the vocabulary's
+    order, with GAPs between them, adding up to CONTENT_W - ROW_NUMBER_W."""
+
+    group: str
+    rows: int
+    widths: tuple[float, ...]
+    hints: tuple[str | None, ...] = ()
+
+
+HISTORY_TABLES: list[tuple[str, Table]] = [
+    ("Other medical conditions (not listed above)", Table("conditions", 3, (400, 86), (None, "YYYY"))),
+    ("Current medications (include over-the-counter and supplements)",
+     Table("medications", 6, (216, 120, 140), (None, "e.g. 20 mg", "e.g. twice a day"))),
+    ("Allergies (medications, foods, latex, other)", Table("allergies", 3, (256, 230), (None, "e.g. rash, hives"))),
+]
+
+
+def load_groups(path: Path = FIELDS_YAML) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The repeating groups and check lists of the vocabulary."""
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return dict(data.get("groups") or {}), dict(data.get("checklists") or {})
+
+
+class HistoryBuilder(FormBuilder):
+    """The medical history form: who the patient is, a check list of conditions, tables of other
+    conditions, medications and allergies, and the signature."""
+
+    title = HISTORY_TITLE
+    form_id = HISTORY_ID
+
+    def __init__(self, canvas: Canvas, fields: dict[str, dict[str, Any]], groups: dict[str, dict[str, Any]],
+                 checklists: dict[str, dict[str, Any]]) -> None:
+        super().__init__(canvas, fields)
+        self.groups = groups
+        self.checklists = checklists
+
+    def _check_grid(self, name: str) -> None:
+        """One check box per option, CHECK_COLUMNS to a line, each with its label to the right."""
+        options: dict[str, str] = self.checklists[name]["options"]
+        c = self.c
+        col_w = CONTENT_W / CHECK_COLUMNS
+        for i, (option, label) in enumerate(options.items()):
+            col, line = i % CHECK_COLUMNS, i // CHECK_COLUMNS
+            x = MARGIN_X + col * col_w
+            y = self.y - line * CHECK_PITCH - CHECK_SIZE
+            key = f"{name}.{option}"
+            c.setStrokeColor(BOX_INK)
+            c.setLineWidth(0.8)
+            c.rect(x, y, CHECK_SIZE, CHECK_SIZE, stroke=1, fill=0)
+            c.acroForm.checkbox(name=key, tooltip=label, checked=False, buttonStyle="check", shape="square",
+                                x=x, y=y, size=CHECK_SIZE, fillColor=None, borderColor=None, textColor=black,
+                                borderWidth=0, fieldFlags="")
+            self.placed.append(key)
+            c.setFillColor(INK)
+            c.setFont(LABEL_FONT, 9)
+            c.drawString(x + CHECK_SIZE + 7, y + CHECK_SIZE / 2 - 0.26 * 9, label)
+        lines = -(-len(options) // CHECK_COLUMNS)
+        self.y -= lines * CHECK_PITCH + 6
+
+    def _table(self, table: Table) -> None:
+        """Column labels once, then ``table.rows`` numbered lines of boxes named ``<group>.<n>.<field>``."""
+        spec = self.groups[table.group]
+        row_fields: dict[str, dict[str, Any]] = spec["fields"]
+        if len(table.widths) != len(row_fields):
+            raise ValueError(f"table {table.group}: {len(table.widths)} widths for {len(row_fields)} row fields")
+        total = ROW_NUMBER_W + sum(table.widths) + GAP * (len(table.widths) - 1)
+        if abs(total - CONTENT_W) > 0.01:
+            raise ValueError(f"table {table.group} is {total} pt wide, not {CONTENT_W}")
+        c = self.c
+        label_top = LABEL_BASELINE_ABOVE_BOX + LABEL_SIZE * 0.75
+        first_top = self.y - label_top
+        x = MARGIN_X + ROW_NUMBER_W
+        for i, (fname, fspec) in enumerate(row_fields.items()):
+            label = str(fspec.get("label", fname))
+            hint = table.hints[i] if i < len(table.hints) else None
+            self._label(x, first_top + LABEL_BASELINE_ABOVE_BOX, label, hint, table.widths[i])
+            x += table.widths[i] + GAP
+        for n in range(1, table.rows + 1):
+            y = first_top - n * TABLE_BOX_H - (n - 1) * TABLE_ROW_GAP
+            c.setFillColor(LABEL_INK)
+            c.setFont(LABEL_FONT, 8)
+            c.drawRightString(MARGIN_X + ROW_NUMBER_W - 6, y + TABLE_BOX_H / 2 - 3, f"{n}.")
+            x = MARGIN_X + ROW_NUMBER_W
+            for (fname, fspec), width in zip(row_fields.items(), table.widths, strict=True):
+                key = f"{table.group}.{n}.{fname}"
+                c.setStrokeColor(BOX_INK)
+                c.setLineWidth(0.6)
+                c.rect(x, y, width, TABLE_BOX_H, stroke=1, fill=0)
+                c.acroForm.textfield(name=key, tooltip=f"{spec.get('label', table.group)}, row {n}: "
+                                                       f"{fspec.get('label', fname)}",
+                                     value="", x=x, y=y, width=width, height=TABLE_BOX_H, fontName="Helvetica",
+                                     fontSize=FIELD_FONT_SIZE, textColor=black, fillColor=None,
+                                     borderColor=None, borderWidth=0, maxlen=0, fieldFlags="")
+                self.placed.append(key)
+                x += width + GAP
+            self.y = y - ROW_GAP
+
+    def body(self, practice: dict[str, Any]) -> None:
+        self._section(1, "Patient")
+        self._rows([HISTORY_PATIENT_ROW])
+        number = 2
+        for name, spec in self.checklists.items():
+            self._section(number, str(spec.get("label", name)))
+            self._check_grid(name)
+            number += 1
+        for title, table in HISTORY_TABLES:
+            self._section(number, title, note="one per line; leave unused lines blank")
+            self._table(table)
+            number += 1
+        self._section(number, "Signature")
+        self.y -= 2
+        self._rows([SIGNATURE_ROW])
+
+
+def build_history(out: Path = HISTORY_OUTPUT, fields_path: Path = FIELDS_YAML,
+                  practice_path: Path = FRONTDESK_YAML) -> Path:
+    """Write the medical history form to ``out``; raise if it leaves out a group or check list of the
+    vocabulary, or names a box the vocabulary does not know."""
+    fields = load_fields(fields_path)
+    groups, checklists = load_groups(fields_path)
+    practice = load_practice(practice_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas = Canvas(str(out), pagesize=letter, invariant=1, pageCompression=1)
+    canvas.setTitle(HISTORY_TITLE)
+    canvas.setSubject(HISTORY_ID)
+    canvas.setAuthor(practice["name"])
+    canvas.setCreator("Frontdesk scripts/build_forms.py")
+    builder = HistoryBuilder(canvas, fields, groups, checklists)
+    builder.header(practice)
+    builder.body(practice)
+    builder.footer()
+    placed = builder.placed
+    duplicates = sorted({k for k in placed if placed.count(k) > 1})
+    tabled = {t.group for _title, t in HISTORY_TABLES}
+    missing = sorted(set(groups) - tabled)
+    unknown = sorted(tabled - set(groups))
+    if duplicates or missing or unknown:
+        raise ValueError(f"medical history layout out of step with {fields_path.name}: groups missing={missing} "
+                         f"unknown={unknown} duplicated={duplicates}")
+    canvas.showPage()
+    canvas.save()
+    return out
 
 
 def build(out: Path = OUTPUT, fields_path: Path = FIELDS_YAML, practice_path: Path = FRONTDESK_YAML) -> Path:
@@ -413,10 +585,12 @@ def build(out: Path = OUTPUT, fields_path: Path = FIELDS_YAML, practice_path: Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=OUTPUT, help="where to write the PDF")
+    parser.add_argument("--out", type=Path, default=OUTPUT, help="where to write the intake form")
+    parser.add_argument("--history-out", type=Path, default=HISTORY_OUTPUT,
+                        help="where to write the medical history form")
     args = parser.parse_args(argv)
-    path = build(args.out)
-    print(f"wrote {path}")
+    for path in (build(args.out), build_history(args.history_out)):
+        print(f"wrote {path}")
     return 0
 
 
