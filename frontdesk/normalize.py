@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date
 
+from extractors.decode import npi_fits
+
 Result = tuple[str | bool | None, str | None]
 
 US_STATES: dict[str, str] = {
@@ -190,15 +192,15 @@ def norm_signature(raw: str | None) -> Result:
 
 
 def norm_npi(raw: str | None) -> Result:
-    """A National Provider Identifier: 10 digits, written with spaces or dashes or not; the check digit
-    must match (Luhn over the prefix 80840, :func:`frontdesk.validators.check_npi`)."""
-    from frontdesk.validators import check_npi  # validators build on this module
-
+    """A National Provider Identifier: 10 digits, written with spaces or dashes or not, first digit 1 or 2;
+    the check digit must match (Luhn over the prefix 80840, as :func:`frontdesk.validators.check_npi`)."""
     text = collapse(raw)
     if text is None:
         return None, None
     value = re.sub(r"[\s\-]", "", text)
-    return value, check_npi(value)
+    if len(value) != 10 or not value.isdigit() or value[0] not in "12":
+        return value, "not an NPI (10 digits, starting with 1 or 2)"
+    return value, None if npi_fits(value) else "not an NPI (check digit does not match)"
 
 
 def make_choice(choices: tuple[str, ...]) -> Callable[[str | None], Result]:
