@@ -127,6 +127,22 @@ def decode_zip(text: str) -> Decoded:
     return Decoded(text, digits, "not a ZIP code")
 
 
+def npi_fits(digits: str) -> bool:
+    """Ten digits, first 1 or 2, and the Luhn check digit over the prefix 80840 (as CMS issues NPIs)."""
+    if len(digits) != 10 or not digits.isdigit() or digits[0] not in "12":
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def decode_npi(text: str) -> Decoded:
+    digits = _digits(text)
+    return Decoded(digits, digits, None if npi_fits(digits) else "not an NPI (10 digits with its check digit)")
+
+
 def decode_state(text: str) -> Decoded:
     code = re.sub(r"[^A-Za-z0-9]", "", text).upper().translate(TO_LETTER)
     if code in STATES:
@@ -233,6 +249,8 @@ def decode(ftype: str, text: str, *, key: str = "", today: date | None = None,
         return decode_phone(text)
     if ftype == "zip":
         return decode_zip(text)
+    if ftype == "npi":
+        return decode_npi(text)
     if ftype == "state":
         return decode_state(text)
     if ftype == "email":

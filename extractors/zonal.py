@@ -40,7 +40,7 @@ DIGITS_WHITELIST = "0123456789/-.() "
 SECOND_OPINION_BELOW = 0.90  # values read with less confidence are read again by a second model
 AGREED_CONF = 0.90
 DISAGREED_CONF = 0.6
-NUMERIC_TYPES = frozenset({"date", "phone", "zip"})
+NUMERIC_TYPES = frozenset({"date", "phone", "zip", "npi"})
 
 Checker = Callable[[str, str], bool]  # (key, raw text) -> does it fit the field's type
 
@@ -500,7 +500,7 @@ def tidy(text: str, ftype: str) -> tuple[str, float]:
 
 
 def _same(a: str, b: str, ftype: str) -> bool:
-    if ftype in ("id", "phone", "zip", "date"):
+    if ftype in ("id", "phone", "zip", "date", "npi"):
         return "".join(ch for ch in a.upper() if ch.isalnum()) == "".join(ch for ch in b.upper() if ch.isalnum())
     return " ".join(a.split()) == " ".join(b.split())
 

@@ -110,7 +110,7 @@ def correct_value(session: Session, patient_id: str, key: str, value: str | None
     text = (value or "").strip() or None
     normalised: Any = None
     if text is not None:
-        normalised, problem = normaliser_for(vocab, vocab.fields[key].type)(text)
+        normalised, problem = normaliser_for(vocab, vocab.fields[key].type, key)(text)
         if problem:
             raise ActionError(f"{vocab.label(key)}: {problem}")
     row = next((f for f in patient.fields if f.key == key), None)

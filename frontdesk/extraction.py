@@ -52,7 +52,7 @@ class Reader:
             spec = vocab.fields.get(key)
             if spec is None:
                 return True
-            value, problem = normaliser_for(vocab, spec.type)(raw)
+            value, problem = normaliser_for(vocab, spec.type, key)(raw)
             return problem is None and value not in (None, "")
 
         return ScanOptions(

@@ -10,12 +10,19 @@ from collections.abc import Callable, Mapping
 from extractors.base import RawField
 from frontdesk.fields import Vocabulary
 from frontdesk.models import ExtractionResult, FieldResult, Flag, RowResult, Severity
-from frontdesk.normalisers import NORMALISERS, Result, make_relationship
+from frontdesk.normalisers import NORMALISERS, Result, make_choice, make_relationship
+
+# Types whose wrong value is an error (a person checks it) even on an optional field: a wrong NPI gets a
+# referral or a claim refused.
+REVIEW_IF_INVALID = frozenset({"npi"})
 
 
-def normaliser_for(vocab: Vocabulary, ftype: str) -> Callable[[str | None], Result]:
+def normaliser_for(vocab: Vocabulary, ftype: str, key: str | None = None) -> Callable[[str | None], Result]:
     if ftype == "relationship":
         return make_relationship(vocab.relationships)
+    if ftype == "choice":
+        spec = vocab.fields.get(key) if key else None
+        return make_choice(spec.choices if spec else ())
     return NORMALISERS[ftype]
 
 
@@ -29,11 +36,11 @@ def normalise_fields(
         rf = raw_fields.get(key)
         if rf is None:
             continue
-        value, problem = normaliser_for(vocab, spec.type)(rf.raw)
+        value, problem = normaliser_for(vocab, spec.type, key)(rf.raw)
         raw = None if rf.raw is None or not str(rf.raw).strip() else str(rf.raw)
         fields[key] = FieldResult(value=value, raw=raw, confidence=rf.confidence, page=rf.page)
         if problem:
-            severity: Severity = "error" if spec.required != "never" else "warning"
+            severity: Severity = "error" if spec.required != "never" or spec.type in REVIEW_IF_INVALID else "warning"
             flags.append(Flag(code="invalid", severity=severity, field=key, message=f"{spec.label}: {problem}"))
     return fields, flags
 

@@ -12,7 +12,8 @@ import yaml
 from frontdesk.exceptions import ConfigError
 
 FieldType = Literal[
-    "text", "name", "date", "phone", "email", "state", "zip", "id", "sex", "relationship", "checkbox", "signature"
+    "text", "name", "date", "phone", "email", "state", "zip", "id", "sex", "relationship", "checkbox", "signature",
+    "npi", "choice",
 ]
 FIELD_TYPES: frozenset[str] = frozenset(FieldType.__args__)  # type: ignore[attr-defined]
 REQUIREDNESS = frozenset({"always", "never", "unless_self_pay"})
@@ -25,6 +26,8 @@ class FieldSpec:
     label: str
     required: str = "never"
     section: str = ""
+    form: str | None = None  # the form that carries the key when it is not the registration form
+    choices: tuple[str, ...] = ()  # type choice: the answers the form offers
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,15 @@ class Vocabulary:
 
     def __contains__(self, key: object) -> bool:
         return key in self.fields
+
+    @property
+    def forms(self) -> frozenset[str]:
+        """Ids of the forms besides registration that the vocabulary names (``form:``): their documents
+        are not the patient's intake form (a HIPAA acknowledgment is no new-patient form)."""
+        return frozenset(s.form for s in self.fields.values() if s.form)
+
+    def is_other_form(self, form: str | None) -> bool:
+        return form is not None and form in self.forms
 
     def label(self, key: str) -> str:
         spec = self.fields.get(key)
@@ -159,7 +171,14 @@ def load_vocabulary(path: Path) -> Vocabulary:
             raise ConfigError(f"{path}: field {key}: unknown requiredness {required!r}")
         if split_row_key(key) is not None:
             raise ConfigError(f"{path}: field {key}: a part that is only digits is kept for rows of groups")
-        specs[key] = FieldSpec(key, ftype, str(raw.get("label", key)), required, str(raw.get("section", "")))
+        form = raw.get("form")
+        if form is not None and (not isinstance(form, str) or not form.strip()):
+            raise ConfigError(f"{path}: field {key}: form must be a form id")
+        choices = raw.get("choices") or []
+        if ftype == "choice" and (not isinstance(choices, list) or not choices):
+            raise ConfigError(f"{path}: field {key}: type choice needs a list of choices")
+        specs[key] = FieldSpec(key, ftype, str(raw.get("label", key)), required, str(raw.get("section", "")),
+                               form=form, choices=tuple(str(c) for c in choices))
     rules = data.get("rules", {}) or {}
     mi = rules.get("missing_insurance") or {}
     rule = InsuranceRule(

@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date
 
+from extractors.decode import npi_fits
+
 Result = tuple[str | bool | None, str | None]
 
 US_STATES: dict[str, str] = {
@@ -189,6 +191,32 @@ def norm_signature(raw: str | None) -> Result:
     return (text is not None and text.lower() not in _FALSE_MARKS), None
 
 
+def norm_npi(raw: str | None) -> Result:
+    """A National Provider Identifier: 10 digits, written with spaces or dashes or not, first digit 1 or 2;
+    the check digit must match (Luhn over the prefix 80840, as :func:`frontdesk.billable.check_npi`)."""
+    text = collapse(raw)
+    if text is None:
+        return None, None
+    value = re.sub(r"[\s\-]", "", text)
+    if len(value) != 10 or not value.isdigit() or value[0] not in "12":
+        return value, "not an NPI (10 digits, starting with 1 or 2)"
+    return value, None if npi_fits(value) else "not an NPI (check digit does not match)"
+
+
+def make_choice(choices: tuple[str, ...]) -> Callable[[str | None], Result]:
+    """One of the answers the form offers, as the vocabulary spells it (case and spacing ignored)."""
+    by_fold = {" ".join(c.lower().split()): c for c in choices}
+
+    def norm_choice(raw: str | None) -> Result:
+        text = collapse(raw)
+        if text is None:
+            return None, None
+        value = by_fold.get(text.lower().rstrip("."))
+        return (value, None) if value else (text, "not one of the answers the form offers")
+
+    return norm_choice
+
+
 def make_relationship(spellings: Mapping[str, str]) -> Callable[[str | None], Result]:
     def norm_relationship(raw: str | None) -> Result:
         text = collapse(raw)
@@ -212,4 +240,5 @@ NORMALISERS: dict[str, Callable[[str | None], Result]] = {
     "sex": norm_sex,
     "checkbox": norm_checkbox,
     "signature": norm_signature,
+    "npi": norm_npi,
 }

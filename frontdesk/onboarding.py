@@ -253,8 +253,10 @@ class KeyMatcher:
         raw_fields = data.get("fields") or {}
         phrases: dict[str, list[tuple[str | None, frozenset[str], str]]] = {}
         for key, spec in vocab.fields.items():
-            if not (raw_fields.get(key) or {}).get("intake", True):
-                continue  # card- and letter-only keys are not boxes on an intake form
+            if not (raw_fields.get(key) or {}).get("intake", True) or spec.form:
+                # card- and letter-only keys are not boxes on an intake form; a key of another form
+                # (``form:``, issue 16) is offered as a choice but never proposed for a registration box
+                continue
             texts = [spec.label, *[str(s) for s in synonyms.get(key, []) or []]]
             entries = []
             for t in texts:
@@ -789,7 +791,7 @@ def required_keys(vocab: Vocabulary, fields_file: Path) -> list[str]:
     data = yaml.safe_load(Path(fields_file).read_text(encoding="utf-8")) or {}
     raw = data.get("fields") or {}
     keys = [k for k, s in vocab.fields.items() if s.required in ("always", "unless_self_pay")
-            and (raw.get(k) or {}).get("intake", True)]
+            and (raw.get(k) or {}).get("intake", True) and not s.form]
     for k in (*vocab.missing_insurance.fields, vocab.missing_insurance.unless_checked):
         if k and k not in keys:
             keys.append(k)

@@ -92,12 +92,13 @@ PATIENT_ROWS: list[list[Box]] = [
         Box("patient.date_of_birth", 110, hint="MM/DD/YYYY"),
         Box("patient.sex", 56, hint="F / M / X"),
     ],
-    [Box("patient.phone", 150), Box("patient.email", 356)],
+    [Box("patient.phone", 140), Box("patient.email", 236), Box("patient.preferred_language", 120)],
     [Box("patient.address.street", 516, hint="number, street, apt.")],
     [Box("patient.address.city", 336), Box("patient.address.state", 50), Box("patient.address.zip", 110)],
 ]
 EMERGENCY_ROWS: list[list[Box]] = [
-    [Box("emergency_contact.name", 340, label="Name"), Box("emergency_contact.phone", 166, label="Phone")],
+    [Box("emergency_contact.name", 230, label="Name"), Box("emergency_contact.relationship", 120, label="Relationship"),
+     Box("emergency_contact.phone", 146, label="Phone")],
 ]
 PRIMARY_ROWS: list[list[Box]] = [
     [
@@ -135,12 +136,13 @@ PRIVACY_TEXT = (
 )
 
 
-def load_fields(path: Path = FIELDS_YAML) -> dict[str, dict[str, Any]]:
+def load_fields(path: Path = FIELDS_YAML, form: str | None = None) -> dict[str, dict[str, Any]]:
     """The canonical vocabulary less the fields only cards and letters carry (``intake: false``); the
-    form must carry exactly these keys."""
+    form must carry exactly these keys. ``form`` None: the registration form's (keys without ``form:``);
+    else the keys of that form (see :data:`OTHER_FORMS`)."""
     with path.open(encoding="utf-8") as fh:
         fields = yaml.safe_load(fh)["fields"]
-    return {k: spec for k, spec in fields.items() if spec.get("intake", True)}
+    return {k: spec for k, spec in fields.items() if spec.get("intake", True) and spec.get("form") == form}
 
 
 def load_practice(path: Path = FRONTDESK_YAML) -> dict[str, Any]:
@@ -172,6 +174,7 @@ class FormBuilder:
         self.fields = fields
         self.placed: list[str] = []
         self.y = PAGE_H - 40.0
+        self.title = FORM_TITLE
 
     # -- primitives ---------------------------------------------------------------------------------
 
@@ -583,14 +586,210 @@ def build(out: Path = OUTPUT, fields_path: Path = FIELDS_YAML, practice_path: Pa
     return out
 
 
+# =================================================================================================
+# Issue 16 (forms16b): the forms besides registration. Each is one page, built by the same primitives,
+# and carries the patient's name and date of birth (to find the record) plus the keys that fields.yaml
+# gives ``form: <its id>``; the build fails when the two disagree, as for the registration form.
+# =================================================================================================
+
+IDENTITY_ROW: list[Box] = [
+    Box("patient.last_name", 200),
+    Box("patient.first_name", 176),
+    Box("patient.date_of_birth", 120, hint="MM/DD/YYYY"),
+]
+IDENTITY_KEYS = frozenset(b.key for b in IDENTITY_ROW)
+
+
+@dataclass(frozen=True)
+class OtherForm:
+    """One form: its title, printed number, and body, a list of steps drawn top-down: ``("section",
+    title)``, ``("text", paragraph)`` ({name} is the practice's name), ``("rows", rows)``, ``("check",
+    key, statement)`` and ``("hint", text)``."""
+
+    title: str
+    number: str
+    body: tuple[tuple[Any, ...], ...]
+
+
+RACE_HINT = ("Race: American Indian or Alaska Native, Asian, Black or African American, Native Hawaiian or "
+             "Other Pacific Islander, White, Other, or Decline to answer.  Ethnicity: Hispanic or Latino, "
+             "Not Hispanic or Latino, or Decline to answer.")
+
+OTHER_FORMS: dict[str, OtherForm] = {
+    "hipaa_acknowledgment": OtherForm(
+        title="Privacy Notice Acknowledgment",
+        number="Form HIPAA-1 (rev. 2026-12)",
+        body=(
+            ("section", "Patient"),
+            ("rows", [IDENTITY_ROW]),
+            ("section", "Acknowledgment of receipt"),
+            ("text", "The Health Insurance Portability and Accountability Act (HIPAA) requires {name} to give you "
+                     "its Notice of Privacy Practices. The notice explains how your health information may be "
+                     "used and disclosed, your right to see and copy your records, to ask for corrections and "
+                     "restrictions, to receive confidential communications, and how to file a complaint with "
+                     "the practice or with the Secretary of Health and Human Services. We may revise the "
+                     "notice; the current version is posted in our waiting room and available on request."),
+            ("check", "hipaa_acknowledgment.received_notice",
+             "I received, or was offered, a copy of the Notice of Privacy Practices of {name}. *"),
+            ("section", "Race and ethnicity (optional)"),
+            ("text", "Federal quality programs ask practices to record race and ethnicity. Answering is "
+                     "voluntary and does not affect your care."),
+            ("rows", [[Box("patient.race", 306, label="Race"), Box("patient.ethnicity", 200, label="Ethnicity")]]),
+            ("hint", RACE_HINT),
+            ("section", "Signature"),
+            ("rows", [[Box("hipaa_acknowledgment.signature", 356,
+                           label="Signature of patient or personal representative"),
+                       Box("hipaa_acknowledgment.date", 150, label="Date signed", hint="MM/DD/YYYY")]]),
+        ),
+    ),
+    "release_of_information": OtherForm(
+        title="Records Release Authorization",
+        number="Form ROI-1 (rev. 2026-12)",
+        body=(
+            ("section", "Patient"),
+            ("rows", [IDENTITY_ROW]),
+            ("section", "Who may receive my health information"),
+            ("rows", [
+                [Box("patient.primary_care_physician.name", 340, label="My primary-care physician"),
+                 Box("patient.primary_care_physician.npi", 166, label="NPI", hint="10 digits")],
+                [Box("referral.physician_name", 340, label="The physician who referred me"),
+                 Box("referral.physician_npi", 166, label="NPI", hint="10 digits")],
+                [Box("patient.preferred_pharmacy", 516, label="My preferred pharmacy", hint="name and location")],
+                [Box("release_of_information.other_recipient", 516, label="Another person (full name)")],
+            ]),
+            ("section", "What may be released, and until when"),
+            ("rows", [[Box("release_of_information.records", 340, label="Records to release",
+                           hint="e.g. all records, lab results"),
+                       Box("release_of_information.expires", 166, label="Expires on", hint="MM/DD/YYYY")]]),
+            ("text", "I authorize {name} to disclose the records named above to the persons named above. I may "
+                     "revoke this authorization in writing at any time, except for disclosures already made. "
+                     "My treatment, payment, enrollment or eligibility for benefits do not depend on signing. "
+                     "Information disclosed may be redisclosed by the recipient and no longer protected by "
+                     "federal privacy regulations."),
+            ("section", "Signature"),
+            ("rows", [[Box("release_of_information.signature", 356,
+                           label="Signature of patient or personal representative"),
+                       Box("release_of_information.date", 150, label="Date signed", hint="MM/DD/YYYY")]]),
+        ),
+    ),
+    "financial_policy": OtherForm(
+        title="Financial Policy Agreement",
+        number="Form FIN-1 (rev. 2026-12)",
+        body=(
+            ("section", "Patient"),
+            ("rows", [IDENTITY_ROW]),
+            ("section", "Our financial policy"),
+            ("text", "Copayments and outstanding balances are due at the time of service. {name} bills your "
+                     "health plan as a courtesy; you remain responsible for deductibles, coinsurance and any "
+                     "service your plan does not cover. Self-pay patients pay in full at each visit unless a "
+                     "payment plan is arranged with our billing office. Statements are mailed monthly; "
+                     "balances unpaid after ninety days may be referred to a collection agency. Please give "
+                     "us twenty-four hours notice to cancel an appointment; a missed appointment may incur a "
+                     "fee. Returned checks are charged the fee allowed by state law."),
+            ("section", "Today's visit"),
+            ("rows", [[Box("visit.reason", 516, label="Reason for today's visit")]]),
+            ("check", "financial_policy.agreed",
+             "I have read the financial policy above, I agree to it, and I accept responsibility for "
+             "payment of my account. *"),
+            ("section", "Signature"),
+            ("rows", [[Box("financial_policy.signature", 356,
+                           label="Signature of patient or responsible party"),
+                       Box("financial_policy.date", 150, label="Date signed", hint="MM/DD/YYYY")]]),
+        ),
+    ),
+}
+
+
+class OtherFormBuilder(FormBuilder):
+    """A form besides registration: the registration form's header and primitives, another title."""
+
+    def __init__(self, canvas: Canvas, fields: dict[str, dict[str, Any]], form: OtherForm) -> None:
+        super().__init__(canvas, fields)
+        self.form = form
+        self.title = form.title
+
+    def _paragraph(self, text: str, size: float = 8.5, leading: float = 10.5, ink: Color = INK) -> None:
+        c = self.c
+        for line in simpleSplit(text, LABEL_FONT, size, CONTENT_W - 12):
+            c.setFont(LABEL_FONT, size)
+            c.setFillColor(ink)
+            c.drawString(MARGIN_X + 6, self.y - size, line)
+            self.y -= leading
+        self.y -= 8
+
+    def body(self, practice: dict[str, Any]) -> None:
+        number = 0
+        for step in self.form.body:
+            kind = step[0]
+            if kind == "section":
+                number += 1
+                self._section(number, step[1])
+            elif kind == "text":
+                self._paragraph(step[1].format(name=practice["name"]))
+            elif kind == "hint":
+                self.y += ROW_GAP - LABEL_CLEARANCE - 2  # just under the boxes above, clear of them
+                self._paragraph(step[1], size=7, leading=8.5, ink=HINT_INK)
+                self.y -= 4
+            elif kind == "rows":
+                self._rows(step[1])
+            elif kind == "check":
+                self._checkbox(step[1], MARGIN_X, step[2].format(name=practice["name"]))
+            else:
+                raise ValueError(f"unknown layout step {kind!r}")
+
+    def footer(self) -> None:
+        c = self.c
+        c.setFont(LABEL_FONT, 7)
+        c.setFillColor(HINT_INK)
+        c.drawString(MARGIN_X, 28, self.form.number)
+        c.drawRightString(MARGIN_X + CONTENT_W, 28, "Please return this form to the front desk.  Page 1 of 1")
+        if self.y < 40:
+            raise ValueError(f"layout overflows the page (cursor at {self.y:.1f} pt)")
+
+
+def build_other(form_id: str, out: Path, fields_path: Path = FIELDS_YAML,
+                practice_path: Path = FRONTDESK_YAML) -> Path:
+    """Write the form ``form_id`` of :data:`OTHER_FORMS` to ``out``; raise if its layout and the keys that
+    fields.yaml gives that form disagree."""
+    form = OTHER_FORMS[form_id]
+    all_fields = load_fields(fields_path)
+    fields = load_fields(fields_path, form=form_id)
+    usable = {**{k: all_fields[k] for k in IDENTITY_KEYS}, **fields}
+    practice = load_practice(practice_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas = Canvas(str(out), pagesize=letter, invariant=1, pageCompression=1)
+    canvas.setTitle(form.title)
+    canvas.setSubject(form.number)
+    canvas.setAuthor(practice["name"])
+    canvas.setCreator("Frontdesk scripts/build_forms.py")
+    builder = OtherFormBuilder(canvas, usable, form)
+    builder.header(practice)
+    builder.body(practice)
+    builder.footer()
+    placed = builder.placed
+    duplicates = sorted({k for k in placed if placed.count(k) > 1})
+    unknown = sorted(set(placed) - set(usable))
+    missing = sorted(set(usable) - set(placed))
+    if duplicates or unknown or missing:
+        raise ValueError(f"{form_id} layout out of step with {fields_path.name}: missing={missing} "
+                         f"unknown={unknown} duplicated={duplicates}")
+    canvas.showPage()
+    canvas.save()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=OUTPUT, help="where to write the intake form")
+    parser.add_argument("--out", type=Path, default=OUTPUT, help="where to write the registration form")
     parser.add_argument("--history-out", type=Path, default=HISTORY_OUTPUT,
                         help="where to write the medical history form")
+    parser.add_argument("--out-dir", type=Path, default=OUTPUT.parent,
+                        help="where to write the other forms (<form id>.pdf)")
     args = parser.parse_args(argv)
     for path in (build(args.out), build_history(args.history_out)):
         print(f"wrote {path}")
+    for form_id in OTHER_FORMS:
+        print(f"wrote {build_other(form_id, args.out_dir / f'{form_id}.pdf')}")
     return 0
 
 

@@ -29,7 +29,7 @@ TODAY = date(2026, 11, 15)
 def _fields_yaml() -> dict:
     """The intake form's keys (fields marked ``intake: false`` are read from cards and letters only)."""
     fields = yaml.safe_load((REPO / "config" / "fields.yaml").read_text(encoding="utf-8"))["fields"]
-    return {k: spec for k, spec in fields.items() if spec.get("intake", True)}
+    return {k: spec for k, spec in fields.items() if spec.get("intake", True) and not spec.get("form")}
 
 
 def _build_forms_module():

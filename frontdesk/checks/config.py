@@ -68,6 +68,24 @@ class RuleConfig(BaseModel):
         return v
 
 
+class FormRule(RuleConfig):
+    """Issue 16: a form besides registration the patient must have signed, at most ``max_age_months``
+    before the visit (the date written beside the signature, else the day the form arrived)."""
+
+    form: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    max_age_months: int = Field(12, ge=1, le=120)
+    signature: str | None = None  # default: <form>.signature
+    signed_on: str | None = None  # default: <form>.date
+
+    @property
+    def signature_key(self) -> str:
+        return self.signature or f"{self.form}.signature"
+
+    @property
+    def date_key(self) -> str:
+        return self.signed_on or f"{self.form}.date"
+
+
 class CsvFormat(BaseModel):
     columns: dict[str, str]
     required: list[str] = Field(default_factory=list)
@@ -121,6 +139,8 @@ class ChecksConfig(BaseModel):
     # primary_insurance_complete when true; by default the primary is asked for (frontdesk/checks/rules.py).
     secondary_counts_as_insured: bool = False
     rules: dict[str, RuleConfig]
+    # Issue 16: rules that require a form besides registration (their names are the practice's own).
+    form_rules: dict[str, FormRule] = Field(default_factory=dict)
     item_words: dict[str, str] = Field(default_factory=dict)
     payers: dict[str, PayerSpec] = Field(default_factory=dict)
     appointments: AppointmentsConfig = Field(default_factory=AppointmentsConfig)
@@ -250,7 +270,7 @@ def load_checks(path: Path, payers_file: Path | None = None) -> LoadedChecks:
     missing = [n for n in CHECK_NAMES if n not in config.rules]
     if missing:
         raise ConfigError(f"{path}: rules: no entry for {', '.join(missing)} (use 'enabled: false' to switch one off)")
-    codes = [r.code for r in config.rules.values()]
+    codes = [r.code for r in (*config.rules.values(), *config.form_rules.values())]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     if dupes:
         raise ConfigError(f"{path}: rules: code(s) used twice: {', '.join(dupes)}")

@@ -61,6 +61,9 @@ class PatientRecord:
     fields: dict[str, FieldValue] = field(default_factory=dict)
     intake: IntakeOnFile | None = None
     coverage: CoverageOnFile | None = None  # the latest eligibility answer, when one was asked for
+    # Issue 16: form id -> the date of the patient's latest signed copy of that form (forms besides
+    # registration, as the form rules in checks.yaml ask for them).
+    signed_forms: dict[str, date] = field(default_factory=dict)
 
     def value(self, key: str) -> FieldValue:
         """Current value of a vocabulary field; the identity columns answer for the patient.* keys."""

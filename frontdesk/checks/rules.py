@@ -265,7 +265,27 @@ def evaluate(appointment: Appointment, match: Match, checks: LoadedChecks, *, to
             continue
         message = rule.message.format_map(_Defaults(items=join_items(ctx.items), **ctx.fmt))
         findings.append(Finding(name, rule.code, rule.severity, message, tuple(ctx.items), rule.remind))
+    if has_form:
+        findings.extend(form_findings(appointment, match, checks))
     return findings
+
+
+def form_findings(appointment: Appointment, match: Match, checks: LoadedChecks) -> list[Finding]:
+    """Issue 16: the form rules of checks.yaml. A patient whose latest signed copy of the form is older
+    than the rule's months before the visit, or who has none, gets the rule's finding."""
+    out: list[Finding] = []
+    record = match.record
+    if record is None:
+        return out
+    for name, rule in checks.config.form_rules.items():
+        if not rule.enabled:
+            continue
+        signed = record.signed_forms.get(rule.form)
+        if signed is not None and signed >= add_months(appointment.start.date(), -rule.max_age_months):
+            continue
+        message = rule.message.format_map(_Defaults(months=rule.max_age_months, form=rule.form, items=""))
+        out.append(Finding(name, rule.code, rule.severity, message, (), rule.remind))
+    return out
 
 
 class _Defaults(dict[str, object]):
@@ -275,4 +295,4 @@ class _Defaults(dict[str, object]):
         return "{" + key + "}"
 
 
-__all__ = ["CHECKS", "Finding", "add_months", "as_date", "evaluate", "join_items"]
+__all__ = ["CHECKS", "Finding", "add_months", "as_date", "evaluate", "form_findings", "join_items"]

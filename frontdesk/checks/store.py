@@ -73,19 +73,57 @@ class CheckStore:
             from frontdesk.checks.coverage import coverage_on_file  # eligibility answers (X12 271)
 
             coverage = coverage_on_file(s, ids)
+            signed = self._signed_forms(s, ids)
             return [PatientRecord(patient_id=p.id, first_name=p.first_name, last_name=p.last_name,
                                   date_of_birth=p.date_of_birth, mrn=known_mrns.get(p.id),
                                   fields={f.key: f.value for f in p.fields}, intake=intakes.get(p.id),
-                                  coverage=coverage.get(p.id))
+                                  coverage=coverage.get(p.id), signed_forms=signed.get(p.id, {}))
                     for p in patients]
+
+    @staticmethod
+    def _signed_forms(s: Any, patient_ids: list[str]) -> dict[str, dict[str, date]]:
+        """Issue 16: per patient, form id -> date of the latest signed copy of each form a form rule of
+        checks.yaml names (the date beside the signature, else the day it arrived)."""
+        from frontdesk.checks.config import checks_for
+        from frontdesk.settings import default_settings
+
+        rules = [r for r in checks_for(default_settings().checks.rules_file).config.form_rules.values() if r.enabled]
+        if not patient_ids or not rules:
+            return {}
+        by_form = {r.form: r for r in rules}
+        docs = list(s.scalars(select(Document).where(Document.patient_id.in_(patient_ids),
+                                                     Document.form.in_(sorted(by_form)),
+                                                     Document.outcome.is_distinct_from("failed"))))
+        out: dict[str, dict[str, date]] = {}
+        for d in docs:
+            rule = by_form[d.form]
+            ex_id = s.scalars(select(Extraction.id).where(Extraction.document_id == d.id)
+                              .order_by(Extraction.id.desc()).limit(1)).first()
+            if ex_id is None:
+                continue
+            values = {f.key: f.value for f in s.scalars(select(ExtractedField).where(
+                ExtractedField.extraction_id == ex_id,
+                ExtractedField.key.in_([rule.signature_key, rule.date_key])))}
+            if values.get(rule.signature_key) is not True:
+                continue
+            when = as_date(values.get(rule.date_key)) or d.received_at.date()
+            forms = out.setdefault(d.patient_id, {})
+            if when > forms.get(d.form, date.min):
+                forms[d.form] = when
+        return out
 
     @staticmethod
     def _latest_intakes(s: Any, patient_ids: list[str]) -> dict[str, IntakeOnFile]:
         """The newest intake form of each patient and its consent boxes, from its latest reading."""
         if not patient_ids:
             return {}
+        from frontdesk.fields import load_vocabulary
+        from frontdesk.settings import default_settings
+
+        other = sorted(load_vocabulary(default_settings().fields_file).forms)  # not a new-patient form
         docs = s.scalars(select(Document).where(Document.patient_id.in_(patient_ids),
                                                 Document.document_type == "intake_form",
+                                                Document.form.is_(None) | Document.form.not_in(other),
                                                 Document.outcome.is_distinct_from("failed"))
                          .order_by(Document.received_at.desc(), Document.id.desc()))
         latest: dict[str, Document] = {}
