@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model
 from extractors.base import RawField
 from flows.context import pipeline_for
 from flows.errors import phi_free
+from flows.server import review_api
 from frontdesk.exceptions import FrontdeskError
 from frontdesk.field_flags import validate
 from frontdesk.fields import Vocabulary
@@ -342,14 +343,19 @@ def request_review(outcome: ProcessOutcome, settings: Settings, config_file: str
     name = settings.prefect.review_deployment
     if time.monotonic() < _NOT_DEPLOYED.get(name, 0.0):
         return None
+    api = review_api(settings)
+    if api is None:  # only Prefect's temporary server of this command: nobody would ever serve the run
+        return None
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     try:
-        run = run_deployment(name=name, parameters={"extraction_key": key},
-                             idempotency_key=f"review-{outcome.record_id}",
-                             flow_run_name=f"review-{outcome.record_id}", tags=["frontdesk", "review"],
-                             timeout=0, as_subflow=False)  # it outlives the intake run; a subflow cannot suspend
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            run = run_deployment(name=name, parameters={"extraction_key": key},
+                                 idempotency_key=f"review-{outcome.record_id}",
+                                 flow_run_name=f"review-{outcome.record_id}", tags=["frontdesk", "review"],
+                                 timeout=0, as_subflow=False)  # it outlives the intake run; a subflow cannot suspend
     except Exception as exc:  # no review deployment: the document stays in needs_review, as filed
         if isinstance(exc, ObjectNotFound):  # not deployed: do not ask again for every document
             _NOT_DEPLOYED[name] = time.monotonic() + NOT_DEPLOYED_RECHECK_SECONDS

@@ -42,6 +42,25 @@ def wait_healthy(api_url: str, timeout: float, proc: subprocess.Popen[bytes] | N
     raise ConfigError(f"no Prefect server answered at {api_url} within {timeout:.0f} s")
 
 
+def review_api(settings: Settings) -> str | None:
+    """The Prefect API that holds review runs, or None when there is none to ask: the configured one
+    (``prefect.api_url``, else ``PREFECT_API_URL``), else a server answering on ``prefect.local_server_port``
+    (one ``frontdesk serve`` started). A one-off ``frontdesk process`` runs on Prefect's temporary server,
+    which dies with the command: a review run started there would never be served, so it holds nothing and
+    the document's letters go out as after any review-free intake."""
+    if not settings.prefect.review:
+        return None
+    url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
+    if url:
+        return url
+    local = f"http://127.0.0.1:{settings.prefect.local_server_port}/api"
+    try:
+        with urllib.request.urlopen(f"{local}/health", timeout=1) as resp:  # noqa: S310 - a fixed local URL
+            return local if resp.status == 200 else None
+    except OSError:
+        return None
+
+
 #: How a Prefect server that Frontdesk starts itself is tuned; a value already in the environment wins.
 #: Why: out of the box the server records each task-run event with its own INSERT, about 30 ms of server
 #: CPU per task run; at a few hundred documents a minute that is a tenth of a two-core machine, taken from
@@ -81,6 +100,10 @@ def prefect_api(settings: Settings) -> Iterator[str]:
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     start_new_session=True)
             print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
+    # In the environment too while the server is used: flow runs `serve` starts as subprocesses and the
+    # review hand-off (review_api) read it there. Put back on the way out, so nothing later in this
+    # process talks to a server that has stopped.
+    before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
         wait_healthy(url, 180, proc)
@@ -89,6 +112,10 @@ def prefect_api(settings: Settings) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before
         if proc is not None:
             _drain_to_server()
             proc.terminate()

@@ -89,3 +89,23 @@ def stop_shared() -> None:
     if _SERVER is not None:
         _SERVER.stop()
         _SERVER = None
+
+
+def paused_run_id(client: object, run_name: str) -> str | None:
+    """The id of a *paused* flow run named ``run_name`` on the server ``client`` talks to, or None.
+
+    Tests share one server per worker and seeded generators make the same document (so the same
+    ``review-<document id>`` name) in more than one test: a finished run of an earlier test may carry the
+    name too, so the state is part of the filter, as in :func:`flows.review.resume_from_console`."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(  # type: ignore[attr-defined]
+        name=FlowRunFilterName(any_=[run_name]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+    return str(runs[0].id) if runs else None

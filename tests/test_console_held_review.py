@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.console_helpers import add_user, console_settings, review_form, sign_in
-from tests.prefect_harness import PrefectServer, shared_server, stop_shared
+from tests.prefect_harness import PrefectServer, paused_run_id, shared_server, stop_shared
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = "insurance.primary.member_id"
@@ -34,7 +34,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 def _paused(server: PrefectServer, name: str, proc: subprocess.Popen[str]) -> str:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + 240  # a hang guard for a loaded machine, not a speed check
@@ -42,9 +41,9 @@ def _paused(server: PrefectServer, name: str, proc: subprocess.Popen[str]) -> st
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"review flow exited before pausing: {proc.stderr.read() if proc.stderr else ''}")
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
-            if runs and runs[0].state and runs[0].state.is_paused():
-                return str(runs[0].id)
+            run_id = paused_run_id(client, name)
+            if run_id is not None:
+                return run_id
             time.sleep(0.5)
     raise AssertionError("the review flow never paused")
 

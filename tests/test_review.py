@@ -16,7 +16,7 @@ import pytest
 
 from frontdesk.models import ExtractionResult, Flag
 from tests.fixtures.generator import generate
-from tests.prefect_harness import PrefectServer, shared_server, stop_shared
+from tests.prefect_harness import PrefectServer, paused_run_id, shared_server, stop_shared
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,6 @@ def _needs_review_document(tmp_path: Path, settings, seed: int) -> tuple[str, st
 
 def _paused_run(server: PrefectServer, run_name: str, proc: subprocess.Popen[str]) -> str:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + 240  # a hang guard for a loaded machine, not a speed check
@@ -75,9 +74,9 @@ def _paused_run(server: PrefectServer, run_name: str, proc: subprocess.Popen[str
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"review flow exited before pausing: {proc.stderr.read() if proc.stderr else ''}")
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-            if runs and runs[0].state and runs[0].state.is_paused():
-                return str(runs[0].id)
+            run_id = paused_run_id(client, run_name)
+            if run_id is not None:
+                return run_id
             time.sleep(0.5)
     raise AssertionError("the review flow never paused")
 
@@ -154,7 +153,6 @@ def test_intake_holds_the_letter_of_a_document_in_review_until_a_person_confirms
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -188,13 +186,13 @@ def test_intake_holds_the_letter_of_a_document_in_review_until_a_person_confirms
         run_name = f"review-{outcome['record_id']}"
         with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}), get_client(sync_client=True) as client:
             while True:
-                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-                if runs and runs[0].state is not None and runs[0].state.is_paused():
+                paused = paused_run_id(client, run_name)
+                if paused is not None:
                     break
                 assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
                 assert time.monotonic() < deadline + 240, "the review never waited for a person"
                 time.sleep(1)
-            run_id = runs[0].id
+            run_id = UUID(paused)
             assert _storage_letters(storage) == []  # still none while the review waits
             resume_flow_run(run_id, run_input={})  # the person confirms: the member ID really is blank
             while True:

@@ -14,29 +14,13 @@ starts and works without any Prefect server.
 from __future__ import annotations
 
 import logging
-import os
-import urllib.request
 
+from flows.server import review_api
 from frontdesk import audit
 from frontdesk.db import Database
 from frontdesk.settings import Settings
 
 log = logging.getLogger("frontdesk.console")
-
-
-def review_api(settings: Settings) -> str | None:
-    """The Prefect API that holds review runs, or None when there is none to ask."""
-    if not settings.prefect.review:
-        return None
-    url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
-    if url:
-        return url
-    local = f"http://127.0.0.1:{settings.prefect.local_server_port}/api"
-    try:
-        with urllib.request.urlopen(f"{local}/health", timeout=1) as resp:  # noqa: S310 - a fixed local URL
-            return local if resp.status == 200 else None
-    except OSError:
-        return None
 
 
 def resume_held_review(db: Database, settings: Settings, document_id: str, person: str) -> str | None:
