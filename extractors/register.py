@@ -51,6 +51,7 @@ class PageMatch:
     inliers: int
     good: int
     problem: str | None = None  # why the fit is not trusted, or None
+    rivals: tuple[str, ...] = ()  # other forms this page could as well be: it is not recognised
 
     @property
     def rotation(self) -> float:
@@ -171,17 +172,53 @@ def _fit_problem(m: np.ndarray, inliers: int) -> str | None:
     return None
 
 
+#: A second form whose fit has at least this share of the best fit's inliers is a rival: forms of one
+#: practice share their header, identity rows and box style, and a damaged or faxed page can fit the
+#: wrong one with as many inliers (medical history vs registration: 248 vs 247 on a fax).
+RIVAL_SHARE = 0.5
+#: Rivals are told apart by how much of each template's printed ink is on the page where the fit puts it
+#: (its labels, lines and boxes): about 0.97 for the right form on clean to fax-quality scans, 0.35-0.45
+#: for another form of the same practice. Below INK_FLOOR, or with less than INK_MARGIN between the two,
+#: the page is not recognised and goes to a person; a wrong form is never read silently.
+INK_FLOOR = 0.7
+INK_MARGIN = 0.2
+_INK_SLACK = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))  # the feature fit is good to a few pixels
+
+
+def ink_found(scan_gray: np.ndarray, m: PageMatch) -> float:
+    """Share of the template page's printed ink that is dark on the scan where the fit ``m`` puts it."""
+    dark = cv2.dilate((warp(scan_gray, m) < 170).astype(np.uint8), _INK_SLACK).astype(bool)
+    ink = m.view.ink
+    return float((ink & dark).sum()) / max(1, int(ink.sum()))
+
+
 def best_match(scan_gray: np.ndarray, templates: list[FormTemplate]) -> tuple[PageMatch | None, int]:
     """The template page this scan page is, by consistent feature matches; also the number of keypoints
-    found on the scan (few keypoints: a near-blank page)."""
+    found on the scan (few keypoints: a near-blank page). When pages of two forms fit about as well, the
+    one whose printed ink is on the page wins; if neither clearly does, the match carries ``rivals``."""
     pts, des = features(small(scan_gray))
     best: PageMatch | None = None
+    per_form: dict[str, PageMatch] = {}
     for tpl in templates:
         for view in views(tpl):
             m = match(pts, des, view)
-            if m is not None and (best is None or m.inliers > best.inliers):
+            if m is None:
+                continue
+            if best is None or m.inliers > best.inliers:
                 best = m
-    return best, len(pts)
+            if m.problem is None and (view.form_id not in per_form or m.inliers > per_form[view.form_id].inliers):
+                per_form[view.form_id] = m
+    if best is None or best.problem is not None:
+        return best, len(pts)
+    close = [m for m in per_form.values() if m.inliers >= RIVAL_SHARE * best.inliers]
+    if len(close) < 2:
+        return best, len(pts)
+    scored = sorted(((ink_found(scan_gray, m), m) for m in close), key=lambda sm: sm[0], reverse=True)
+    (top_ink, top), (next_ink, _) = scored[0], scored[1]
+    if top_ink < INK_FLOOR or top_ink - next_ink < INK_MARGIN:
+        top.rivals = tuple(m.view.form_id for ink, m in scored[1:] if top_ink - ink < INK_MARGIN
+                           or top_ink < INK_FLOOR)
+    return top, len(pts)
 
 
 def _spread(points: list[tuple[float, float]], n: int) -> list[tuple[float, float]]:

@@ -52,6 +52,7 @@ class _Page:
     match: register.PageMatch | None
     dark: bool = False
     coarse: bool = False  # scanned below COARSE_DPI in one direction (a standard-resolution fax)
+    rivals: tuple[str, ...] = ()  # forms this page fits about equally well: not recognised, for a person
 
 
 @dataclass
@@ -145,6 +146,13 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
             continue
         p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small),
                   coarse=page.source_dpi is not None and page.source_dpi < COARSE_DPI)
+        if match is not None and match.rivals:  # two forms fit about as well: a person says which
+            p.rivals, p.match = (match.view.form_id, *match.rivals), None
+            finish(current)
+            current = _Doc(None, unknown=[p])
+            finish(current)
+            current = None
+            continue
         if match is None:
             # Unrecognised pages stay in memory until their document ends: hold at most a few at a time.
             if current is None or current.template is not None or len(current.unknown) >= MAX_UNKNOWN_RUN:
@@ -192,6 +200,13 @@ def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine, seconds_left: fl
         drawn = all(p.gray.size > 0 for p in doc.unknown)
         if not drawn:
             why = "the document has no text that can be read and no scanned page images"
+        rivals = sorted({f for p in doc.unknown for f in p.rivals})
+        if rivals:
+            return RawDocument(document_type="unknown", method="ocr", pages=len(doc.unknown),
+                               source_pages=doc.numbers,
+                               flags=[RawFlag("form.unrecognised", "error", "the page fits the forms "
+                                              + ", ".join(rivals[:-1]) + f" and {rivals[-1]} about equally "
+                                              "well; a person says which")])
         other = _read_other(doc, opts, eng, seconds_left) if drawn and not dark else None
         if other is not None:
             return other

@@ -269,3 +269,26 @@ def test_all_black_page_is_flagged(tmp_path: Path) -> None:
     assert out["document_type"] == "unknown"
     assert out["flags"][0]["code"] == "form.unrecognised" and "dark" in out["flags"][0]["message"]
 
+
+
+@pytest.mark.integration
+def test_a_page_two_forms_fit_equally_well_goes_to_a_person_naming_both(tmp_path: Path, reader: Reader) -> None:
+    """The practice's forms share their header and identity rows: a page showing only those (the rest torn
+    off, or lost to a bad copy) is not read as whichever form fits by a hair; it is unrecognised, and the
+    reason names the candidates."""
+    import pypdfium2 as pdfium
+
+    case = scans.generate_scans(tmp_path, 1, seed=12, tiers=("scan300",))[0]
+    pdf = pdfium.PdfDocument(str(case.path))
+    page = np.array(pdf[0].render(scale=300 / 72).to_pil().convert("L"))
+    pdf.close()
+    page[page.shape[0] // 2:, :] = 255  # the lower half of the sheet is gone
+    torn = tmp_path / "torn.png"
+    Image.fromarray(page).save(torn, dpi=(300, 300))
+    result = reader.extract(torn)
+    assert result.document_type == "unknown"
+    [why] = [f.message for f in result.flags if f.code == "form.unrecognised"]
+    assert "new_patient_intake" in why and "medical_history" in why
+
+    whole = reader.extract(case.path)  # the same sheet whole is the registration form, read as usual
+    assert whole.form == "new_patient_intake"
