@@ -12,6 +12,7 @@ documents every run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -106,7 +107,12 @@ def _run(frontdesk: Path, *args: str, env: dict[str, str]) -> subprocess.Complet
     return subprocess.run([str(frontdesk), *args], env=env, text=True, capture_output=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    global DEMO
+    parser = argparse.ArgumentParser(description="A practice's first week on generated patients.")
+    parser.add_argument("--out", type=Path, default=DEMO, help="folder for everything the demo makes "
+                        "(default: var/demo; emptied first)")
+    DEMO = parser.parse_args(argv).out.resolve()
     sys.path.insert(0, str(ROOT))
     shutil.rmtree(DEMO, ignore_errors=True)
     inbox = DEMO / "inbox"
