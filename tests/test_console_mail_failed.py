@@ -270,3 +270,49 @@ def test_card_and_form_disagree_the_person_picks_one_with_both_pictures(tmp_path
                for e in _events(settings, actor="ana", action="update", object_type="patient"))
     again = client.post(f"/conflicts/{flag_id}", data={"csrf": csrf_of(page.text), "keep": "record"})
     assert again.status_code == 409 and "resolved already" in again.text
+
+
+def test_a_long_backlog_is_listed_a_page_at_a_time_oldest_first(tmp_path: Path) -> None:
+    """120 letters waiting: the Mail page lists 50 at a time with the total, the pages together list each
+    piece once in the order the batch takes them, and a view is audited for the patients it showed only."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from frontdesk.db import open_database
+    from frontdesk.db.models import Letter, Patient
+    from frontdesk.letters import mail as core
+    from frontdesk.records import match_key
+
+    settings = _settings(tmp_path)
+    add_user(settings, "ana")
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    db = open_database(settings)
+    with db.begin() as s:
+        s.execute(insert(Patient), [{"id": f"pat-{i:012x}", "last_name": f"Backlog{i:03d}", "first_name": "Pat",
+                                     "date_of_birth": date(1980, 1, 1) + timedelta(days=i),
+                                     "match_key": match_key("Pat", f"Backlog{i:03d}", date(1980, 1, 1) + timedelta(days=i))}
+                                    for i in range(120)])
+        # created out of id order: the page order is by age, as the batch takes them
+        s.execute(insert(Letter), [{"id": f"let-{i:012x}", "kind": "welcome", "status": "pending",
+                                    "patient_id": f"pat-{i:012x}", "created_at": start + timedelta(minutes=(i * 37) % 120)}
+                                   for i in range(120)])
+    with db.begin() as s:
+        every = [p.piece_id for p in core.pending_pieces(s, settings, "all")]
+    client = _client(settings)
+    sign_in(client, "ana")
+    shown: list[str] = []
+    for page in (1, 2, 3):
+        text = _words(client.get(f"/mail?page={page}").text)
+        assert "Waiting for the next mail batch (120)" in text
+        first = (page - 1) * 50 + 1
+        assert f"Showing {first}–{min(page * 50, 120)} of 120" in text
+        assert ("Next page" in text) == (page < 3) and ("Previous page" in text) == (page > 1)
+        names = [w.rstrip(",") for w in text.split() if w.startswith("Backlog")]
+        assert len(set(names)) == (50 if page < 3 else 20)
+        shown += sorted(set(names), key=names.index)
+    with db.begin() as s:
+        order = {p.id: p.last_name for p in s.scalars(select(Patient))}
+    assert shown == [order[f"pat-{pid.removeprefix('let-')}"] for pid in every]  # each once, batch order
+    reads = {e.patient_id for e in _events(settings, action="read", object_type="patient")}
+    assert len(reads) == 120  # three views, 120 patients, each audited by the view that showed it

@@ -32,6 +32,8 @@ KIND_NAMES = {"missing_insurance": "Missing-insurance letter", "incomplete_intak
 BATCH_STATES = {"open": ("Being built", "warn"), "submitted": ("Ready to print and mail", "warn"),
                 "mailed": ("Mailed", "ok"), "void": ("Voided", "")}
 BUILD_KINDS = {"all": "letters and statements", "letters": "letters only", "statements": "statements only"}
+#: Pending pieces shown per page: a backlog of thousands is listed a page at a time.
+PAGE_SIZE = 50
 
 
 def kind_name(kind: str) -> str:
@@ -57,8 +59,12 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
         from frontdesk.letters.addresses import check_address
 
         who = signed_in(request)
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            page = 1
         with con.view(who) as s:
-            pieces = core.pending_pieces(s, settings, "all")
+            pieces, total = core.pending_page(s, settings, "all", offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
             names = {p.id: f"{p.last_name}, {p.first_name}" for p in s.scalars(
                 select(Patient).where(Patient.id.in_(sorted({x.patient_id for x in pieces if x.patient_id}))))}
             rows = []
@@ -70,10 +76,13 @@ def router(con: Console, signed_in: SignedInFn, posted: PostedFn) -> APIRouter:
                              "has_pdf": p.storage_key is not None})
             for pid in sorted({x.patient_id for x in pieces if x.patient_id}):
                 audit.record(s, "read", "patient", pid, patient_id=pid, detail="mail page: pending pieces")
-            audit.record(s, "read", "mail_batch", None, detail=f"mail page: {len(pieces)} pending pieces")
+            audit.record(s, "read", "mail_batch", None,
+                         detail=f"mail page: {len(pieces)} of {total} pending pieces (page {page})")
         batches = core.list_batches(con.db, limit=30)
         to_pull = core.withdrawn_pieces(con.db)
-        return con.render("mail.html", request, who, pending=rows, batches=batches, to_pull=to_pull,
+        pages = max(1, -(-total // PAGE_SIZE))
+        return con.render("mail.html", request, who, pending=rows, total=total, page=min(page, pages), pages=pages,
+                          first=(page - 1) * PAGE_SIZE + 1, batches=batches, to_pull=to_pull,
                           states=BATCH_STATES, kinds=BUILD_KINDS, preview=None)
 
     @r.post("/mail/preview", response_class=HTMLResponse)
