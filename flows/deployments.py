@@ -18,6 +18,8 @@ import contextlib
 import importlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,12 +132,27 @@ def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]
     return found
 
 
-def build_deployments(settings: Settings, config_file: str | None = None) -> list[Any]:
-    """Runner deployments for ``serve``: the flows run as subprocesses of the serving process, which
-    hands them its configuration through ``FRONTDESK_CONFIG`` in their environment (never as a flow
-    parameter, which anyone who can reach the API could set; see :mod:`flows.params`)."""
+@contextmanager
+def config_for_served_runs(config_file: str | None) -> Iterator[None]:
+    """While ``serve`` serves: the flow runs it starts as its subprocesses inherit this process's
+    environment, and find the configuration the command was given in ``FRONTDESK_CONFIG`` there (never
+    in a flow parameter, which anyone who can reach the API could set; see :mod:`flows.params`). Put
+    back on the way out, so nothing else in this process reads another command's configuration."""
+    before = os.environ.get("FRONTDESK_CONFIG")
     if config_file:
         os.environ["FRONTDESK_CONFIG"] = str(Path(config_file).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FRONTDESK_CONFIG", None)
+        else:
+            os.environ["FRONTDESK_CONFIG"] = before
+
+
+def build_deployments(settings: Settings) -> list[Any]:
+    """Runner deployments for ``serve``: the flows run as subprocesses of the serving process, with its
+    configuration (:func:`config_for_served_runs`)."""
     deployments = []
     for fn, name, opts in flows_to_deploy(settings):
         kwargs: dict[str, Any] = {"name": name, "tags": ["frontdesk"]}

@@ -130,3 +130,22 @@ def test_serve_watches_the_inbox_serves_the_deployments_and_stops_cleanly(tmp_pa
     for pid in left:  # nothing of ours may outlive serve
         os.kill(int(pid), signal.SIGKILL)
     assert left == {}
+
+
+def test_served_runs_get_the_commands_config_and_nothing_else_keeps_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`frontdesk --config X serve`: the flow runs it starts (its subprocesses) load X; once serving ends,
+    nothing left in the process reads X by accident (a later command, or the next test)."""
+    import sys
+
+    from flows.deployments import config_for_served_runs
+
+    monkeypatch.delenv("FRONTDESK_CONFIG", raising=False)
+    config = tmp_path / "lakeside.yaml"
+    config.write_text("practice:\n  name: Lakeside Pediatrics\n", encoding="utf-8")
+    code = "from frontdesk.settings import load_settings; print(load_settings().practice.name)"
+    with config_for_served_runs(str(config)):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.strip() == "Lakeside Pediatrics"
+    assert "FRONTDESK_CONFIG" not in os.environ

@@ -76,7 +76,9 @@ class ServeThread(threading.Thread):
 def run(args: argparse.Namespace, ctx: Any) -> int:
     settings = watch_settings(args, ctx.settings)
     config = str(args.config) if args.config else None
-    with prefect_api(settings) as url:
+    from flows.deployments import config_for_served_runs
+
+    with prefect_api(settings) as url, config_for_served_runs(config):
         from flows.deployments import build_deployments
         from flows.deployments import register as register_pool
 
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
             ids = register_pool(settings, args.register, config)
             print(f"registered {len(ids)} deployments on work pool {args.register} at {url}")
             return ExitCode.ok
-        deployments = build_deployments(settings, config)
+        deployments = build_deployments(settings)
         names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
         print(f"frontdesk: serving {names}", file=sys.stderr)
         server = ServeThread(deployments, args.limit or settings.prefect.limit or os.cpu_count() or 2)
