@@ -12,7 +12,9 @@ Measures, per tier (``scan300``, ``noisy``, ``fax``):
 * review share: filled fields that carry a flag (a person looks at them);
 * seconds per page (wall clock, reading only).
 
-Then the medical history rows of ``bench/accuracy_history.py`` (repeating rows of generated medical history
+Then the other shipped forms (``--kinds other``: HIPAA acknowledgment, release of information, financial
+policy; digital and scanned at 300 dpi by default), in the same table. Then the medical history rows of
+``bench/accuracy_history.py`` (repeating rows of generated medical history
 forms, scanned at 300 dpi by default: rows exactly right / rows, blank rows skipped, incomplete rows flagged),
 and the card and letter tables of ``bench/accuracy_cards.py`` (generated insurance cards and letters,
 read as the dispatcher reads what no form template matches).
@@ -22,7 +24,7 @@ boxes marked as viewers print them: X, ZapfDingbats' square and check, a check m
 fills another practice's form instead of the shipped one.
 
 Run: ``python bench/accuracy.py --n 40 [--tiers scan300,noisy,fax] [--seed 11] [--show-errors]
-[--kinds forms,history,cards,letters] [--history 12] [--history-tiers scan300] [--cards 60] [--letters 40]
+[--kinds forms,history,other,cards,letters] [--history 12] [--other 10] [--other-tiers digital,scan300] [--history-tiers scan300] [--cards 60] [--letters 40]
 [--card-seed 5]``.
 The same functions back the accuracy floors in ``tests/test_scan_accuracy.py``.
 """
@@ -48,7 +50,9 @@ from tests.fixtures import generator as gen  # noqa: E402
 from tests.fixtures import scans  # noqa: E402
 
 MARK_TYPES = ("checkbox", "signature")
-KINDS = ("forms", "history", "cards", "letters")
+KINDS = ("forms", "history", "other", "cards", "letters")
+#: The shipped one-page forms besides registration and medical history (kind ``other``).
+OTHER_FORMS = ("hipaa_acknowledgment", "release_of_information", "financial_policy")
 
 
 @dataclass
@@ -230,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=12, help="medical history forms per history tier")
     parser.add_argument("--history-tiers", default="scan300",
                         help="comma-separated, of digital, flattened, scan300, noisy, fax")
+    parser.add_argument("--other", type=int, default=10, help="forms of each of the other shipped forms per tier")
+    parser.add_argument("--other-tiers", default="digital,scan300",
+                        help="comma-separated tiers for the other forms (HIPAA acknowledgment, release of "
+                             "information, financial policy)")
     parser.add_argument("--cards", type=int, default=60, help="generated insurance cards")
     parser.add_argument("--letters", type=int, default=40, help="generated letters (typed and scanned)")
     parser.add_argument("--card-seed", type=int, default=5, help="seed of the cards and letters")
@@ -269,6 +277,21 @@ def main(argv: list[str] | None = None) -> int:
             for t in rows:
                 for e in t.errors:
                     print(f"  {t.tier} {e}")
+    if "other" in kinds and args.other:
+        other = []
+        reader = Reader(load_settings())
+        with tempfile.TemporaryDirectory(prefix="frontdesk-other-") as tmp:
+            for form_id in OTHER_FORMS:
+                template = gen.DEFAULT_TEMPLATE.with_name(f"{form_id}.pdf")
+                for tier in [t.strip() for t in args.other_tiers.split(",") if t.strip()]:
+                    tally = run_tier(reader, tier, args.other, args.seed, Path(tmp) / form_id, template=template)
+                    tally.tier = f"{form_id.split('_')[0]} {tier}"
+                    other.append(tally)
+                    if args.show_errors:
+                        for e in tally.errors:
+                            print(f"  {tally.tier} {e}")
+        print()
+        print(table(other))
     if "cards" in kinds or "letters" in kinds:
         from bench import accuracy_cards as ac
 
