@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FRONTDESK
-from tests.s3server import POSTGRES_ENV, postgres_db
+from tests.s3server import postgres_db
 from tests.test_hardening import cli_env, good_pdfs, reasons, with_fault
+
+pytest_plugins = ["tests.conftest_s3"]  # postgres_admin_url: FRONTDESK_TEST_POSTGRES_URL, or the session's own cluster
 
 
 @pytest.fixture
@@ -32,11 +34,9 @@ def wsettings(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    admin = os.environ.get(POSTGRES_ENV)
-    if not admin:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    yield from postgres_db(admin)
+def pg_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database of this test's own on FRONTDESK_TEST_POSTGRES_URL's server, or the session's cluster."""
+    yield from postgres_db(postgres_admin_url)
 
 
 class Outage:
@@ -44,13 +44,12 @@ class Outage:
     (the server is shared): once ``after`` documents are complete, new connections are refused and every
     open one is terminated (``pg_terminate_backend``); ``seconds`` later connections are allowed again."""
 
-    def __init__(self, url: str, *, after: int, seconds: float) -> None:
+    def __init__(self, url: str, admin_url: str, *, after: int, seconds: float) -> None:
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
         from sqlalchemy.pool import NullPool
 
         self.name = make_url(url).database
-        admin_url = os.environ[POSTGRES_ENV]
         self.admin = create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"), poolclass=NullPool,
                                    isolation_level="AUTOCOMMIT")
         self.own = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
@@ -128,6 +127,7 @@ def filed_once(tmp_path: Path, url: str, n: int) -> None:
 
 
 def test_a_database_restart_mid_batch_is_bridged_and_nothing_is_filed_twice(wsettings, pg_url: str,  # type: ignore[no-untyped-def]
+                                                                             postgres_admin_url: str,
                                                                              tmp_path: Path) -> None:
     """PostgreSQL refuses connections for 4 s and drops every open one while a batch of 8 is being filed:
     the document caught in it is tried again on a new connection, the batch goes on, and each file is
@@ -142,7 +142,7 @@ def test_a_database_restart_mid_batch_is_bridged_and_nothing_is_filed_twice(wset
     for p in good_pdfs(tmp_path / "src", 8, seed=1511):
         p.rename(inbox / p.name)
     w = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
-    outage = Outage(pg_url, after=3, seconds=4.0).start()
+    outage = Outage(pg_url, postgres_admin_url, after=3, seconds=4.0).start()
     try:
         w.run(once=True, install_signals=False)
     finally:
@@ -155,7 +155,7 @@ def test_a_database_restart_mid_batch_is_bridged_and_nothing_is_filed_twice(wset
 
 
 def test_a_database_that_stays_away_stops_the_run_and_the_next_run_files_the_rest_once(  # type: ignore[no-untyped-def]
-        wsettings, pg_url: str, tmp_path: Path) -> None:
+        wsettings, pg_url: str, postgres_admin_url: str, tmp_path: Path) -> None:
     """The database stays away longer than ``database_reconnect_seconds``: the run stops with the
     database's exit code and a message naming no patient; the documents filed before are recorded as
     filed, the rest wait in processing without an attempt charged; the next run files them, each once."""
@@ -172,7 +172,7 @@ def test_a_database_that_stays_away_stops_the_run_and_the_next_run_files_the_res
     for p in good_pdfs(tmp_path / "src", 6, seed=1512):
         p.rename(inbox / p.name)
     w = Watcher(wsettings, inbox, dispatcher=make_dispatcher(wsettings, None, "local"))
-    outage = Outage(pg_url, after=2, seconds=15.0).start()
+    outage = Outage(pg_url, postgres_admin_url, after=2, seconds=15.0).start()
     try:
         with pytest.raises(DatabaseUnavailableError) as raised:
             w.run(once=True, install_signals=False)
