@@ -56,6 +56,9 @@ def norm_name(raw: str | None) -> Result:
     text = collapse(raw)
     if text is None:
         return None, None
+    # "Anne- Marie", "Saint -Pierre": a hyphenated name is one word; a reader (handwriting most of all)
+    # sees a gap beside the hyphen that the patient did not mean.
+    text = re.sub(r"\s*-\s*", "-", text)
     return text, None if _NAME_OK.match(text) else "not a person's name"
 
 
@@ -112,12 +115,38 @@ def norm_phone(raw: str | None) -> Result:
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
+#: Mailbox providers most patients use. A domain one letter away from one of them ("yanoo.com",
+#: "gmial.com") is almost always a slip of the pen or of the reader, and mail sent there is lost.
+COMMON_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "aol.com", "icloud.com",
+                       "msn.com", "live.com", "comcast.net", "att.net", "verizon.net", "me.com", "mail.com",
+                       "protonmail.com", "ymail.com", "sbcglobal.net", "example.com", "example.org", "example.net")
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One letter changed, added, dropped, or two neighbours swapped (and not equal)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
 def norm_email(raw: str | None) -> Result:
     text = collapse(raw)
     if text is None:
         return None, None
     text = text.replace(" ", "").lower()
-    return text, None if _EMAIL.match(text) else "not an e-mail address"
+    if not _EMAIL.match(text):
+        return text, "not an e-mail address"
+    domain = text.rsplit("@", 1)[1]
+    near = None if domain in COMMON_MAIL_DOMAINS else next(
+        (d for d in COMMON_MAIL_DOMAINS if _one_edit_apart(domain, d)), None)
+    if near is not None:
+        return text, f"the domain looks like a misspelling of {near}; please check it"
+    return text, None
 
 
 _STATE_DIGITS = str.maketrans({"0": "O", "1": "I"})

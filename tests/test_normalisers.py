@@ -73,3 +73,19 @@ def test_sex_email_checkbox_signature() -> None:
     assert norm_checkbox(None) == (False, None)
     assert norm_signature("Jane Q. Public") == (True, None)
     assert norm_signature("") == (False, None)
+
+
+def test_an_email_at_a_misspelt_mailbox_provider_is_flagged_not_stored_quietly() -> None:
+    """Mail sent to "yanoo.com" is lost: a domain one slip away from a common provider goes to a person."""
+    for typo, provider in (("lauren@yanoo.com", "yahoo.com"), ("ana@gmial.com", "gmail.com"),
+                           ("bo@hotmail.co", "hotmail.com"), ("cy@outlok.com", "outlook.com")):
+        value, problem = norm_email(typo)
+        assert value == typo and problem is not None and provider in problem
+    for fine in ("lauren@yahoo.com", "ana@gmail.com", "x@ymail.com", "d@mail.com", "s@lakeside-clinic.org"):
+        assert norm_email(fine) == (fine, None)
+
+
+def test_a_hyphenated_name_read_with_a_gap_is_one_name() -> None:
+    assert norm_name("ANNE- MARIE INGRAM") == ("ANNE-MARIE INGRAM", None)
+    assert norm_name("Saint -Pierre") == ("Saint-Pierre", None)
+    assert norm_name("Jean - Luc") == ("Jean-Luc", None)
