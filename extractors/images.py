@@ -40,6 +40,7 @@ class PageImage:
     index: int  # 0-based page of the input file
     gray: np.ndarray  # uint8, WORK_DPI, square pixels (empty for a PDF page that holds no image)
     source_dpi: float | None = None  # the coarser of the scan's own resolutions, when it said
+    bilevel: bool = False  # black and white only, no grey: a fax (or a scanner set to "black & white")
 
     @property
     def drawn(self) -> bool:
@@ -115,6 +116,11 @@ def _open_image(path: Path, limits: Limits) -> Image.Image:
     return im
 
 
+def _bilevel(gray: np.ndarray) -> bool:
+    """Only pure black and pure white, as the scan came (before any resampling)."""
+    return bool(gray.size) and bool(np.all((gray == 0) | (gray == 255)))
+
+
 def iter_image_pages(path: Path, limits: Limits) -> Iterator[PageImage]:
     """Pages of a TIFF (every frame), JPEG or PNG."""
     im = _open_image(path, limits)
@@ -138,7 +144,7 @@ def iter_image_pages(path: Path, limits: Limits) -> Iterator[PageImage]:
             if xdpi is not None and ydpi is None:
                 ydpi = xdpi
             coarse = min(xdpi, ydpi) if xdpi is not None and ydpi is not None else None
-            yield PageImage(i, _to_work(gray, xdpi, ydpi), coarse)
+            yield PageImage(i, _to_work(gray, xdpi, ydpi), coarse, bilevel=_bilevel(gray))
     finally:
         im.close()
 
@@ -267,7 +273,7 @@ def iter_pdf_pages(path: Path, reader: object, limits: Limits) -> Iterator[PageI
                 ih, iw = gray.shape
                 for pw, ph in ((w_pt, h_pt), (h_pt, w_pt)):
                     if abs(iw / ih - pw / ph) < 0.03:
-                        yield PageImage(i, _to_work(gray, iw / (pw / 72), ih / (ph / 72)))
+                        yield PageImage(i, _to_work(gray, iw / (pw / 72), ih / (ph / 72)), bilevel=_bilevel(gray))
                         break
                 else:
                     yield PageImage(i, _rasterise(path, i + 1, limits, Path(tmp)))

@@ -26,6 +26,9 @@ from extractors.images import Limits, PageImage, UnreadableImage, iter_image_pag
 from extractors.templates import FormTemplate, TemplateRegistry
 
 MAX_UNKNOWN_RUN = 10  # unrecognised pages read as one document at most
+#: A fax page whose share of doubted fields is at least this is handwriting for sure (printed faxes stay
+#: below 0.45, handwritten pages are mostly 0.67-1.0): every value the handwriting engine read is checked.
+FAX_HANDWRITTEN_SHARE = 0.6
 COARSE_DPI = 150  # below this (a 204x98 fax), one letter of an ID can turn into another with no trace
 
 
@@ -52,6 +55,7 @@ class _Page:
     match: register.PageMatch | None
     dark: bool = False
     coarse: bool = False  # scanned below COARSE_DPI in one direction (a standard-resolution fax)
+    bilevel: bool = False  # black and white only (a fax): handwriting loses the strokes that tell letters apart
     rivals: tuple[str, ...] = ()  # forms this page fits about equally well: not recognised, for a person
 
 
@@ -145,7 +149,7 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
             current = None
             continue
         p = _Page(page.index + 1, page.gray, match, dark=_is_dark(small),
-                  coarse=page.source_dpi is not None and page.source_dpi < COARSE_DPI)
+                  coarse=page.source_dpi is not None and page.source_dpi < COARSE_DPI, bilevel=page.bilevel)
         if match is not None and match.rivals:  # two forms fit about as well: a person says which
             p.rivals, p.match = (match.view.form_id, *match.rivals), None
             finish(current)
@@ -238,14 +242,24 @@ def _read_doc(doc: _Doc, opts: ScanOptions, eng: ocr.OcrEngine, seconds_left: fl
                                 page_no=p.number, eng=eng, timeout=opts.tesseract_timeout)
         raw.fields.update(got.fields)
         raw.flags.extend(got.flags)
-        if p.coarse:
+        if p.coarse or p.bilevel:
             # Half the lines of a fine scan: Q reads as 0, I as 1, and the result still fits the format.
+            # Handwriting on any fax loses more: a J and an S, a U and a K are the same few dots, and both
+            # engines agree on the wrong one (JAMES read SAMES on 2 of 20 generated faxes), so a person
+            # checks every handwritten value of a fax.
             flagged = {f.field for f in got.flags}
+            # Only where the page is surely handwritten: a printed fax can pass for handwriting (up to 0.45).
+            hand = set(got.hand_keys) if p.bilevel and got.doubted >= FAX_HANDWRITTEN_SHARE else set()
             for w in tpage.widgets:
                 rf = got.fields.get(w.key)
-                if opts.types.get(w.key) == "id" and rf is not None and rf.raw and w.key not in flagged:
+                if rf is None or not rf.raw or w.key in flagged:
+                    continue
+                if p.coarse and opts.types.get(w.key) == "id":
                     raw.flags.append(RawFlag("low_confidence", "warning", "read from a standard-resolution fax, "
                                              "where letters and digits look alike; please check it", w.key))
+                elif w.key in hand:
+                    raw.flags.append(RawFlag("low_confidence", "warning", "handwriting read from a fax "
+                                             "(black and white only); please check it", w.key))
         p.gray = np.empty((0, 0), np.uint8)  # done with it: free the page before the next one is read
     return raw
 

@@ -62,13 +62,25 @@ class Reading:
 class PageFields:
     fields: dict[str, RawField] = field(default_factory=dict)
     flags: list[RawFlag] = field(default_factory=list)
-    hand_fields: int = 0  # text fields the handwriting engine read too
+    hand_keys: list[str] = field(default_factory=list)  # text fields the handwriting engine read too
+    doubted: float = 0.0  # share of filled text fields tesseract doubted: high on handwriting
+
+    @property
+    def hand_fields(self) -> int:
+        return len(self.hand_keys)
 
 
 HANDWRITTEN_SHARE = 0.4  # a page where this share of filled text fields read doubtfully is handwritten
 HAND_MIN_ZONES = 3
 HAND_GROW_LEFT = 0.45  # of the box height: people start writing on or before the box's left line
 HAND_GROW_RIGHT = 0.3  # ... and run over its right one
+
+
+def doubted_share(first_conf: dict[str, float]) -> float:
+    """Share of the page's filled text fields tesseract doubted (see :func:`looks_handwritten`)."""
+    if not first_conf:
+        return 0.0
+    return sum(c < SECOND_OPINION_BELOW for c in first_conf.values()) / len(first_conf)
 
 
 def looks_handwritten(first_conf: dict[str, float]) -> bool:
@@ -79,7 +91,7 @@ def looks_handwritten(first_conf: dict[str, float]) -> bool:
     their doubtful fields with it sent more to review (fax 6 % -> 13 %) and caught no silent error."""
     if len(first_conf) < HAND_MIN_ZONES:
         return False
-    return sum(c < SECOND_OPINION_BELOW for c in first_conf.values()) / len(first_conf) >= HANDWRITTEN_SHARE
+    return doubted_share(first_conf) >= HANDWRITTEN_SHARE
 
 
 def hand_crop(page: np.ndarray, drop: np.ndarray, w: Widget) -> np.ndarray | None:
@@ -715,8 +727,9 @@ def read_fields(page: np.ndarray, view: TemplatePageView, widgets: Sequence[Widg
             readings[k] = Reading(fixed.text, min(fixed.conf, readings[k].conf))
     if names_again is not None:
         _merge_names(readings, names, names_again.result())
+    out.doubted = doubted_share(first_conf)
     hand = _hand_pass(page, drop, widgets, readings, zones_by_key, first_conf, check)
-    out.hand_fields = len(hand)
+    out.hand_keys = sorted(hand)
     for k, choice in hand.items():
         readings[k] = Reading(choice.text, choice.conf)
         if choice.reason:

@@ -100,3 +100,20 @@ def test_a_handwritten_form_is_read_with_doubts_flagged(tmp_path: Path) -> None:
             silent += got != want and key not in flagged
     assert right / filled >= 0.45  # these two forms read 20/38 when written; the bench has the full numbers
     assert silent <= 2
+
+
+@pytest.mark.integration
+def test_handwriting_on_a_fax_is_never_passed_on_unchecked(tmp_path: Path) -> None:
+    """A fax keeps black and white only: a handwritten J and S, U and K come out the same few dots, and
+    both engines can agree on the wrong letter. Every value read from a faxed handwritten form goes to a
+    person (none wrong and unflagged); a faxed printed form is not sent to review any more than before."""
+    from bench.accuracy import run_tier
+    from frontdesk.extraction import Reader
+    from frontdesk.settings import load_settings
+
+    reader = Reader(load_settings())
+    hand = run_tier(reader, "handfax", 4, seed=8484, out=tmp_path / "hand")
+    assert hand.silent == 0, [e for e in hand.errors if e.endswith("SILENT")]
+    assert hand.reviewed >= 0.8 * hand.filled
+    printed = run_tier(reader, "fax", 4, seed=8484, out=tmp_path / "printed")
+    assert printed.review_share <= 0.15, printed.errors
