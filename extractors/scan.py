@@ -153,8 +153,7 @@ def read_scan(path: Path, kind: str, registry: TemplateRegistry, opts: ScanOptio
         if match is not None and match.rivals:  # two forms fit about as well: a person says which
             p.rivals, p.match = (match.view.form_id, *match.rivals), None
             finish(current)
-            current = _Doc(None, unknown=[p])
-            finish(current)
+            finish(_Doc(None, unknown=[p]))
             current = None
             continue
         if match is None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.errors import phi_free
 from flows.intake import intake_document, send_letters, summary_markdown
+from flows.server import environment_set
 from frontdesk.settings import Settings
 from frontdesk.watch import write_receipt
 
@@ -132,22 +130,11 @@ def flows_to_deploy(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]
     return found
 
 
-@contextmanager
-def config_for_served_runs(config_file: str | None) -> Iterator[None]:
-    """While ``serve`` serves: the flow runs it starts as its subprocesses inherit this process's
-    environment, and find the configuration the command was given in ``FRONTDESK_CONFIG`` there (never
-    in a flow parameter, which anyone who can reach the API could set; see :mod:`flows.params`). Put
-    back on the way out, so nothing else in this process reads another command's configuration."""
-    before = os.environ.get("FRONTDESK_CONFIG")
-    if config_file:
-        os.environ["FRONTDESK_CONFIG"] = str(Path(config_file).resolve())
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("FRONTDESK_CONFIG", None)
-        else:
-            os.environ["FRONTDESK_CONFIG"] = before
+def config_for_served_runs(config_file: str | None) -> contextlib.AbstractContextManager[None]:
+    """While ``serve`` serves: the flow runs it starts as its subprocesses find the configuration the
+    command was given in ``FRONTDESK_CONFIG`` (never in a flow parameter, which anyone who can reach the
+    API could set; see :mod:`flows.params`); put back when serving ends."""
+    return environment_set("FRONTDESK_CONFIG", str(Path(config_file).resolve()) if config_file else None)
 
 
 def build_deployments(settings: Settings) -> list[Any]:

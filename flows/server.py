@@ -22,9 +22,9 @@ from frontdesk.settings import Settings
 log = logging.getLogger("frontdesk.serve")
 
 
-def _healthy(api_url: str) -> bool:
+def _healthy(api_url: str, timeout: float = 5) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -54,11 +54,23 @@ def review_api(settings: Settings) -> str | None:
     if url:
         return url
     local = f"http://127.0.0.1:{settings.prefect.local_server_port}/api"
+    return local if _healthy(local, timeout=1) else None
+
+
+@contextmanager
+def environment_set(name: str, value: str | None) -> Iterator[None]:
+    """``name`` set to ``value`` (None: left as it is) in this process's environment, which the flow runs
+    ``serve`` starts inherit; put back on the way out, so nothing later in the process reads it."""
+    before = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
     try:
-        with urllib.request.urlopen(f"{local}/health", timeout=1) as resp:  # noqa: S310 - a fixed local URL
-            return local if resp.status == 200 else None
-    except OSError:
-        return None
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 #: How a Prefect server that Frontdesk starts itself is tuned; a value already in the environment wins.
@@ -101,21 +113,15 @@ def prefect_api(settings: Settings) -> Iterator[str]:
                                     start_new_session=True)
             print(f"frontdesk: started a local Prefect server at {url.removesuffix('/api')}", file=sys.stderr)
     # In the environment too while the server is used: flow runs `serve` starts as subprocesses and the
-    # review hand-off (review_api) read it there. Put back on the way out, so nothing later in this
-    # process talks to a server that has stopped.
-    before = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = url
+    # review hand-off (review_api) read it there; nothing later in this process talks to a stopped server.
     try:
-        wait_healthy(url, 180, proc)
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        with environment_set("PREFECT_API_URL", url):
+            wait_healthy(url, 180, proc)
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
     finally:
-        if before is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = before
         if proc is not None:
             _drain_to_server()
             proc.terminate()

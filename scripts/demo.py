@@ -69,7 +69,7 @@ def write_first_day(inbox: Path, today: date) -> tuple[list[Any], dict[str, Any]
     # A new patient who asks for Spanish on the form: her letters come from the Spanish templates.
     rnd, fake = random.Random(70), Faker("en_US")  # a US address; the name is set below
     fake.seed_instance(70)
-    spanish, _truth = gen._make_record(rnd, fake, "complete", today)
+    spanish = gen.make_patient(rnd, fake, "complete", today=today)
     spanish.update({"patient.first_name": "María José", "patient.last_name": "Hernández Ruiz",
                     "patient.preferred_language": "Español"})
     spanish = {k: v for k, v in spanish.items() if k in gen.widget_rects(FORMS / "new_patient_intake.pdf")}

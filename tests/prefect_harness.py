@@ -109,3 +109,21 @@ def paused_run_id(client: object, run_name: str) -> str | None:
         name=FlowRunFilterName(any_=[run_name]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
     return str(runs[0].id) if runs else None
+
+
+def wait_paused(server: PrefectServer, run_name: str, proc: subprocess.Popen[str]) -> str:
+    """The id of the run ``run_name`` once it is paused for a person; fails if ``proc`` (the process
+    running it) ends first, or after 240 s (a hang guard for a loaded machine, not a speed check)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + 240
+    with temporary_settings(updates={PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"review flow exited before pausing: {proc.stderr.read() if proc.stderr else ''}")
+            run_id = paused_run_id(client, run_name)
+            if run_id is not None:
+                return run_id
+            time.sleep(0.5)
+    raise AssertionError("the review flow never paused")

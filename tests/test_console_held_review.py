@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.console_helpers import add_user, console_settings, review_form, sign_in
-from tests.prefect_harness import PrefectServer, paused_run_id, shared_server, stop_shared
+from tests.prefect_harness import PrefectServer, shared_server, stop_shared, wait_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = "insurance.primary.member_id"
@@ -30,22 +29,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     server = shared_server(tmp_path_factory.mktemp("prefect-home"))
     yield server
     stop_shared()
-
-
-def _paused(server: PrefectServer, name: str, proc: subprocess.Popen[str]) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    deadline = time.monotonic() + 240  # a hang guard for a loaded machine, not a speed check
-    with temporary_settings(updates={PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"review flow exited before pausing: {proc.stderr.read() if proc.stderr else ''}")
-            run_id = paused_run_id(client, name)
-            if run_id is not None:
-                return run_id
-            time.sleep(0.5)
-    raise AssertionError("the review flow never paused")
 
 
 @pytest.mark.integration
@@ -80,7 +63,7 @@ def test_console_answers_a_review_held_in_a_flow_run(tmp_path: Path, prefect_ser
     proc = subprocess.Popen([sys.executable, "-c", code, key], env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        run_id = _paused(prefect_server, f"review-{doc}", proc)
+        run_id = wait_paused(prefect_server, f"review-{doc}", proc)
 
         client = TestClient(create_app(settings))
         sign_in(client, "ana")

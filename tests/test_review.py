@@ -16,7 +16,7 @@ import pytest
 
 from frontdesk.models import ExtractionResult, Flag
 from tests.fixtures.generator import generate
-from tests.prefect_harness import PrefectServer, paused_run_id, shared_server, stop_shared
+from tests.prefect_harness import PrefectServer, paused_run_id, shared_server, stop_shared, wait_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,22 +65,6 @@ def _needs_review_document(tmp_path: Path, settings, seed: int) -> tuple[str, st
     return work.document_id, key
 
 
-def _paused_run(server: PrefectServer, run_name: str, proc: subprocess.Popen[str]) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    deadline = time.monotonic() + 240  # a hang guard for a loaded machine, not a speed check
-    with temporary_settings(updates={PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"review flow exited before pausing: {proc.stderr.read() if proc.stderr else ''}")
-            run_id = paused_run_id(client, run_name)
-            if run_id is not None:
-                return run_id
-            time.sleep(0.5)
-    raise AssertionError("the review flow never paused")
-
-
 @pytest.mark.integration
 def test_review_pauses_for_input_and_resumes_with_corrected_values(tmp_path: Path, settings, fd_env,  # type: ignore[no-untyped-def]
                                                                    prefect_server: PrefectServer) -> None:
@@ -105,7 +89,7 @@ def test_review_pauses_for_input_and_resumes_with_corrected_values(tmp_path: Pat
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         member = field_name("insurance.primary.member_id")
-        runs = {doc: _paused_run(prefect_server, f"review-{doc}", p) for doc, p in procs.items()}
+        runs = {doc: wait_paused(prefect_server, f"review-{doc}", p) for doc, p in procs.items()}
         with temporary_settings(updates={PREFECT_API_URL: prefect_server.url}):
             with get_client(sync_client=True) as client:
                 schema = json.loads(client.read_flow_run_input(UUID(runs[fixed_doc]), "paused-review-schema"))

@@ -205,17 +205,38 @@ def _as_piece(row: Letter | Statement, settings: Settings) -> Piece:
                  return_lines=_return_lines(context, settings), storage_key=row.storage_key, context=context)
 
 
+def _pending_keys(s: Session, kind: str, only: Sequence[str] | None = None) -> list[tuple[Table, str]]:
+    """(table, id) of the pending letters and/or statements no live batch holds, letters first, each
+    oldest first: ids only, so a backlog of thousands costs little until its pieces are loaded."""
+    live = select(MailPiece.live_piece).where(MailPiece.live_piece.is_not(None))
+    keys: list[tuple[Table, str]] = []
+    if kind in ("letters", "all", "reissue"):
+        q = select(Letter.id).where(Letter.status == "pending", Letter.id.not_in(live))
+        q = q.where(Letter.id.in_(list(only))) if only is not None else q
+        keys.extend(("letter", i) for i in s.scalars(q.order_by(Letter.created_at, Letter.id)))
+    if kind in ("statements", "all", "reissue"):
+        q2 = select(Statement.id).where(Statement.status == "pending", Statement.id.not_in(live))
+        q2 = q2.where(Statement.id.in_(list(only))) if only is not None else q2
+        keys.extend(("statement", i) for i in s.scalars(q2.order_by(Statement.created_at, Statement.id)))
+    return keys
+
+
+def _load_pieces(s: Session, settings: Settings, keys: Sequence[tuple[Table, str]]) -> list[Piece]:
+    rows: dict[str, Letter | Statement] = {}
+    for start in range(0, len(keys), 500):  # bounded IN lists
+        chunk = keys[start:start + 500]
+        letters = [i for t, i in chunk if t == "letter"]
+        statements = [i for t, i in chunk if t == "statement"]
+        if letters:
+            rows.update((r.id, r) for r in s.scalars(select(Letter).where(Letter.id.in_(letters))))
+        if statements:
+            rows.update((r.id, r) for r in s.scalars(select(Statement).where(Statement.id.in_(statements))))
+    return [_as_piece(rows[i], settings) for _t, i in keys if i in rows]
+
+
 def pending_pieces(s: Session, settings: Settings, kind: str, only: Sequence[str] | None = None) -> list[Piece]:
     """Pending letters and/or statements that no live batch holds, oldest first."""
-    live = set(s.scalars(select(MailPiece.live_piece).where(MailPiece.live_piece.is_not(None))))
-    rows: list[Letter | Statement] = []
-    if kind in ("letters", "all", "reissue"):
-        q = select(Letter).where(Letter.status == "pending").order_by(Letter.created_at, Letter.id)
-        rows.extend(s.scalars(q.where(Letter.id.in_(list(only))) if only is not None else q))
-    if kind in ("statements", "all", "reissue"):
-        q2 = select(Statement).where(Statement.status == "pending").order_by(Statement.created_at, Statement.id)
-        rows.extend(s.scalars(q2.where(Statement.id.in_(list(only))) if only is not None else q2))
-    return [_as_piece(r, settings) for r in rows if r.id not in live]
+    return _load_pieces(s, settings, _pending_keys(s, kind, only))
 
 
 def pending_page(s: Session, settings: Settings, kind: str, *, offset: int = 0,
@@ -223,26 +244,10 @@ def pending_page(s: Session, settings: Settings, kind: str, *, offset: int = 0,
     """One page of :func:`pending_pieces` (same pieces, same order) and how many there are in all.
 
     Why: a practice's backlog can be thousands of letters; the console shows it a page at a time, and only
-    the page's pieces are loaded and addressed (the ids and dates of the rest are all that is read)."""
-    live = select(MailPiece.live_piece).where(MailPiece.live_piece.is_not(None))
-    keys: list[tuple[Table, str]] = []
-    if kind in ("letters", "all", "reissue"):
-        keys.extend(("letter", i) for i in s.scalars(
-            select(Letter.id).where(Letter.status == "pending", Letter.id.not_in(live))
-            .order_by(Letter.created_at, Letter.id)))
-    if kind in ("statements", "all", "reissue"):
-        keys.extend(("statement", i) for i in s.scalars(
-            select(Statement.id).where(Statement.status == "pending", Statement.id.not_in(live))
-            .order_by(Statement.created_at, Statement.id)))
-    page = keys[max(0, offset):max(0, offset) + max(0, limit)]
-    rows: dict[str, Letter | Statement] = {}
-    letters = [i for t, i in page if t == "letter"]
-    statements = [i for t, i in page if t == "statement"]
-    if letters:
-        rows.update((r.id, r) for r in s.scalars(select(Letter).where(Letter.id.in_(letters))))
-    if statements:
-        rows.update((r.id, r) for r in s.scalars(select(Statement).where(Statement.id.in_(statements))))
-    return [_as_piece(rows[i], settings) for _t, i in page if i in rows], len(keys)
+    the page's pieces are loaded and addressed."""
+    keys = _pending_keys(s, kind)
+    offset = max(0, offset)
+    return _load_pieces(s, settings, keys[offset:offset + max(0, limit)]), len(keys)
 
 
 def _row(s: Session, table: Table, piece_id: str) -> Letter | Statement | None:
