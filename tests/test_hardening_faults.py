@@ -372,7 +372,8 @@ def test_review_forms_are_deleted_after_a_timeout_and_after_a_cancel(tmp_path: P
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Cancelled
 
-    from tests.test_review import ROOT, _needs_review_document, _paused_run
+    from tests.prefect_harness import wait_paused
+    from tests.test_review import ROOT, _needs_review_document
 
     timed_doc, timed_key = _needs_review_document(tmp_path, settings, seed=1516)
     cancelled_doc, cancelled_key = _needs_review_document(tmp_path, settings, seed=1517)
@@ -389,9 +390,9 @@ def test_review_forms_are_deleted_after_a_timeout_and_after_a_cancel(tmp_path: P
     timed = start(timed_doc, timed_key, "0.004")  # about 14 s
     cancelled = start(cancelled_doc, cancelled_key, "72")
     try:
-        timed_run = _paused_run(prefect_server, f"review-{timed_doc}", timed)
+        timed_run = wait_paused(prefect_server, f"review-{timed_doc}", timed)
         assert _review_inputs(prefect_server, timed_run)  # the form is there while the run waits
-        cancelled_run = _paused_run(prefect_server, f"review-{cancelled_doc}", cancelled)
+        cancelled_run = wait_paused(prefect_server, f"review-{cancelled_doc}", cancelled)
         assert _review_inputs(prefect_server, cancelled_run)
         timed.communicate(timeout=300)
         assert timed.returncode != 0  # the pause timed out
