@@ -25,7 +25,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.errors import phi_free
-from flows.intake import intake_document, send_letters, summary_markdown
+from flows.intake import run_here, summary_markdown
 from flows.server import environment_set
 from frontdesk.settings import Settings
 from frontdesk.watch import write_receipt
@@ -45,13 +45,9 @@ def intake_document_flow(claim: str) -> dict[str, Any]:
     parameters carry no patient data, and cannot point the worker at any other file or configuration."""
     from flows.context import pipeline_for
     from flows.params import claimed_file
-    from flows.review import hold_for_review
 
     path = claimed_file(claim, pipeline_for(None).settings)
-    work = intake_document(path, None)
-    if not hold_for_review(work, None):  # else the review sends the letters, with the confirmed values
-        work = send_letters([work], None)[0]
-    outcome = work.outcome()
+    outcome = run_here([path], None, recovery=False)[0].outcome()
     create_markdown_artifact(summary_markdown([outcome]), key="intake-document",
                              description="Intake of one document (ids and counts only)")
     write_receipt(path, outcome)

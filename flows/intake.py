@@ -1,4 +1,6 @@
-"""The intake flow: Prefect orchestration over :mod:`frontdesk.pipeline`, nothing more.
+"""The intake flow: Prefect around the one intake run (:func:`frontdesk.intake.run_intake`), nothing more:
+recovery, each document and the letters as task runs (retries on transient faults), a review run asked for
+each document held for a person, and a summary artifact.
 
 Tasks return work objects that live in memory only (``persist_result=False``, ``NO_CACHE``): patient data
 is never pickled to Prefect's result storage. Documents run one after another in the flow's thread; in a
@@ -23,15 +25,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
 
 from flows.context import pipeline_for, readers_for
 from flows.context import use_pipeline as use_pipeline  # where callers hand the flow its pipeline
 from flows.errors import is_transient, phi_free
 from frontdesk.exceptions import ConfigError
+from frontdesk.intake import Letters, Pending, done_now, run_intake
 from frontdesk.models import ProcessOutcome
-from frontdesk.pipeline import IntakeWork, RecoveryReport, collect_inputs
-from frontdesk.progress import step
+from frontdesk.pipeline import IntakeWork, RecoveryReport
 from frontdesk.settings import Settings
 
 
@@ -53,10 +54,7 @@ def _transient(task: object, run: object, state: Any) -> bool:
 @phi_free("intake-document")
 def intake_document(path: Path, config_file: str | None = None) -> IntakeWork:
     readers = readers_for(config_file)
-    if readers is None:
-        return pipeline_for(config_file).intake(path)
-    done = pipeline_for(config_file).take_recovered(path)  # the flow's recovery finished it from this file
-    return done if done is not None else readers.intake(path)
+    return pipeline_for(config_file).intake(path) if readers is None else readers.intake(path)
 
 
 @task(name="send-letters", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
@@ -90,76 +88,70 @@ def _on_cluster() -> bool:
     return ctx is not None and type(ctx.task_runner).__name__ == "DaskTaskRunner"
 
 
-def in_flight(workers: int) -> int:
-    """Documents handed out at once: two per reading process, so a process that finishes one finds the
-    next already waiting instead of idling while the flow hands it over (tens of milliseconds a document,
-    seconds a batch)."""
-    return 2 * max(1, workers)
+class TaskExecutor:
+    """The intake run's :class:`~frontdesk.intake.Executor` inside a flow: each document an
+    ``intake-document`` task run (retried on a transient fault), submitted to the flow's task runner
+    (reading processes behind a thread pool, or a Dask cluster) or run here, one after another."""
+
+    def __init__(self, config_file: str | None, *, width: int, overlaps: bool, submitted: bool) -> None:
+        self.config_file = config_file
+        self.width, self.overlaps, self.submitted = width, overlaps, submitted
+
+    def submit(self, path: Path) -> Pending[IntakeWork]:
+        if self.submitted:
+            return intake_document.submit(path, self.config_file)
+        return done_now(intake_document, path, self.config_file)
 
 
-def _read_and_letter(inputs: list[Path], config_file: str | None, workers: int, *,
-                     on_read: Callable[[], Any] | None = None) -> tuple[list[IntakeWork], set[int]]:
-    """Documents handed to the reading processes (largest first, two per process), and letters written
-    as documents come back, one ``send-letters`` task at a time, while the others are still
-    being read: LibreOffice then works beside the readers instead of after them. Needs a task runner
-    with one thread more than :func:`in_flight` (see :func:`intake_flow_here`). Returns the works in input
-    order and the indexes of those handed to review."""
-    import queue
+def executor_here(config_file: str | None, documents: int) -> TaskExecutor:
+    """Where this flow run reads: handed to the reading processes (two a process, letters written beside
+    the reading), spread over the Dask cluster (all at once, letters after), or one after another here."""
+    readers = readers_for(config_file)
+    if readers is not None:
+        return TaskExecutor(config_file, width=readers.width, overlaps=True, submitted=True)
+    if _on_cluster():
+        return TaskExecutor(config_file, width=max(1, documents), overlaps=False, submitted=True)
+    return TaskExecutor(config_file, width=1, overlaps=False, submitted=False)
 
-    from flows.review import hold_for_review
-    from frontdesk.readers import largest_first
 
-    finished: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
+def letters_task(config_file: str | None, *, submitted: bool) -> Letters:
+    """The letters stage as a task: submitted beside the reading (to the flow's thread pool, never to a
+    Dask worker: LibreOffice and the letters belong to the flow's machine), else run here."""
+    def write(works: list[IntakeWork]) -> Pending[list[IntakeWork]]:
+        if submitted:
+            return send_letters.submit(works, config_file)
+        return done_now(send_letters, works, config_file)
+    return write
 
-    def start(kind: str, i: int, future: PrefectFuture[Any]) -> None:
-        future.add_done_callback(lambda f: finished.put((kind, i, f)))
+
+def _later() -> None:
+    """No recovery now: the pipeline's own, on its clock, when it takes the document."""
+
+
+def run_here(paths: list[Path], config_file: str | None, *, recovery: bool = True) -> list[IntakeWork]:
+    """The one intake run (:func:`frontdesk.intake.run_intake`) with Prefect around it: recovery,
+    reading and letters as tasks, and a review run asked for every document held for a person.
+    ``recovery=False`` for one document of many on a shared work pool: each worker's pipeline recovers
+    on its own clock (:attr:`~frontdesk.pipeline.Pipeline.RECOVER_INTERVAL`), not once per document, or
+    workers would take each other's documents in flight for a crashed run's."""
+    from flows.review import request_review
 
     pipeline = pipeline_for(config_file)
-    order = iter(largest_first(inputs))
-    works: dict[int, IntakeWork] = {}
-    held: set[int] = set()
-    ready: list[int] = []  # read, not held, letters not yet asked for
-    lettering: list[int] = []  # indexes in the letters task now running
-    reading = 0
-    remaining = len(inputs)
-    while True:
-        while reading < in_flight(workers) and (i := next(order, None)) is not None:
-            start("read", i, intake_document.submit(inputs[i], config_file))
-            reading += 1
-        # While a letters task runs, the next ones gather (LibreOffice converts them together); documents
-        # that need no letter ride along with the next task, or need none at all.
-        if not lettering and pipeline.has_letter_work([works[i] for i in ready]):
-            lettering, ready = ready, []
-            start("letters", -1, send_letters.submit([works[i] for i in lettering], config_file))
-        if not (remaining or lettering):
-            break
-        kind, i, future = finished.get()
-        if kind == "read":
-            reading -= 1
-            remaining -= 1
-            works[i] = future.result()
-            if on_read is not None:
-                on_read()
-            if hold_for_review(works[i], config_file):  # at once: before any later recovery sees its letter due
-                held.add(i)
-            else:
-                ready.append(i)
-        else:
-            for j, w in zip(lettering, future.result(), strict=True):
-                works[j] = w
-            lettering = []
-    return [works[i] for i in range(len(inputs))], held
+    executor = executor_here(config_file, len(paths))
+    return run_intake(pipeline, paths, executor, recover=(lambda: recover(config_file)) if recovery else _later,
+                      letters=letters_task(config_file, submitted=executor.overlaps),
+                      review_run=lambda d: request_review(d.outcome(), pipeline.settings, config_file) is not None)
 
 
 def intake_flow_here(workers: int) -> Callable[[list[str], str | None], list[ProcessOutcome]]:
-    """The intake flow as the watcher runs it, once per batch in its own process: :func:`in_flight`
-    document tasks at a time (each waits for a reading process, see :func:`use_pipeline`), and no heartbeat
+    """The intake flow as the watcher runs it, once per batch in its own process: two document tasks a
+    reading process at a time (each waits for a reading process, see :func:`use_pipeline`), and no heartbeat
     thread. A heartbeat only marks a flow run whose process died; here the watcher's ledger takes the
     batch again after a crash, and stopping the thread costs up to a second at the end of every run."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=in_flight(workers) + 1)  # + letters
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2 * max(1, workers) + 1)  # + letters
     batch_flow = intake_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
 
     def run(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
@@ -202,34 +194,7 @@ def intake_flow_for(settings: Settings) -> Any:
 def intake_flow(paths: list[str], config_file: str | None = None) -> list[ProcessOutcome]:
     """Every document read, checked and filed; one that needs review goes to a person first (its letters
     follow the review), the others get their letters in one batch."""
-    from flows.review import hold_for_review
-
-    recover(config_file)
-    inputs = collect_inputs(Path(p) for p in paths)
-    works: list[IntakeWork] = []
-    held: set[int] = set()
-    readers = readers_for(config_file)
-    with step("reading documents", len(inputs)) as reading:
-        if readers is not None:  # reading processes: letters written while the rest is still being read
-            works, held = _read_and_letter(inputs, config_file, readers.workers, on_read=reading.advance)
-            outcomes = [w.outcome() for w in works]
-            create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
-            return outcomes
-        if _on_cluster():  # each document a task on the cluster's workers; letters here, in one batch
-            futures = [intake_document.submit(p, config_file) for p in inputs]
-            for f in futures:
-                works.append(f.result())
-                reading.advance()
-            held = {i for i, w in enumerate(works) if hold_for_review(w, config_file)}
-        else:  # here, one after another, in this thread
-            for p in inputs:
-                work = intake_document(p, config_file)
-                if hold_for_review(work, config_file):  # at once: before any later recovery sees its letter due
-                    held.add(len(works))
-                works.append(work)
-                reading.advance()
-    lettered = iter(send_letters([w for i, w in enumerate(works) if i not in held], config_file))
-    works = [w if i in held else next(lettered) for i, w in enumerate(works)]
+    works = run_here([Path(p) for p in paths], config_file)
     outcomes = [w.outcome() for w in works]
     create_markdown_artifact(summary_markdown(outcomes), key="intake-run", description="Intake run summary")
     return outcomes

@@ -316,24 +316,6 @@ def review_flow(extraction_key: str) -> dict[str, Any]:
     return {"document_id": doc_id, "status": status, "changed": len(changed), "letters": letters}
 
 
-def hold_for_review(work: IntakeWork, config_file: str | None = None) -> bool:
-    """A document in ``needs_review`` goes to a person before any letter does. Starts its review run and
-    returns True when one was started: its letters are then the review's to write, with the values the
-    person confirmed, and the document stops being "letters due" (a later run's recovery would otherwise
-    write them first). False (letters go now) when review is off, or there is no review deployment."""
-    pipeline = pipeline_for(config_file)
-    if work.status != "needs_review" or work.document_id is None or not pipeline.settings.prefect.review:
-        return False
-    if request_review(work.outcome(), pipeline.settings, config_file) is None:
-        return False
-    from frontdesk import records
-
-    with pipeline.db.begin() as s:
-        records.finish_without_letters(s, work.document_id)
-    log.info("document %s waits for review before its letters", work.document_id)
-    return True
-
-
 def request_review(outcome: ProcessOutcome, settings: Settings, config_file: str | None) -> str | None:
     """Start the review deployment for a document that needs it; None when there is nothing to start
     (no deployment registered, no server). Keyed by the document so a retry does not ask twice."""

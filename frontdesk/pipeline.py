@@ -1,9 +1,6 @@
-"""The intake pipeline as plain stage functions. ``flows/intake.py`` wraps the same stages in Prefect
-tasks; tests, the watcher and scripts can run them without Prefect.
-
-Stages: recover (flush the spool, finish what a crashed run left) -> intake (hash, extract, check, file
-original and record) -> letters (render every needed letter, convert the batch to PDF in one LibreOffice
-call, file them) -> outcomes.
+"""What one intake run works with, and its stages' work: recovery, one document's intake (hash, extract,
+check, match the patient, plan, store, confirm) and a batch's letters. The order of the stages, for every
+entry point, is :func:`frontdesk.intake.run_intake`.
 
 Exactly once: a document is known by its SHA-256. Before any object is written its row is recorded
 ``pending`` with the exact keys it will use (see :mod:`frontdesk.records`); keys derive from the document
@@ -756,13 +753,4 @@ def _patient_of(session: Any, document_id: str | None) -> str | None:
     return doc.patient_id if doc is not None else None
 
 
-def process_batch(paths: Sequence[Path], pipeline: Pipeline) -> list[ProcessOutcome]:
-    """All stages in order, without Prefect."""
-    pipeline.recover()
-    works = [pipeline.intake(p) for p in collect_inputs(paths)]
-    works = pipeline.send_letters(works)
-    return [w.outcome() for w in works]
-
-
-__all__ = ["IntakeWork", "Pipeline", "RecoveryReport", "StorageError", "collect_inputs", "document_id",
-           "process_batch"]
+__all__ = ["IntakeWork", "Pipeline", "RecoveryReport", "StorageError", "collect_inputs", "document_id"]

@@ -66,54 +66,43 @@ def largest_first(paths: Sequence[Path]) -> list[int]:
 
 class ReadingPool:
     """``workers`` processes, each with its own :class:`~frontdesk.pipeline.Pipeline` (same settings,
-    same records and storage as the caller's)."""
+    same records and storage as the caller's): an :class:`~frontdesk.intake.Executor` whose documents are
+    read side by side, so the batch's letters are written while the rest is still being read."""
+
+    overlaps = True
 
     def __init__(self, settings: Settings, workers: int) -> None:
         self.workers = workers
+        self.width = 2 * max(1, workers)  # two a process: one finishing finds the next already waiting
         self.broken = False
         # spawn, not fork: the caller may hold Prefect's background threads, which fork would copy broken.
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_start, initargs=(settings, workers))
 
     def submit(self, path: Path) -> Future[IntakeWork]:
-        return self._pool.submit(_intake, path)
+        """One document to whichever process is free. Exceptions come back as raised in the process (a
+        storage fault stays a ``StorageError``, so retries see it)."""
+        try:  # a pool whose process died between batches refuses at submit already
+            future = self._pool.submit(_intake, path)
+        except BrokenProcessPool:
+            self._broke()
+            raise
+        future.add_done_callback(self._check)
+        return future
 
     def intake(self, path: Path) -> IntakeWork:
-        """One document, in whichever process is free; blocks until it is filed. Exceptions come back
-        as raised in the process (a storage fault stays a ``StorageError``, so retries see it)."""
-        try:  # a pool whose process died between batches refuses at submit already
-            return self.submit(path).result()
-        except BrokenProcessPool:
-            self._broke()
-            raise
+        """One document; blocks until it is filed."""
+        return self.submit(path).result()
 
-    def intake_all(self, paths: Sequence[Path]) -> list[IntakeWork]:
-        """Every document of a batch, in the batch's order."""
-        from frontdesk.db import DatabaseUnavailableError
-        from frontdesk.exceptions import StorageError
-
-        try:  # a pool whose process died between batches refuses at submit already
-            futures = {i: self.submit(paths[i]) for i in largest_first(paths)}
-            works: list[IntakeWork] = []
-            stop: DatabaseUnavailableError | StorageError | None = None
-            for i in range(len(paths)):
-                try:
-                    works.append(futures[i].result())
-                except (DatabaseUnavailableError, StorageError) as exc:  # the caller records what was filed
-                    stop = stop or exc
-            if stop is not None:
-                stop.finished = tuple(works)
-                raise stop
-            return works
-        except BrokenProcessPool:
+    def _check(self, future: Future[IntakeWork]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
             self._broke()
-            raise
 
     def _broke(self) -> None:
         """A process died (a hostile file crashed the interpreter, or it was killed): this pool is done;
         the caller's next batch gets a fresh one."""
         self.broken = True
-        self.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=not self.broken, cancel_futures=True)

@@ -45,7 +45,6 @@ from frontdesk.settings import Settings, WatchSettings
 from frontdesk.storage import sha256_file
 
 if TYPE_CHECKING:
-    from frontdesk.pipeline import IntakeWork
     from frontdesk.readers import ReadingPool
 
 log = logging.getLogger("frontdesk.watch")
@@ -368,49 +367,34 @@ Dispatcher = BatchDispatcher | FlowRunDispatcher
 
 
 class LocalDispatcher:
-    """The pipeline stages without Prefect: for machines without a server and as the benchmark's baseline.
+    """The intake run without Prefect (:func:`frontdesk.intake.run_intake`): for machines without a
+    server and as the benchmark's baseline.
 
     With ``workers`` > 1 the documents are read in a :class:`~frontdesk.readers.ReadingPool`, one process
-    per core; recovery and the batch's letters stay here, in one place."""
+    per core; recovery, review holds and the batch's letters stay here, in one place."""
 
     def __init__(self, settings: Settings, workers: int = 1) -> None:
         from frontdesk.convert import keep_warm
+        from frontdesk.intake import Executor, InProcess
         from frontdesk.pipeline import Pipeline
 
         self.pipeline = Pipeline(settings)
         keep_warm()  # letters all day: one LibreOffice kept running, not one started per batch
         self.readers: ReadingPool | None = None
+        self.executor: Executor = InProcess(self.pipeline)
         if workers > 1:
             from frontdesk.readers import ReadingPool
 
-            self.readers = ReadingPool(settings, workers)
+            self.readers = self.executor = ReadingPool(settings, workers)
 
     @property
     def broken(self) -> bool:
         return self.readers is not None and self.readers.broken
 
     def run(self, paths: list[Path]) -> list[ProcessOutcome]:
-        from frontdesk.db import DatabaseUnavailableError
+        from frontdesk.intake import run_intake
 
-        works: list[IntakeWork] = []
-        try:
-            if self.readers is None:
-                for p in paths:
-                    works.append(self.pipeline.intake(p))
-            else:
-                self.pipeline.recover()
-                done = [self.pipeline.take_recovered(p) for p in paths]
-                works = [w for w in done if w is not None]
-                todo = [p for p, w in zip(paths, done, strict=True) if w is None]
-                read = iter(self.readers.intake_all(todo))
-                works = [w if w is not None else next(read) for w in done]
-        except (DatabaseUnavailableError, StorageError) as exc:
-            # The database went away for longer than the reconnect window, or storage and spool refused (a
-            # full disk): what was filed before is handed back with the error, so it is recorded as filed
-            # and not taken again as a duplicate of itself (its letters are queued by the next recovery).
-            exc.finished = tuple(w.outcome() for w in [*works, *exc.finished])
-            raise
-        return [w.outcome() for w in self.pipeline.send_letters(works)]
+        return [w.outcome() for w in run_intake(self.pipeline, paths, self.executor)]
 
     def close(self) -> None:
         """Stops the reading pool and the LibreOffice this dispatcher kept warm: a process that goes on

@@ -12,7 +12,8 @@ import pytest
 
 from frontdesk import audit
 from frontdesk.db import open_database
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from tests.fixtures.generator import generate
 from tests.s3server import run_main as run_cli
 

@@ -83,8 +83,9 @@ def test_cards_of_someone_else_keep_waiting_and_a_letter_about_the_patient_is_fi
 
     from frontdesk import records
     from frontdesk.db.models import Document, FlagRow, Letter
+    from frontdesk.intake import process_batch
     from frontdesk.letters.mail import pending_pieces
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures import letters as letter_gen
 
     case = intake_case(tmp_path / "forms", "member_id_blank")

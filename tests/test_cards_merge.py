@@ -185,7 +185,8 @@ def test_filing_a_card_fills_the_form_gap_and_clears_the_flag_in_the_record(tmp_
 
     from frontdesk import records
     from frontdesk.db.models import Document, FlagRow, Patient
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures import cards as card_gen
     from tests.fixtures import generator as gen
 

@@ -92,7 +92,8 @@ def test_a_card_that_disagrees_with_the_form_is_flagged_and_changes_nothing(tmp_
 
     from frontdesk import records
     from frontdesk.db.models import FlagRow, Letter, Patient
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
 
     case = intake_case(tmp_path / "forms", "complete")
     on_form = str(case.truth[P + "member_id"])
@@ -139,8 +140,9 @@ def test_form_and_card_in_one_run_write_no_letter_that_would_be_mailed(tmp_path:
     from sqlalchemy import select
 
     from frontdesk.db.models import Letter
+    from frontdesk.intake import process_batch
     from frontdesk.letters.mail import pending_pieces
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.pipeline import Pipeline
 
     case = intake_case(tmp_path / "forms", "member_id_blank")
     card = card_gen.card_for(holder_of(case), str(case.truth[P + "payer_name"]), tmp_path / "cards" / "card-0001",
@@ -161,7 +163,8 @@ def test_a_typed_letter_is_filed_to_its_patient_and_a_strangers_letter_is_left_f
 
     from frontdesk import records
     from frontdesk.db.models import Document
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures import letters as letter_gen
 
     case = intake_case(tmp_path / "forms", "complete")

@@ -151,7 +151,8 @@ def test_a_second_card_is_the_secondary_and_the_same_card_again_is_one_coverage(
     from fastapi.testclient import TestClient
 
     from frontdesk.console import create_app
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.console_helpers import add_user, console_settings, sign_in
 
     settings = console_settings(tmp_path)
@@ -200,7 +201,8 @@ def test_a_second_card_is_the_secondary_and_the_same_card_again_is_one_coverage(
 
 @pytest.mark.integration
 def test_a_card_that_says_secondary_is_the_secondary_even_for_the_same_payer(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
 
     case = intake(tmp_path / "forms")
     payer = str(case.truth[P + "payer_name"])
@@ -220,7 +222,8 @@ def test_a_card_that_says_secondary_is_the_secondary_even_for_the_same_payer(tmp
 
 @pytest.mark.integration
 def test_the_back_of_a_card_goes_with_its_front(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
 
     case = intake(tmp_path / "forms")
     payer = str(case.truth[P + "payer_name"])

@@ -82,7 +82,8 @@ def test_a_checks_file_from_before_the_rule_gets_the_shipped_one(tmp_path: Path)
 def test_the_records_database_marks_a_form_in_review(tmp_path: Path, settings: Any) -> None:
     from frontdesk.checks.store import CheckStore
     from frontdesk.db import open_database
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures.generator import generate
 
     inbox = tmp_path / "inbox"

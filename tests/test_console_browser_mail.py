@@ -31,7 +31,8 @@ def test_mail_failed_files_and_a_card_conflict_in_the_browser(tmp_path: Path) ->
 
     from frontdesk.db import open_database
     from frontdesk.db.models import AuditEvent, Document, FlagRow, Letter, MailBatch, Patient
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures import cards as card_gen
     from tests.fixtures.generator import generate
     from tests.test_cards_process import holder_of, intake_case

@@ -223,7 +223,8 @@ def test_a_file_that_still_cannot_be_read_stays_failed_with_the_new_reason(tmp_p
 def test_card_and_form_disagree_the_person_picks_one_with_both_pictures(tmp_path: Path) -> None:
     from frontdesk.db import open_database
     from frontdesk.db.models import Document, FlagRow, Patient
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures import cards as card_gen
     from tests.test_cards_process import holder_of, intake_case
 

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from frontdesk import records
 from frontdesk.db.models import Arrival, Document, Letter, StoredObjectRow
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from frontdesk.records import verify_storage
 from tests.fixtures.generator import Case, generate
 from tests.s3server import settings_for
@@ -182,7 +183,7 @@ def test_two_runs_at_once_make_one_document_each(tmp_path: Path) -> None:
     make_inbox(tmp_path, 6, seed=12)
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'fd.db'}")
     script = ("import sys; from pathlib import Path; from frontdesk.settings import load_settings; "
-              "from frontdesk.pipeline import Pipeline, process_batch; "
+              "from frontdesk.intake import process_batch; from frontdesk.pipeline import Pipeline; "
               "print(len(process_batch([Path(sys.argv[1])], Pipeline(load_settings()))))")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "inbox")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

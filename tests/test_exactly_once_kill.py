@@ -26,7 +26,8 @@ RUNNER = """
 import sys, time
 from pathlib import Path
 from frontdesk.settings import load_settings
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 pipeline = Pipeline(load_settings())
 put = pipeline.storage.put_bytes
 def slow_put(*args, **kwargs):

@@ -14,7 +14,8 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from frontdesk.fhir_export import ExportError, validated
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from tests.fixtures.generator import Case, generate
 from tests.s3server import run_main as run_cli
 

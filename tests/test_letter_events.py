@@ -15,9 +15,10 @@ from sqlalchemy import select
 from frontdesk.db import open_database
 from frontdesk.db.models import Letter
 from frontdesk.exceptions import ConfigError
+from frontdesk.intake import process_batch
 from frontdesk.letter_events import INCOMPLETE_INTAKE, WELCOME, load_letter_events
 from frontdesk.models import ExtractionResult
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.pipeline import Pipeline
 from tests.conftest import ROOT
 from tests.fixtures.generator import DEFAULT_TEMPLATE, fill_digital, generate
 

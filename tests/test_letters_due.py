@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from frontdesk import convert
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from tests.fixtures.generator import generate
 
 pytestmark = pytest.mark.integration

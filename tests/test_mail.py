@@ -626,7 +626,8 @@ def test_reminders_queued_by_the_previsit_check_are_mailed(env: tuple[Any, Datab
 @pytest.mark.integration
 def test_missing_insurance_letters_filed_by_intake_go_out_without_address_sheets(
         env: tuple[Any, Database, Any], tmp_path: Path) -> None:
-    from frontdesk.pipeline import Pipeline, process_batch
+    from frontdesk.intake import process_batch
+    from frontdesk.pipeline import Pipeline
     from tests.fixtures.generator import generate
 
     settings, db, storage = env

@@ -17,7 +17,8 @@ import yaml
 from frontdesk.exceptions import ConfigError
 from frontdesk.extraction import Reader
 from frontdesk.fields import load_vocabulary
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from frontdesk.readings import extraction_result
 from tests.fixtures import generator as gen
 from tests.fixtures import history

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from tests.fixtures.generator import Case, generate
 from tests.s3server import run_main as run_cli
 

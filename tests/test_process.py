@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from tests.conftest import run_cli
 from tests.fixtures.generator import generate
 

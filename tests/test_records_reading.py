@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from frontdesk.db.models import Document, Extraction, FlagRow
+from frontdesk.intake import process_batch
 from frontdesk.models import FieldResult
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.pipeline import Pipeline
 from frontdesk.records import verify_storage
 from tests.fixtures.generator import generate
 from tests.s3server import settings_for

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from frontdesk.db.models import AuditEvent, StoredObjectRow
-from frontdesk.pipeline import Pipeline, process_batch
+from frontdesk.intake import process_batch
+from frontdesk.pipeline import Pipeline
 from frontdesk.records import verify_storage
 from frontdesk.storage import SpoolingStorage
 from tests.conftest import run_cli
